@@ -1,0 +1,302 @@
+"""Split a timm-style backbone at its pre-pooling layer and mirror it into a decoder.
+
+The encoder E is the backbone's ``forward_features`` (everything before global pooling); the classifier C
+is its ``forward_head``. The decoder is generated from the *levels* of the encoder: one level per
+downsampling point, read from ``feature_info`` (timm's, or the one a plugin declares) and measured by one
+dummy forward pass at the wrapped input size.
+
+For level ``l`` the encoder produces ``h_l`` (``chs_l`` channels at size ``s_l``) just after its
+downsampling. The decoder block of level ``l`` starts from ``ĥ_l`` (same shape: the intermediate pair of
+Eq. 5), brings the channels to those that entered the downsampling, resizes by the level's factor
+(*upsampling* in D_c, *unpooling* in D_u), then convolutions bring it to ``ĥ_{l-1}`` (or to the image).
+
+Pooling switches for unpooling (D_u), chosen per level:
+
+* ``maxpool``: the level's downsampling is a real ``nn.MaxPool2d`` (ConvLarge, VGG, the ResNet stem):
+  the switches are that pooling's own per-channel argmax indices, recomputed from its input with the
+  same kernel/stride/padding, so they are exactly the positions the pooling kept.
+* ``energy``: the downsampling is strided (ResNet stages, ConvNeXt, EfficientNet...), so no switches
+  exist. We define them as the argmax position, in each ``f x f`` window, of the channel energy
+  ``sum_c a_c^2`` of the activation that entered the downsampling in E_u (the image itself for the first
+  level). One spatial switch map is shared by all channels: it says *where* the strongest response of
+  the window was, which is the spatial information unpooling is meant to carry back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import InputSizeError, UnsupportedBackboneError
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    module: str
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+    ceil_mode: bool
+
+
+@dataclass(frozen=True)
+class Level:
+    """One downsampling point of the encoder."""
+
+    module: str  # module whose output is h_l (just after the downsampling)
+    channels: int
+    size: tuple[int, int]  # spatial size of h_l
+    prev_size: tuple[int, int]  # spatial size entering the downsampling
+    mid_channels: int  # channels entering the downsampling (= channels unpooled in D_u)
+    pool: PoolSpec | None  # real max-pool switches, else "energy" switches
+    switch_source: str | None  # energy switches: module whose output entered the downsampling (None: image)
+
+    @property
+    def factor(self) -> tuple[int, int]:
+        return (self.prev_size[0] // self.size[0], self.prev_size[1] // self.size[1])
+
+    @property
+    def switch_kind(self) -> str:
+        return "maxpool" if self.pool is not None else "energy"
+
+
+@dataclass(frozen=True)
+class EncoderLayout:
+    in_chans: int
+    input_size: tuple[int, int]
+    levels: tuple[Level, ...]
+    features_channels: int
+    features_size: tuple[int, int]
+
+
+def _pair(v) -> tuple[int, int]:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def _feature_info(model: nn.Module) -> list[dict]:
+    info = getattr(model, "feature_info", None)
+    if info is None:
+        raise UnsupportedBackboneError(
+            f"{type(model).__name__} has no `feature_info`, so its stages cannot be mirrored. "
+            "Declare `feature_info` (a list of dicts with 'module', 'num_chs', 'reduction') on the model, "
+            "as timm models do."
+        )
+    if hasattr(info, "get_dicts"):  # timm FeatureInfo object
+        info = info.get_dicts()
+    return [dict(d) for d in info]
+
+
+@torch.no_grad()
+def analyze_encoder(model: nn.Module, in_chans: int, input_size: tuple[int, int]) -> EncoderLayout:
+    """Run one dummy forward pass and describe every downsampling level of ``model.forward_features``."""
+    info = _feature_info(model)
+    modules = dict(model.named_modules())
+    names = [d["module"] for d in info if d["module"] in modules]
+    calls: list[tuple[str, str, torch.Size, torch.Size]] = []  # (kind, name, in_shape, out_shape)
+    handles = []
+
+    def tap(kind, name):
+        def hook(_m, inputs, output):
+            if torch.is_tensor(output) and output.dim() == 4:
+                calls.append((kind, name, inputs[0].shape, output.shape))
+
+        return hook
+
+    for name in names:
+        handles.append(modules[name].register_forward_hook(tap("feature", name)))
+    for name, m in modules.items():
+        if isinstance(m, nn.MaxPool2d):
+            handles.append(m.register_forward_hook(tap("pool", name)))
+    was_training = model.training
+    model.eval()
+    try:
+        feats = model.forward_features(torch.zeros(1, in_chans, *input_size))
+    except RuntimeError as exc:
+        raise InputSizeError(
+            f"The backbone cannot run on inputs of size {in_chans}x{input_size[0]}x{input_size[1]} ({exc}). "
+            "Pass an input_size the backbone accepts (e.g. its default) and in_chans that match your images."
+        ) from exc
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    if not torch.is_tensor(feats) or feats.dim() != 4:
+        shape = tuple(feats.shape) if torch.is_tensor(feats) else type(feats).__name__
+        raise UnsupportedBackboneError(
+            f"{type(model).__name__}.forward_features returns {shape}, not a spatial map (B, C, H, W): "
+            "HybridNet mirrors convolutional encoders only. Use a CNN backbone (e.g. resnet50, convnext_tiny, "
+            "efficientnet_b0) instead of a token-based model such as a ViT."
+        )
+
+    levels: list[Level] = []
+    prev_size = tuple(input_size)
+    prev_channels, prev_source = in_chans, None
+    last_call = -1
+    for idx, (kind, name, in_shape, out_shape) in enumerate(calls):
+        if kind != "feature":
+            continue
+        size = tuple(out_shape[-2:])
+        if size == prev_size:  # no downsampling at this feature: it only sets what enters the next one
+            prev_channels, prev_source, last_call = out_shape[1], name, idx
+            continue
+        if levels and size == levels[-1].size:  # same resolution as the last level: keep the later one
+            levels[-1] = Level(name, out_shape[1], size, levels[-1].prev_size, levels[-1].mid_channels,
+                               levels[-1].pool, levels[-1].switch_source)
+            prev_channels, prev_source, last_call = out_shape[1], name, idx
+            continue
+        _check_mirrorable(prev_size, size, in_chans, input_size, name)
+        pool = None
+        # the pooling that made this level: called since the previous feature, up to the level's own module
+        # (whose hooks fire right after the feature hook when the level module *is* the pooling)
+        window = calls[last_call + 1 : idx] + [c for c in calls[idx + 1 : idx + 2] if c[1] == name]
+        for kind2, pname, pin, pout in window:
+            if kind2 == "pool" and tuple(pin[-2:]) == prev_size and tuple(pout[-2:]) == size:
+                m = modules[pname]
+                pool = PoolSpec(pname, _pair(m.kernel_size), _pair(m.stride or m.kernel_size), _pair(m.padding),
+                                _pair(m.dilation), bool(m.ceil_mode))
+                mid = pout[1]
+        if pool is None:
+            mid = prev_channels if prev_source is not None else out_shape[1]
+        levels.append(Level(name, out_shape[1], size, prev_size, mid, pool, prev_source))
+        prev_size, prev_channels, prev_source, last_call = size, out_shape[1], name, idx
+
+    if not levels:
+        raise UnsupportedBackboneError(
+            f"{type(model).__name__} never downsamples at input size {input_size}: nothing to mirror. "
+            "Check the backbone's feature_info, or wrap a CNN that reduces resolution."
+        )
+    f_size = tuple(feats.shape[-2:])
+    last = levels[-1].size
+    if f_size != last and not (_bottleneck_resize(f_size, last)):
+        raise InputSizeError(
+            f"The features ({f_size}) cannot be mirrored back to the last level ({last}) at input size "
+            f"{tuple(input_size)}. Use an input size that is a multiple of {_total_reduction(levels, input_size)}."
+        )
+    return EncoderLayout(in_chans, tuple(input_size), tuple(levels), feats.shape[1], f_size)
+
+
+def _total_reduction(levels, input_size) -> int:
+    return max(1, input_size[0] // levels[-1].size[0]) if levels else 1
+
+
+def _check_mirrorable(prev_size, size, in_chans, input_size, name):
+    for p, s in zip(prev_size, size):
+        if s == 0 or p % s != 0 or p // s < 2:
+            raise InputSizeError(
+                f"Input size {in_chans}x{input_size[0]}x{input_size[1]} cannot be mirrored exactly: at "
+                f"{name!r} the encoder goes from {prev_size} to {size}, which no upsampling inverts. "
+                "Use an input size divisible by the backbone's total stride (e.g. 32 for most ImageNet "
+                "CNNs: 64, 96, 128, 224...)."
+            )
+
+
+def _bottleneck_resize(src: tuple[int, int], dst: tuple[int, int]):
+    """How the decoder's first block goes from the feature map to the last level: None if impossible."""
+    if src == dst:
+        return ("same", 1)
+    if all(d % s == 0 for s, d in zip(src, dst)) and dst[0] // src[0] == dst[1] // src[1]:
+        return ("upsample", dst[0] // src[0])
+    grow = (dst[0] - src[0], dst[1] - src[1])
+    if grow[0] == grow[1] and 0 < grow[0] <= 6:  # a valid (unpadded) conv: mirror with a transposed conv
+        return ("transpose", grow[0] + 1)
+    return None
+
+
+# --------------------------------------------------------------------------------------- switches
+
+
+def pooling_switches(level: Level, pool_input: torch.Tensor | None, source: torch.Tensor) -> torch.Tensor:
+    """Indices for ``F.max_unpool2d`` at ``level`` (see the module docstring for the definition)."""
+    if level.pool is not None:
+        p = level.pool
+        _, idx = F.max_pool2d(pool_input.detach(), p.kernel_size, p.stride, p.padding, p.dilation,
+                              p.ceil_mode, return_indices=True)
+        return idx
+    energy = source.detach().float().pow(2).sum(1, keepdim=True)
+    _, idx = F.max_pool2d(energy, level.factor, level.factor, return_indices=True)
+    return idx  # (B, 1, h, w): shared by every channel
+
+
+def unpool(x: torch.Tensor, level: Level, switches: torch.Tensor) -> torch.Tensor:
+    if switches.shape[1] == 1 and x.shape[1] != 1:
+        switches = switches.expand(-1, x.shape[1], -1, -1)
+    if level.pool is not None:
+        p = level.pool
+        # max_unpool2d has no dilation/ceil_mode: the flat indices already address the output map exactly.
+        return F.max_unpool2d(x, switches, p.kernel_size, p.stride, p.padding, output_size=level.prev_size)
+    return F.max_unpool2d(x, switches, level.factor, level.factor, output_size=level.prev_size)
+
+
+# --------------------------------------------------------------------------------------- decoder
+
+
+def conv_bn_act(in_chs: int, out_chs: int, kernel: int = 3) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_chs, out_chs, kernel, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(out_chs),
+        nn.LeakyReLU(0.1, inplace=True),
+    )
+
+
+class DecoderBlock(nn.Module):
+    """Mirror of one downsampling level: ĥ_l -> channels in -> upsample|unpool -> convs -> ĥ_{l-1}."""
+
+    def __init__(self, level: Level, out_chs: int, mode: str, depth: int, final: bool):
+        super().__init__()
+        self.level, self.mode = level, mode
+        mid = level.mid_channels
+        self.pre = nn.Identity() if level.channels == mid else conv_bn_act(level.channels, mid, kernel=1)
+        post = [conv_bn_act(mid, mid) for _ in range(depth - 1)]
+        if final:  # reconstruction in pixel space: no normalisation, no activation
+            post.append(nn.Conv2d(mid, out_chs, 3, padding=1))
+        else:
+            post.append(conv_bn_act(mid, out_chs))
+        self.post = nn.Sequential(*post)
+
+    def forward(self, x: torch.Tensor, switches: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.pre(x)
+        if self.mode == "unpool":
+            x = unpool(x, self.level, switches)
+        else:
+            x = F.interpolate(x, size=self.level.prev_size, mode=self.mode)
+        return self.post(x)
+
+
+class MirrorDecoder(nn.Module):
+    """D_c (``mode="nearest"``/``"bilinear"`` upsampling) or D_u (``mode="unpool"``)."""
+
+    def __init__(self, layout: EncoderLayout, mode: str = "nearest", depth: int = 2):
+        super().__init__()
+        if mode not in ("nearest", "bilinear", "unpool"):
+            raise ValueError(f"decoder mode must be 'nearest', 'bilinear' or 'unpool', got {mode!r}")
+        self.mode = mode
+        levels = layout.levels
+        last = levels[-1]
+        kind, k = _bottleneck_resize(layout.features_size, last.size)
+        if kind == "transpose":
+            self.bottleneck = nn.Sequential(
+                nn.ConvTranspose2d(layout.features_channels, last.channels, k, bias=False),
+                nn.BatchNorm2d(last.channels), nn.LeakyReLU(0.1, inplace=True))
+        else:
+            layers = [nn.Upsample(scale_factor=k, mode="nearest")] if kind == "upsample" else []
+            self.bottleneck = nn.Sequential(*layers, conv_bn_act(layout.features_channels, last.channels, 1))
+        blocks = []
+        for i in reversed(range(len(levels))):
+            out = levels[i - 1].channels if i > 0 else layout.in_chans
+            blocks.append(DecoderBlock(levels[i], out, mode, depth, final=(i == 0)))
+        self.blocks = nn.ModuleList(blocks)  # deepest level first
+
+    def forward(self, h: torch.Tensor, switches: list[torch.Tensor] | None = None):
+        """Return the reconstruction and [ĥ_0, ..., ĥ_{L-1}] (ĥ_l shaped like the encoder's h_l)."""
+        x = self.bottleneck(h)
+        h_hats = []
+        n = len(self.blocks)
+        for j, block in enumerate(self.blocks):
+            level_index = n - 1 - j
+            h_hats.append(x)
+            x = block(x, switches[level_index] if switches is not None else None)
+        return x, h_hats[::-1]

@@ -1,0 +1,284 @@
+"""The HybridNet module (Eq. 1) and ``wrap()``, which builds it around any registered backbone.
+
+    h_c = E_c(x)    x̂_c = D_c(h_c)    ŷ = C(h_c)
+    h_u = E_u(x)    x̂_u = D_u(h_u)    x̂ = x̂_c + x̂_u
+
+E_c and C are the backbone itself (``forward_features`` / ``forward_head``), so the deployed classifier
+is exactly the backbone. E_u is a second instance of the backbone with its own weights and no head.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+
+from .errors import ConfigError
+from .mirror import EncoderLayout, Level, MirrorDecoder, analyze_encoder, pooling_switches
+from .registry import get_backbone
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a HybridNet (saved as ``config.json`` next to the weights)."""
+
+    backbone: str = "convlarge"
+    num_classes: int = 10
+    in_chans: int = 3
+    input_size: tuple[int, int] | None = None  # None: the backbone's default
+    discriminative_decoder: bool = True  # D_c (False: plain classifier, Table 1 "classification")
+    unsupervised_branch: bool = True  # E_u + D_u (False: auto-encoder E_c+D_c+C)
+    decoder_c_mode: str = "nearest"  # paper: upsampling in D_c
+    decoder_u_mode: str = "unpool"  # paper: unpooling with E_u's switches in D_u
+    decoder_depth: int = 2  # convolutions after each upsampling/unpooling
+    backbone_kwargs: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["input_size"] = list(self.input_size) if self.input_size else None
+        return d
+
+
+@dataclass
+class IntermediatePair:
+    """(h_{b,l}, ĥ_{b,l}) of Eq. 5: encoder activation after pooling l, decoder activation before un-pooling l."""
+
+    branch: str  # "c" or "u"
+    level: int
+    h: torch.Tensor
+    h_hat: torch.Tensor
+
+
+@dataclass
+class HybridOutput:
+    logits: torch.Tensor
+    x_hat: torch.Tensor | None = None
+    x_hat_c: torch.Tensor | None = None
+    x_hat_u: torch.Tensor | None = None
+    pairs: list[IntermediatePair] = field(default_factory=list)
+
+
+class _LevelTap:
+    """Forward hooks that record, during one hybrid forward, what the decoders need from an encoder."""
+
+    def __init__(self, encoder: nn.Module, levels: tuple[Level, ...], switches: bool):
+        self.levels = levels
+        self.store: dict | None = None
+        modules = dict(encoder.named_modules())
+        wanted = {lv.module for lv in levels}
+        if switches:
+            wanted |= {lv.switch_source for lv in levels if lv.pool is None and lv.switch_source}
+            for lv in levels:
+                if lv.pool is not None:
+                    modules[lv.pool.module].register_forward_hook(self._record_input(lv.pool.module))
+        for name in wanted:
+            modules[name].register_forward_hook(self._record_output(name))
+
+    def _record_output(self, name):
+        def hook(_m, _inp, out):
+            if self.store is not None:
+                self.store[name] = out
+
+        return hook
+
+    def _record_input(self, name):
+        def hook(_m, inp, _out):
+            if self.store is not None:
+                self.store["in:" + name] = inp[0]
+
+        return hook
+
+    @contextlib.contextmanager
+    def recording(self):
+        self.store = {}
+        try:
+            yield self.store
+        finally:
+            self.store = None
+
+    def switches(self, store: dict, x: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for lv in self.levels:
+            if lv.pool is not None:
+                out.append(pooling_switches(lv, store["in:" + lv.pool.module], x))
+            else:
+                source = store[lv.switch_source] if lv.switch_source else x
+                out.append(pooling_switches(lv, None, source))
+        return out
+
+
+class HybridNet(nn.Module):
+    """Two-branch HybridNet around a timm-style backbone (see module docstring)."""
+
+    def __init__(self, config: ModelConfig, backbone: nn.Module, encoder_u: nn.Module | None,
+                 layout: EncoderLayout):
+        super().__init__()
+        self.config = config
+        self.layout = layout
+        self.backbone = backbone  # E_c + C
+        self.decoder_c = (MirrorDecoder(layout, config.decoder_c_mode, config.decoder_depth)
+                          if config.discriminative_decoder else None)
+        self.encoder_u = encoder_u
+        self.decoder_u = (MirrorDecoder(layout, config.decoder_u_mode, config.decoder_depth)
+                          if encoder_u is not None else None)
+        self._tap_c = _LevelTap(backbone, layout.levels, switches=False) if self.decoder_c is not None else None
+        self._tap_u = (_LevelTap(encoder_u, layout.levels, switches=config.decoder_u_mode == "unpool")
+                       if encoder_u is not None else None)
+
+    # -- the deployed classifier: E_c and C only --------------------------------------------------
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        return self.backbone.forward_head(self.backbone.forward_features(x))
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def forward(self, x: torch.Tensor, reconstruct: bool | None = None):
+        """Training mode: a :class:`HybridOutput`. Eval mode: logits from E_c and C only.
+
+        ``reconstruct=True`` forces the full two-branch pass in eval mode (e.g. for pictures).
+        """
+        if reconstruct is None:
+            reconstruct = self.training
+        if not reconstruct:
+            return self.classify(x)
+        self._check_input(x)
+        out = HybridOutput(logits=None)
+        with (self._tap_c.recording() if self._tap_c else contextlib.nullcontext({})) as store_c:
+            h_c = self.backbone.forward_features(x)
+        out.logits = self.backbone.forward_head(h_c)
+        if self.decoder_c is not None:
+            out.x_hat_c, h_hats = self.decoder_c(h_c)
+            for lv, (level, h_hat) in enumerate(zip(self.layout.levels, h_hats)):
+                out.pairs.append(IntermediatePair("c", lv, store_c[level.module], h_hat))
+            out.x_hat = out.x_hat_c
+        if self.encoder_u is not None:
+            with self._tap_u.recording() as store_u:
+                h_u = self.encoder_u.forward_features(x)
+            switches = self._tap_u.switches(store_u, x) if self.decoder_u.mode == "unpool" else None
+            out.x_hat_u, h_hats = self.decoder_u(h_u, switches)
+            for lv, (level, h_hat) in enumerate(zip(self.layout.levels, h_hats)):
+                out.pairs.append(IntermediatePair("u", lv, store_u[level.module], h_hat))
+            out.x_hat = out.x_hat_u if out.x_hat is None else out.x_hat + out.x_hat_u
+        return out
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.config.in_chans:
+            raise ConfigError(
+                f"HybridNet expects images of shape (batch, {self.config.in_chans}, H, W), got "
+                f"{tuple(x.shape)}. Convert the images to {self.config.in_chans} channels, or wrap the backbone "
+                f"with in_chans={x.shape[1] if x.dim() == 4 else '...'}."
+            )
+        if self.training and tuple(x.shape[-2:]) != self.layout.input_size and self.decoder_c is not None:
+            raise ConfigError(
+                f"This HybridNet was wrapped for {self.layout.input_size[0]}x{self.layout.input_size[1]} images, "
+                f"got {x.shape[-2]}x{x.shape[-1]}. Resize the images, or wrap with "
+                f"input_size=({x.shape[-2]}, {x.shape[-1]})."
+            )
+
+    def branch_parameters(self) -> dict[str, list[nn.Parameter]]:
+        groups = {"backbone": list(self.backbone.parameters())}
+        for name in ("decoder_c", "encoder_u", "decoder_u"):
+            m = getattr(self, name)
+            if m is not None:
+                groups[name] = list(m.parameters())
+        return groups
+
+
+def _create_backbone(entry, config: ModelConfig, pretrained: bool, checkpoint_path: str | None) -> nn.Module:
+    kwargs = dict(config.backbone_kwargs)
+    kwargs.update(pretrained=pretrained, num_classes=config.num_classes, in_chans=config.in_chans)
+    if checkpoint_path:
+        kwargs["checkpoint_path"] = checkpoint_path
+    return entry.factory(**kwargs)
+
+
+def wrap(
+    backbone: str,
+    num_classes: int = 10,
+    *,
+    in_chans: int = 3,
+    input_size: int | tuple[int, int] | None = None,
+    pretrained: bool = False,
+    checkpoint_path: str | None = None,
+    discriminative_decoder: bool = True,
+    unsupervised_branch: bool = True,
+    decoder_c_mode: str = "nearest",
+    decoder_u_mode: str = "unpool",
+    decoder_depth: int = 2,
+    **backbone_kwargs,
+) -> HybridNet:
+    """Build a :class:`HybridNet` around ``backbone`` (a plugin name or any timm CNN name).
+
+    ``checkpoint_path`` loads backbone weights from a local file (timm's ``checkpoint_path``, or the
+    plugin's own loader, e.g. Places365). Extra keyword arguments go to the backbone's factory.
+    """
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ConfigError(f"num_classes must be an integer >= 2 (a classifier needs two classes), got {num_classes!r}.")
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise ConfigError(f"in_chans must be a positive integer (3 for RGB, 1 for grayscale), got {in_chans!r}.")
+    if decoder_depth < 1:
+        raise ConfigError(f"decoder_depth must be >= 1, got {decoder_depth}.")
+    for mode_name, mode in (("decoder_c_mode", decoder_c_mode), ("decoder_u_mode", decoder_u_mode)):
+        if mode not in ("nearest", "bilinear", "unpool"):
+            raise ConfigError(f"{mode_name} must be 'nearest', 'bilinear' (upsampling) or 'unpool', got {mode!r}.")
+    entry = get_backbone(backbone)
+    if input_size is None:
+        input_size = tuple(entry.default_input_size[-2:])
+    elif isinstance(input_size, int):
+        input_size = (input_size, input_size)
+    else:
+        input_size = tuple(input_size)[-2:]
+    config = ModelConfig(
+        backbone=backbone, num_classes=num_classes, in_chans=in_chans, input_size=tuple(input_size),
+        discriminative_decoder=discriminative_decoder, unsupervised_branch=unsupervised_branch,
+        decoder_c_mode=decoder_c_mode, decoder_u_mode=decoder_u_mode, decoder_depth=decoder_depth,
+        backbone_kwargs=backbone_kwargs,
+    )
+    return build_from_config(config, pretrained=pretrained, checkpoint_path=checkpoint_path)
+
+
+def build_from_config(config: ModelConfig, pretrained: bool = False, checkpoint_path: str | None = None) -> HybridNet:
+    """Rebuild a HybridNet from its :class:`ModelConfig` (random weights unless ``pretrained``)."""
+    entry = get_backbone(config.backbone)
+    backbone = _create_backbone(entry, config, pretrained, checkpoint_path)
+    layout = analyze_encoder(backbone, config.in_chans, tuple(config.input_size))
+    encoder_u = None
+    if config.unsupervised_branch:
+        if not config.discriminative_decoder:
+            raise ConfigError("unsupervised_branch=True needs discriminative_decoder=True: x̂ = x̂_c + x̂_u (Eq. 1).")
+        # A second instance, not a copy: its own (fresh or pretrained) weights, and no classifier.
+        encoder_u = _create_backbone(entry, config, pretrained, checkpoint_path)
+        encoder_u.reset_classifier(0)
+        _drop_modules_unused_by_features(encoder_u, config.in_chans, tuple(config.input_size))
+    return HybridNet(config, backbone, encoder_u, layout)
+
+
+def _drop_modules_unused_by_features(encoder: nn.Module, in_chans: int, input_size: tuple[int, int]) -> None:
+    """Replace by ``nn.Identity`` every submodule of E_u that ``forward_features`` never touches.
+
+    E_u only encodes, so what is left of the head (VGG's pre-logits MLP, MobileNetV3's conv_head...) would be
+    dead weight in the checkpoint and unused parameters for DistributedDataParallel.
+    """
+    was_training = encoder.training
+    encoder.train()
+    encoder.zero_grad(set_to_none=True)
+    encoder.forward_features(torch.randn(2, in_chans, *input_size)).float().sum().backward()
+    encoder.train(was_training)
+    unused = {id(p) for p in encoder.parameters() if p.requires_grad and p.grad is None}
+    encoder.zero_grad(set_to_none=True)
+    dropped: list[str] = []
+    for name, module in list(encoder.named_modules()):
+        if not name or any(name.startswith(d + ".") for d in dropped):
+            continue
+        params = list(module.parameters())
+        if params and all(id(p) in unused for p in params):
+            setattr(_parent(encoder, name), name.rsplit(".", 1)[-1], nn.Identity())
+            dropped.append(name)
+
+
+def _parent(root: nn.Module, name: str) -> nn.Module:
+    return root.get_submodule(name.rsplit(".", 1)[0]) if "." in name else root

@@ -1,0 +1,144 @@
+"""Shake-shake ResNet-26 2x96d, as used by Mean Teacher and HybridNet on CIFAR-10, as a timm model.
+
+Sources: Gastaldi, "Shake-Shake regularization" (arXiv:1705.07485, 2017): 26 layers, 2 residual branches
+of width 96d, "Shake-Shake-Image" (one random α per image in the forward pass, an independent β in the
+backward pass, α = 0.5 at test time); 26.2M parameters for 2x96d on CIFAR-10 (its Table 1). Tarvainen &
+Valpola, "Mean teachers are better role models" (NeurIPS 2017, §3.4 and Appendix B.1), whose ResNet uses
+this network with "shift-conv" downsampling: the shortcut of a strided block concatenates the input
+subsampled at (0, 0) and at the shifted (1, 1) positions and mixes them with a grouped 1x1 conv + BN.
+
+Layout: conv 3x3 3->16 + BN, then 3 stages of 4 shake-shake blocks (96, 192, 384 channels; strides 1,
+2, 2), each branch ReLU-conv3x3-BN-ReLU-conv3x3-BN; global average pooling; fully connected.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from timm.models import register_model
+
+from hybridwrap.plugin_utils import strip_timm_kwargs
+
+VERSION = "0.1.0"
+
+
+class ShakeShake(torch.autograd.Function):
+    """out = α·a + (1-α)·b forward, gradients mixed with an independent β backward (per sample)."""
+
+    @staticmethod
+    def forward(ctx, a, b, training: bool):
+        if training:
+            alpha = torch.rand(a.shape[0], 1, 1, 1, device=a.device, dtype=a.dtype)
+        else:
+            alpha = torch.full((a.shape[0], 1, 1, 1), 0.5, device=a.device, dtype=a.dtype)
+        ctx.training = training
+        return alpha * a + (1 - alpha) * b
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.training:
+            beta = torch.rand(grad.shape[0], 1, 1, 1, device=grad.device, dtype=grad.dtype)
+        else:
+            beta = torch.full((grad.shape[0], 1, 1, 1), 0.5, device=grad.device, dtype=grad.dtype)
+        return beta * grad, (1 - beta) * grad, None
+
+
+class ShiftConvDownsample(nn.Module):
+    def __init__(self, in_chs: int, out_chs: int):
+        super().__init__()
+        self.act = nn.ReLU()
+        self.conv = nn.Conv2d(2 * in_chs, out_chs, 1, groups=2, bias=False)
+        self.bn = nn.BatchNorm2d(out_chs)
+
+    def forward(self, x):
+        x = torch.cat((x[:, :, 0::2, 0::2], x[:, :, 1::2, 1::2]), dim=1)
+        return self.bn(self.conv(self.act(x)))
+
+
+def _branch(in_chs, out_chs, stride):
+    return nn.Sequential(
+        nn.ReLU(), nn.Conv2d(in_chs, out_chs, 3, stride, 1, bias=False), nn.BatchNorm2d(out_chs),
+        nn.ReLU(), nn.Conv2d(out_chs, out_chs, 3, 1, 1, bias=False), nn.BatchNorm2d(out_chs))
+
+
+class ShakeBlock(nn.Module):
+    def __init__(self, in_chs: int, out_chs: int, stride: int):
+        super().__init__()
+        self.branch1 = _branch(in_chs, out_chs, stride)
+        self.branch2 = _branch(in_chs, out_chs, stride)
+        if stride != 1:
+            self.shortcut = ShiftConvDownsample(in_chs, out_chs)
+        elif in_chs != out_chs:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_chs, out_chs, 1, bias=False), nn.BatchNorm2d(out_chs))
+        else:
+            self.shortcut = nn.Identity()
+
+    def forward(self, x):
+        return self.shortcut(x) + ShakeShake.apply(self.branch1(x), self.branch2(x), self.training)
+
+
+class ShakeShakeResNet(nn.Module):
+    def __init__(self, num_classes: int = 10, in_chans: int = 3, depth: int = 26, base_width: int = 96,
+                 stem_width: int = 16, global_pool: str = "avg"):
+        super().__init__()
+        if (depth - 2) % 6:
+            raise ValueError(f"shake-shake depth must be 6n+2 (e.g. 26), got {depth}")
+        n = (depth - 2) // 6
+        self.num_classes = num_classes
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, stem_width, 3, 1, 1, bias=False), nn.BatchNorm2d(stem_width))
+        widths = [base_width, base_width * 2, base_width * 4]
+        self.feature_info = [dict(num_chs=stem_width, reduction=1, module="stem")]
+        prev = stem_width
+        for i, (w, stride) in enumerate(zip(widths, (1, 2, 2)), start=1):
+            blocks = [ShakeBlock(prev if j == 0 else w, w, stride if j == 0 else 1) for j in range(n)]
+            self.add_module(f"stage{i}", nn.Sequential(*blocks))
+            self.feature_info.append(dict(num_chs=w, reduction=2 ** (i - 1), module=f"stage{i}"))
+            prev = w
+        self.act = nn.ReLU()
+        self.num_features = self.head_hidden_size = prev
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(prev, num_classes) if num_classes > 0 else nn.Identity()
+
+    def get_classifier(self):
+        return self.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None):
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward_features(self, x):
+        x = self.stem(x)
+        x = self.stage3(self.stage2(self.stage1(x)))
+        return self.act(x)
+
+    def forward_head(self, x, pre_logits: bool = False):
+        x = self.global_pool(x).flatten(1)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
+
+
+default_cfgs = {
+    "shakeshake26_2x96d": dict(url="", num_classes=10, input_size=(3, 32, 32), pool_size=None, crop_pct=1.0,
+                               interpolation="bilinear", mean=(0.4914, 0.4822, 0.4465),
+                               std=(0.2470, 0.2435, 0.2616), first_conv="stem.0", classifier="fc"),
+}
+
+
+@register_model
+def shakeshake26_2x96d(pretrained: bool = False, **kwargs) -> ShakeShakeResNet:
+    """Shake-shake ResNet-26 2x96d (26.2M parameters with a 10-way head)."""
+    if pretrained:
+        raise ValueError("shakeshake26_2x96d has no pretrained weights; pass pretrained=False.")
+    strip_timm_kwargs(kwargs)
+    return ShakeShakeResNet(depth=26, base_width=96, **kwargs)
+
+
+def register():
+    from hybridwrap.plugin_utils import timm_factory
+    from hybridwrap.registry import register_backbone
+
+    register_backbone("shakeshake26_2x96d", timm_factory("shakeshake26_2x96d"), default_input_size=(3, 32, 32),
+                      description="Shake-shake ResNet-26 2x96d (Gastaldi 2017; Mean Teacher)", package="hybridwrap",
+                      version=VERSION, timm_name="shakeshake26_2x96d")
