@@ -198,11 +198,11 @@ def _bottleneck_resize(src: tuple[int, int], dst: tuple[int, int]):
     """How the decoder's first block goes from the feature map to the last level: None if impossible."""
     if src == dst:
         return ("same", 1)
-    if all(d % s == 0 for s, d in zip(src, dst)) and dst[0] // src[0] == dst[1] // src[1]:
-        return ("upsample", dst[0] // src[0])
     grow = (dst[0] - src[0], dst[1] - src[1])
     if grow[0] == grow[1] and 0 < grow[0] <= 6:  # a valid (unpadded) conv: mirror with a transposed conv
         return ("transpose", grow[0] + 1)
+    if all(d % s == 0 for s, d in zip(src, dst)) and dst[0] // src[0] == dst[1] // src[1]:
+        return ("upsample", dst[0] // src[0])
     return None
 
 

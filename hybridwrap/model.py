@@ -264,9 +264,9 @@ def _drop_modules_unused_by_features(encoder: nn.Module, in_chans: int, input_si
     dead weight in the checkpoint and unused parameters for DistributedDataParallel.
     """
     was_training = encoder.training
-    encoder.train()
+    encoder.eval()  # eval: the probe must not touch BatchNorm running statistics
     encoder.zero_grad(set_to_none=True)
-    encoder.forward_features(torch.randn(2, in_chans, *input_size)).float().sum().backward()
+    encoder.forward_features(torch.randn(1, in_chans, *input_size)).float().sum().backward()
     encoder.train(was_training)
     unused = {id(p) for p in encoder.parameters() if p.requires_grad and p.grad is None}
     encoder.zero_grad(set_to_none=True)

@@ -56,7 +56,7 @@ def register_backbone(
     overwrite: bool = False,
 ) -> BackboneEntry:
     """Make ``name`` available to :func:`hybridwrap.wrap`."""
-    if name in _REGISTRY and not overwrite and _REGISTRY[name].factory is not factory:
+    if name in _REGISTRY and not overwrite and _REGISTRY[name].package != package:
         raise ValueError(
             f"Backbone {name!r} is already registered by {_REGISTRY[name].package or 'another plugin'}; "
             "pick another name or pass overwrite=True."

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 
 import torch
 import torch.nn as nn
@@ -45,7 +46,11 @@ def load_places365_state_dict(path: str) -> dict[str, torch.Tensor]:
     """The backbone weights of a Places365 checkpoint, ``module.`` prefix stripped, head removed."""
     path = _resolve(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, encoding="latin1")
+        with warnings.catch_warnings():
+            # torch warns that pickle args are for weights_only=False, yet it does pass `encoding` to its
+            # weights-only unpickler, which needs it for the Python-2 strings of the release file.
+            warnings.filterwarnings("ignore", message="pickle_load_args only works")
+            obj = torch.load(path, map_location="cpu", weights_only=True, encoding="latin1")
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{path} holds Python objects that only unsafe unpickling could load ({str(exc).splitlines()[0]}). "

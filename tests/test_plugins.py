@@ -1,0 +1,124 @@
+"""Plugin discovery through entry points, and the Places365 checkpoint loader."""
+
+import sys
+import textwrap
+
+import pytest
+import timm
+import torch
+
+import hybridwrap
+from hybridwrap import CheckpointError
+from hybridwrap import registry
+
+
+def test_first_party_plugins_come_from_entry_points():
+    from importlib.metadata import entry_points
+
+    names = {ep.name for ep in entry_points(group=registry.ENTRY_POINT_GROUP)}
+    assert {"convlarge", "shakeshake", "places365"} <= names
+    assert {"convlarge", "convlarge_stl10", "shakeshake26_2x96d", "places365_resnet50"} <= set(hybridwrap.list_backbones())
+
+
+def test_third_party_plugin_installed_only_through_an_entry_point(tmp_path, monkeypatch):
+    (tmp_path / "tiny_hw_plugin.py").write_text(textwrap.dedent("""
+        import torch.nn as nn
+        from hybridwrap import register_backbone
+
+        class TinyNet(nn.Module):
+            def __init__(self, num_classes=10, in_chans=3, **_):
+                super().__init__()
+                self.stem = nn.Sequential(nn.Conv2d(in_chans, 8, 3, padding=1), nn.ReLU())
+                self.down = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU())
+                self.feature_info = [dict(module="stem", num_chs=8, reduction=1),
+                                     dict(module="down", num_chs=16, reduction=2)]
+                self.num_features = 16
+                self.fc = nn.Linear(16, num_classes)
+            def reset_classifier(self, num_classes, global_pool=None):
+                self.fc = nn.Linear(16, num_classes) if num_classes else nn.Identity()
+            def forward_features(self, x):
+                return self.down(self.stem(x))
+            def forward_head(self, x, pre_logits=False):
+                x = x.mean((2, 3))
+                return x if pre_logits else self.fc(x)
+
+        def register():
+            register_backbone("tiny_hw_net", lambda pretrained=False, **kw: TinyNet(**kw),
+                              default_input_size=(3, 16, 16), package="tiny-hw-plugin")
+    """))
+    dist = tmp_path / "tiny_hw_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tiny-hw-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[hybridwrap.backbones]\ntiny = tiny_hw_plugin:register\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_discovered", False)
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    model = hybridwrap.wrap("tiny_hw_net", num_classes=4).train()
+    out = model(torch.randn(2, 3, 16, 16))
+    assert out.x_hat.shape == (2, 3, 16, 16)
+    assert "tiny_hw_net" in hybridwrap.list_backbones()
+    sys.modules.pop("tiny_hw_plugin", None)
+
+
+def test_broken_plugin_warns_and_names_the_fix(tmp_path, monkeypatch):
+    dist = tmp_path / "broken_hw-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-hw\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[hybridwrap.backbones]\nbroken = no_such_module_xyz:register\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_discovered", False)
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    with pytest.warns(UserWarning, match="plugin 'broken'.*failed to load.*Reinstall or uninstall"):
+        names = hybridwrap.list_backbones()
+    assert "convlarge" in names
+
+
+# ---------------------------------------------------------------------------------- Places365
+
+
+def _places_like_checkpoint(path, arch="resnet50", legacy=True):
+    """A file laid out like resnet50_places365.pth.tar: DataParallel keys, 365-way head, metadata."""
+    net = timm.create_model(arch, num_classes=365)
+    state = {"module." + k: v for k, v in net.state_dict().items()}
+    obj = {"epoch": 90, "arch": arch, "state_dict": state, "best_prec1": 54.74}
+    torch.save(obj, path, _use_new_zipfile_serialization=not legacy, pickle_protocol=2)
+    return net
+
+
+def test_places365_checkpoint_loads_into_both_encoders(tmp_path):
+    path = tmp_path / "resnet50_places365.pth.tar"
+    net = _places_like_checkpoint(path)
+    model = hybridwrap.wrap("places365_resnet50", num_classes=10, input_size=64, checkpoint_path=str(path))
+    for encoder in (model.backbone, model.encoder_u):
+        got = encoder.state_dict()
+        for key, value in net.state_dict().items():
+            if not key.startswith("fc."):
+                assert torch.equal(got[key], value), key
+    assert model.backbone.fc.out_features == 10
+
+
+def test_places365_missing_file():
+    with pytest.raises(CheckpointError, match="not found.*resnet50_places365.pth.tar"):
+        hybridwrap.wrap("places365_resnet50", input_size=64, checkpoint_path="/nonexistent/places.pth.tar")
+    with pytest.raises(CheckpointError, match="pass checkpoint_path="):
+        hybridwrap.wrap("places365_resnet50", input_size=64, pretrained=True)
+
+
+def test_places365_not_a_resnet50(tmp_path):
+    path = tmp_path / "resnet18_places365.pth.tar"
+    _places_like_checkpoint(path, arch="resnet18")
+    with pytest.raises(CheckpointError, match="is not a ResNet-50 checkpoint"):
+        hybridwrap.wrap("places365_resnet50", input_size=64, checkpoint_path=str(path))
+
+
+class _Payload:  # anything that is not a tensor container needs the full (unsafe) unpickler
+    def __reduce__(self):
+        return (print, ("this would run at load time",))
+
+
+def test_places365_refuses_unsafe_unpickling(tmp_path, capsys):
+    path = tmp_path / "evil.pth.tar"
+    torch.save({"state_dict": {}, "payload": _Payload()}, path)
+    with pytest.raises(CheckpointError, match="unsafe unpickling.*never unpickles arbitrary code"):
+        hybridwrap.wrap("places365_resnet50", input_size=64, checkpoint_path=str(path))
+    assert "this would run" not in capsys.readouterr().out

@@ -1,0 +1,194 @@
+"""wrap(): every plugin and eight timm families become a working two-branch HybridNet."""
+
+import pytest
+import timm
+import torch
+
+import hybridwrap
+from hybridwrap import ConfigError, InputSizeError, UnknownBackboneError, UnsupportedBackboneError
+
+# (name, input size): the smallest size each family's reductions can mirror exactly
+BACKBONES = [
+    ("convlarge", 32),
+    ("convlarge_stl10", 96),
+    ("shakeshake26_2x96d", 32),
+    ("places365_resnet50", 64),
+    ("resnet18", 64),  # resnet
+    ("resnet18d", 64),  # resnet-d (deep stem, avg-pool shortcut)
+    ("convnext_atto", 64),  # convnext
+    ("efficientnet_b0", 64),  # efficientnet
+    ("mobilenetv3_small_050", 64),  # mobilenetv3
+    ("regnetx_002", 64),  # regnet
+    ("densenet121", 64),  # densenet
+    ("vgg11", 64),  # vgg
+]
+
+
+@pytest.mark.parametrize("name,size", BACKBONES)
+def test_wrap_forward_backward(name, size):
+    torch.manual_seed(0)
+    model = hybridwrap.wrap(name, num_classes=10, input_size=size).train()
+    x = torch.randn(2, 3, size, size)
+    out = model(x)
+    assert out.logits.shape == (2, 10)
+    assert out.x_hat.shape == x.shape
+    torch.testing.assert_close(out.x_hat, out.x_hat_c + out.x_hat_u, rtol=0, atol=0)
+    n_levels = len(model.layout.levels)
+    assert [p.branch for p in out.pairs] == ["c"] * n_levels + ["u"] * n_levels
+    for pair in out.pairs:
+        assert pair.h.shape == pair.h_hat.shape, (pair.branch, pair.level)
+    loss = out.logits.logsumexp(1).mean() + (out.x_hat - x).pow(2).mean()
+    loss = loss + sum((p.h_hat - p.h).pow(2).mean() for p in out.pairs)
+    loss.backward()
+    for part in (model.backbone, model.decoder_c, model.encoder_u, model.decoder_u):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+
+
+def _count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_convlarge_parameter_count_matches_the_literature_table():
+    # Laine & Aila 2017, Table 5 / Tarvainen & Valpola 2017, Table 5: conv layers (in, out, kernel),
+    # each followed by BatchNorm (2 parameters per channel), then a 128 -> 10 fully connected layer.
+    convs = [(3, 128, 3), (128, 128, 3), (128, 128, 3), (128, 256, 3), (256, 256, 3), (256, 256, 3),
+             (256, 512, 3), (512, 256, 1), (256, 128, 1)]
+    expected = sum(i * o * k * k + 2 * o for i, o, k in convs) + 128 * 10 + 10
+    assert expected == 3_121_802
+    assert _count(timm.create_model("convlarge", num_classes=10)) == expected
+    wrapped = hybridwrap.wrap("convlarge", num_classes=10)
+    assert _count(wrapped.backbone) == expected
+
+
+def test_shakeshake_parameter_count_matches_gastaldi():
+    # Gastaldi 2017, Table 1: "Shake-Shake 26 2x96d ... 26.2M" parameters on CIFAR-10.
+    n = _count(timm.create_model("shakeshake26_2x96d", num_classes=10))
+    assert round(n / 1e6, 1) == 26.2
+
+
+def test_decoder_u_uses_switches_and_decoder_c_does_not():
+    torch.manual_seed(0)
+    model = hybridwrap.wrap("convlarge", num_classes=10, width=0.25).train()
+    x = torch.randn(2, 3, 32, 32)
+    with model._tap_u.recording() as store:
+        h_u = model.encoder_u.forward_features(x)
+    switches = model._tap_u.switches(store, x)
+    assert [s.shape[1] for s in switches] == [lv.mid_channels for lv in model.layout.levels]
+    shuffled = [s.flip(-1) for s in switches]  # other positions inside the same maps
+    model.eval()  # deterministic BN for the comparison
+    x_u, _ = model.decoder_u(h_u, switches)
+    x_u2, _ = model.decoder_u(h_u, shuffled)
+    assert not torch.allclose(x_u, x_u2)
+    x_c, _ = model.decoder_c(h_u, switches)
+    x_c2, _ = model.decoder_c(h_u, shuffled)
+    torch.testing.assert_close(x_c, x_c2, rtol=0, atol=0)
+
+
+def test_maxpool_switches_are_the_poolings_own_indices():
+    model = hybridwrap.wrap("convlarge", num_classes=10, width=0.25).eval()
+    pool_level = model.layout.levels[0]
+    assert pool_level.switch_kind == "maxpool"
+    x = torch.randn(2, 3, 32, 32)
+    with model._tap_u.recording() as store:
+        model.encoder_u.forward_features(x)
+    switches = model._tap_u.switches(store, x)[0]
+    pre = model.encoder_u.block1(x)
+    _, idx = torch.nn.functional.max_pool2d(pre, 2, 2, return_indices=True)
+    assert torch.equal(switches, idx)
+
+
+def test_strided_levels_use_energy_switches_shared_by_channels():
+    model = hybridwrap.wrap("resnet18", num_classes=10, input_size=64)
+    kinds = [lv.switch_kind for lv in model.layout.levels]
+    assert kinds == ["energy", "maxpool", "energy", "energy", "energy"]  # the stem max-pool is real
+
+
+def test_branches_share_no_parameters():
+    model = hybridwrap.wrap("resnet18", num_classes=10, input_size=64)
+    c = {p.data_ptr() for p in model.backbone.parameters()}
+    u = {p.data_ptr() for p in model.encoder_u.parameters()}
+    assert c and u and not (c & u)
+    assert model.encoder_u.fc.__class__.__name__ == "Identity"  # E_u has no classifier
+
+
+def test_eval_path_runs_only_encoder_c_and_classifier():
+    model = hybridwrap.wrap("resnet18", num_classes=10, input_size=64)
+    calls = {"decoder_c": 0, "encoder_u": 0, "decoder_u": 0}
+    for name in calls:
+        for m in getattr(model, name).modules():
+            m.register_forward_hook(lambda *_a, n=name: calls.__setitem__(n, calls[n] + 1))
+    x = torch.randn(2, 3, 64, 64)
+    model.eval()
+    logits = model(x)
+    assert logits.shape == (2, 10)
+    model.train()
+    model.classify(x)
+    assert calls == {"decoder_c": 0, "encoder_u": 0, "decoder_u": 0}
+    model(x)
+    assert all(v > 0 for v in calls.values())
+
+
+@pytest.mark.parametrize("name,size", [("resnet18", 64), ("convlarge", 32)])
+def test_classify_equals_the_bare_backbone(name, size):
+    model = hybridwrap.wrap(name, num_classes=7, input_size=size).eval()
+    bare = timm.create_model(name, num_classes=7).eval()
+    bare.load_state_dict(model.backbone.state_dict())
+    x = torch.randn(3, 3, size, size)
+    torch.testing.assert_close(model.classify(x), bare(x), rtol=0, atol=0)
+    torch.testing.assert_close(model(x), bare(x), rtol=0, atol=0)
+
+
+def test_ablation_architectures():
+    classifier = hybridwrap.wrap("convlarge", width=0.25, discriminative_decoder=False, unsupervised_branch=False)
+    assert classifier.decoder_c is None and classifier.encoder_u is None
+    out = classifier.train()(torch.randn(2, 3, 32, 32))
+    assert out.x_hat is None and out.pairs == []
+    auto = hybridwrap.wrap("convlarge", width=0.25, unsupervised_branch=False).train()
+    out = auto(torch.randn(2, 3, 32, 32))
+    assert out.x_hat_u is None and torch.equal(out.x_hat, out.x_hat_c) and {p.branch for p in out.pairs} == {"c"}
+
+
+def test_grayscale_input():
+    model = hybridwrap.wrap("resnet18", num_classes=3, in_chans=1, input_size=32).train()
+    assert model(torch.randn(2, 1, 32, 32)).x_hat.shape == (2, 1, 32, 32)
+
+
+# ----------------------------------------------------------------------------------- bad input
+
+
+def test_unknown_backbone_suggests_close_names():
+    with pytest.raises(UnknownBackboneError, match=r"Unknown backbone 'resnet05'.*Did you mean.*resnet50"):
+        hybridwrap.wrap("resnet05")
+    with pytest.raises(UnknownBackboneError, match="list_backbones"):
+        hybridwrap.wrap("convlargee")
+
+
+def test_token_backbone_is_refused():
+    with pytest.raises(UnsupportedBackboneError, match="not a spatial map.*CNN backbone"):
+        hybridwrap.wrap("vit_tiny_patch16_224", input_size=224)
+
+
+def test_input_size_that_cannot_be_mirrored():
+    with pytest.raises(InputSizeError, match=r"cannot be mirrored exactly.*divisible by the backbone's total stride"):
+        hybridwrap.wrap("resnet18", input_size=40)
+    with pytest.raises(InputSizeError, match="input_size the backbone accepts"):
+        hybridwrap.wrap("convlarge", input_size=8)
+
+
+@pytest.mark.parametrize("bad", [1, 0, -3, 2.5])
+def test_num_classes_below_two(bad):
+    with pytest.raises(ConfigError, match="num_classes must be an integer >= 2"):
+        hybridwrap.wrap("convlarge", num_classes=bad)
+
+
+def test_wrong_channels_at_forward():
+    model = hybridwrap.wrap("convlarge", width=0.25)
+    with pytest.raises(ConfigError, match=r"expects images of shape \(batch, 3, H, W\).*in_chans=1"):
+        model(torch.randn(2, 1, 32, 32))
+    with pytest.raises(ConfigError, match="wrapped for 32x32 images.*input_size=\\(64, 64\\)"):
+        model.train()(torch.randn(2, 3, 64, 64))
+
+
+def test_bad_decoder_mode():
+    with pytest.raises(ConfigError, match="decoder_u_mode must be"):
+        hybridwrap.wrap("convlarge", decoder_u_mode="transpose")
