@@ -234,10 +234,14 @@ def unpool(x: torch.Tensor, level: Level, switches: torch.Tensor) -> torch.Tenso
 # --------------------------------------------------------------------------------------- decoder
 
 
-def conv_bn_act(in_chs: int, out_chs: int, kernel: int = 3) -> nn.Sequential:
+def norm_layer(norm: str, chs: int) -> nn.Module:
+    return nn.BatchNorm2d(chs) if norm == "batch" else nn.Identity()
+
+
+def conv_bn_act(in_chs: int, out_chs: int, kernel: int = 3, norm: str = "batch") -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(in_chs, out_chs, kernel, padding=kernel // 2, bias=False),
-        nn.BatchNorm2d(out_chs),
+        nn.Conv2d(in_chs, out_chs, kernel, padding=kernel // 2, bias=norm != "batch"),
+        norm_layer(norm, out_chs),
         nn.LeakyReLU(0.1, inplace=True),
     )
 
@@ -245,16 +249,16 @@ def conv_bn_act(in_chs: int, out_chs: int, kernel: int = 3) -> nn.Sequential:
 class DecoderBlock(nn.Module):
     """Mirror of one downsampling level: ĥ_l -> channels in -> upsample|unpool -> convs -> ĥ_{l-1}."""
 
-    def __init__(self, level: Level, out_chs: int, mode: str, depth: int, final: bool):
+    def __init__(self, level: Level, out_chs: int, mode: str, depth: int, final: bool, norm: str = "batch"):
         super().__init__()
         self.level, self.mode = level, mode
         mid = level.mid_channels
-        self.pre = nn.Identity() if level.channels == mid else conv_bn_act(level.channels, mid, kernel=1)
-        post = [conv_bn_act(mid, mid) for _ in range(depth - 1)]
+        self.pre = nn.Identity() if level.channels == mid else conv_bn_act(level.channels, mid, 1, norm)
+        post = [conv_bn_act(mid, mid, 3, norm) for _ in range(depth - 1)]
         if final:  # reconstruction in pixel space: no normalisation, no activation
             post.append(nn.Conv2d(mid, out_chs, 3, padding=1))
         else:
-            post.append(conv_bn_act(mid, out_chs))
+            post.append(conv_bn_act(mid, out_chs, 3, norm))
         self.post = nn.Sequential(*post)
 
     def forward(self, x: torch.Tensor, switches: torch.Tensor | None = None) -> torch.Tensor:
@@ -269,7 +273,7 @@ class DecoderBlock(nn.Module):
 class MirrorDecoder(nn.Module):
     """D_c (``mode="nearest"``/``"bilinear"`` upsampling) or D_u (``mode="unpool"``)."""
 
-    def __init__(self, layout: EncoderLayout, mode: str = "nearest", depth: int = 2):
+    def __init__(self, layout: EncoderLayout, mode: str = "nearest", depth: int = 2, norm: str = "batch"):
         super().__init__()
         if mode not in ("nearest", "bilinear", "unpool"):
             raise ValueError(f"decoder mode must be 'nearest', 'bilinear' or 'unpool', got {mode!r}")
@@ -279,15 +283,15 @@ class MirrorDecoder(nn.Module):
         kind, k = _bottleneck_resize(layout.features_size, last.size)
         if kind == "transpose":
             self.bottleneck = nn.Sequential(
-                nn.ConvTranspose2d(layout.features_channels, last.channels, k, bias=False),
-                nn.BatchNorm2d(last.channels), nn.LeakyReLU(0.1, inplace=True))
+                nn.ConvTranspose2d(layout.features_channels, last.channels, k, bias=norm != "batch"),
+                norm_layer(norm, last.channels), nn.LeakyReLU(0.1, inplace=True))
         else:
             layers = [nn.Upsample(scale_factor=k, mode="nearest")] if kind == "upsample" else []
-            self.bottleneck = nn.Sequential(*layers, conv_bn_act(layout.features_channels, last.channels, 1))
+            self.bottleneck = nn.Sequential(*layers, conv_bn_act(layout.features_channels, last.channels, 1, norm))
         blocks = []
         for i in reversed(range(len(levels))):
             out = levels[i - 1].channels if i > 0 else layout.in_chans
-            blocks.append(DecoderBlock(levels[i], out, mode, depth, final=(i == 0)))
+            blocks.append(DecoderBlock(levels[i], out, mode, depth, final=(i == 0), norm=norm))
         self.blocks = nn.ModuleList(blocks)  # deepest level first
 
     def forward(self, h: torch.Tensor, switches: list[torch.Tensor] | None = None):

@@ -10,35 +10,15 @@ is exactly the backbone. E_u is a second instance of the backbone with its own w
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 
+from .config import ModelConfig
 from .errors import ConfigError
 from .mirror import EncoderLayout, Level, MirrorDecoder, analyze_encoder, pooling_switches
 from .registry import get_backbone
-
-
-@dataclass
-class ModelConfig:
-    """Everything needed to rebuild a HybridNet (saved as ``config.json`` next to the weights)."""
-
-    backbone: str = "convlarge"
-    num_classes: int = 10
-    in_chans: int = 3
-    input_size: tuple[int, int] | None = None  # None: the backbone's default
-    discriminative_decoder: bool = True  # D_c (False: plain classifier, Table 1 "classification")
-    unsupervised_branch: bool = True  # E_u + D_u (False: auto-encoder E_c+D_c+C)
-    decoder_c_mode: str = "nearest"  # paper: upsampling in D_c
-    decoder_u_mode: str = "unpool"  # paper: unpooling with E_u's switches in D_u
-    decoder_depth: int = 2  # convolutions after each upsampling/unpooling
-    backbone_kwargs: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["input_size"] = list(self.input_size) if self.input_size else None
-        return d
 
 
 @dataclass
@@ -118,10 +98,10 @@ class HybridNet(nn.Module):
         self.config = config
         self.layout = layout
         self.backbone = backbone  # E_c + C
-        self.decoder_c = (MirrorDecoder(layout, config.decoder_c_mode, config.decoder_depth)
+        self.decoder_c = (MirrorDecoder(layout, config.decoder_c_mode, config.decoder_depth, config.decoder_norm)
                           if config.discriminative_decoder else None)
         self.encoder_u = encoder_u
-        self.decoder_u = (MirrorDecoder(layout, config.decoder_u_mode, config.decoder_depth)
+        self.decoder_u = (MirrorDecoder(layout, config.decoder_u_mode, config.decoder_depth, config.decoder_norm)
                           if encoder_u is not None else None)
         self._tap_c = _LevelTap(backbone, layout.levels, switches=False) if self.decoder_c is not None else None
         self._tap_u = (_LevelTap(encoder_u, layout.levels, switches=config.decoder_u_mode == "unpool")
@@ -209,6 +189,7 @@ def wrap(
     decoder_c_mode: str = "nearest",
     decoder_u_mode: str = "unpool",
     decoder_depth: int = 2,
+    decoder_norm: str = "batch",
     **backbone_kwargs,
 ) -> HybridNet:
     """Build a :class:`HybridNet` around ``backbone`` (a plugin name or any timm CNN name).
@@ -216,40 +197,48 @@ def wrap(
     ``checkpoint_path`` loads backbone weights from a local file (timm's ``checkpoint_path``, or the
     plugin's own loader, e.g. Places365). Extra keyword arguments go to the backbone's factory.
     """
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise ConfigError(f"num_classes must be an integer >= 2 (a classifier needs two classes), got {num_classes!r}.")
-    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
-        raise ConfigError(f"in_chans must be a positive integer (3 for RGB, 1 for grayscale), got {in_chans!r}.")
-    if decoder_depth < 1:
-        raise ConfigError(f"decoder_depth must be >= 1, got {decoder_depth}.")
-    for mode_name, mode in (("decoder_c_mode", decoder_c_mode), ("decoder_u_mode", decoder_u_mode)):
-        if mode not in ("nearest", "bilinear", "unpool"):
-            raise ConfigError(f"{mode_name} must be 'nearest', 'bilinear' (upsampling) or 'unpool', got {mode!r}.")
-    entry = get_backbone(backbone)
-    if input_size is None:
-        input_size = tuple(entry.default_input_size[-2:])
-    elif isinstance(input_size, int):
+    if isinstance(input_size, int):
         input_size = (input_size, input_size)
-    else:
+    elif input_size is not None:
         input_size = tuple(input_size)[-2:]
     config = ModelConfig(
-        backbone=backbone, num_classes=num_classes, in_chans=in_chans, input_size=tuple(input_size),
+        backbone=backbone, num_classes=num_classes, in_chans=in_chans, input_size=input_size,
         discriminative_decoder=discriminative_decoder, unsupervised_branch=unsupervised_branch,
         decoder_c_mode=decoder_c_mode, decoder_u_mode=decoder_u_mode, decoder_depth=decoder_depth,
-        backbone_kwargs=backbone_kwargs,
+        decoder_norm=decoder_norm, backbone_kwargs=backbone_kwargs,
     )
     return build_from_config(config, pretrained=pretrained, checkpoint_path=checkpoint_path)
 
 
+def validate_model_config(config: ModelConfig) -> None:
+    num_classes, in_chans = config.num_classes, config.in_chans
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ConfigError(f"num_classes must be an integer >= 2 (a classifier needs two classes), got {num_classes!r}.")
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise ConfigError(f"in_chans must be a positive integer (3 for RGB, 1 for grayscale), got {in_chans!r}.")
+    if config.decoder_depth < 1:
+        raise ConfigError(f"decoder_depth must be >= 1, got {config.decoder_depth}.")
+    for name in ("decoder_c_mode", "decoder_u_mode"):
+        if getattr(config, name) not in ("nearest", "bilinear", "unpool"):
+            raise ConfigError(f"{name} must be 'nearest', 'bilinear' (upsampling) or 'unpool', got "
+                              f"{getattr(config, name)!r}.")
+    if config.decoder_norm not in ("batch", "none"):
+        raise ConfigError(f"decoder_norm must be 'batch' or 'none', got {config.decoder_norm!r}.")
+    if config.unsupervised_branch and not config.discriminative_decoder:
+        raise ConfigError("unsupervised_branch=True needs discriminative_decoder=True: x̂ = x̂_c + x̂_u (Eq. 1). "
+                          "Set both, or neither for a plain classifier.")
+
+
 def build_from_config(config: ModelConfig, pretrained: bool = False, checkpoint_path: str | None = None) -> HybridNet:
     """Rebuild a HybridNet from its :class:`ModelConfig` (random weights unless ``pretrained``)."""
+    validate_model_config(config)
     entry = get_backbone(config.backbone)
+    if config.input_size is None:
+        config.input_size = tuple(entry.default_input_size[-2:])
     backbone = _create_backbone(entry, config, pretrained, checkpoint_path)
     layout = analyze_encoder(backbone, config.in_chans, tuple(config.input_size))
     encoder_u = None
     if config.unsupervised_branch:
-        if not config.discriminative_decoder:
-            raise ConfigError("unsupervised_branch=True needs discriminative_decoder=True: x̂ = x̂_c + x̂_u (Eq. 1).")
         # A second instance, not a copy: its own (fresh or pretrained) weights, and no classifier.
         encoder_u = _create_backbone(entry, config, pretrained, checkpoint_path)
         encoder_u.reset_classifier(0)

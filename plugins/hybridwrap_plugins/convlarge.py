@@ -11,7 +11,8 @@ Valpola, "Mean teachers are better role models" (NeurIPS 2017, Table 5). HybridN
     global average pooling -> fully connected
     BatchNorm + LeakyReLU(0.1) after every convolution.
 
-``width`` scales every channel count (1.0 is the paper's network; the CPU benchmarks use 0.25).
+``width`` scales every channel count (1.0 is the paper's network; the CPU benchmarks use 0.25);
+``norm='none'`` drops BatchNorm (for exact multi-process comparisons).
 
 The STL-10 "ConvLarge-like" network of HybridNet (96 px) adds convolution + pooling blocks; the paper's
 exact layout is in its supplementary material, which we do not have. Our reading, ``convlarge_stl10``:
@@ -41,14 +42,19 @@ class GaussianNoise(nn.Module):
         return x
 
 
-def _conv(in_chs, out_chs, kernel=3, padding=1):
-    return [nn.Conv2d(in_chs, out_chs, kernel, padding=padding, bias=False), nn.BatchNorm2d(out_chs),
-            nn.LeakyReLU(0.1, inplace=True)]
+def _conv(in_chs, out_chs, kernel=3, padding=1, norm="batch"):
+    if norm == "batch":
+        return [nn.Conv2d(in_chs, out_chs, kernel, padding=padding, bias=False), nn.BatchNorm2d(out_chs),
+                nn.LeakyReLU(0.1, inplace=True)]
+    if norm == "none":  # for exact multi-process comparisons (BatchNorm statistics are per process)
+        return [nn.Conv2d(in_chs, out_chs, kernel, padding=padding), nn.LeakyReLU(0.1, inplace=True)]
+    raise ValueError(f"ConvLarge norm must be 'batch' or 'none', got {norm!r}")
 
 
 class ConvLarge(nn.Module):
     def __init__(self, num_classes: int = 10, in_chans: int = 3, width: float = 1.0, noise_std: float = 0.15,
-                 drop_rate: float = 0.5, blocks: tuple[int, ...] = (128, 256), global_pool: str = "avg"):
+                 drop_rate: float = 0.5, blocks: tuple[int, ...] = (128, 256), norm: str = "batch",
+                 global_pool: str = "avg"):
         super().__init__()
         self.num_classes = num_classes
         self.drop_rate = drop_rate
@@ -58,15 +64,15 @@ class ConvLarge(nn.Module):
         self.feature_info = []
         prev = in_chans
         for i, c in enumerate(chs, start=1):
-            layers = _conv(prev, c) + _conv(c, c) + _conv(c, c)
+            layers = _conv(prev, c, norm=norm) + _conv(c, c, norm=norm) + _conv(c, c, norm=norm)
             self.add_module(f"block{i}", nn.Sequential(*layers))
             self.add_module(f"pool{i}", nn.MaxPool2d(2, 2))
             self.add_module(f"drop{i}", nn.Dropout(drop_rate))
             self.feature_info.append(dict(num_chs=c, reduction=2**i, module=f"pool{i}"))
             prev = c
         self.n_blocks = len(chs)
-        self.tail = nn.Sequential(*(_conv(prev, tail[0], 3, 0) + _conv(tail[0], tail[1], 1, 0)
-                                    + _conv(tail[1], tail[2], 1, 0)))
+        self.tail = nn.Sequential(*(_conv(prev, tail[0], 3, 0, norm) + _conv(tail[0], tail[1], 1, 0, norm)
+                                    + _conv(tail[1], tail[2], 1, 0, norm)))
         self.num_features = self.head_hidden_size = tail[2]
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()

@@ -1,0 +1,226 @@
+"""Typed configuration: one dataclass per concern, one source of truth for every default.
+
+YAML files under ``configs/`` hold experiments; they may set any field below (nested by section) and
+nothing else: an unknown key is an error that names it. ``--set section.field=value`` overrides on the
+command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a HybridNet (saved as ``config.json`` next to the weights)."""
+
+    backbone: str = "convlarge"
+    num_classes: int = 10
+    in_chans: int = 3
+    input_size: tuple[int, int] | None = None  # None: the backbone's default
+    discriminative_decoder: bool = True  # D_c (False: plain classifier, Table 1 "classification")
+    unsupervised_branch: bool = True  # E_u + D_u (False: auto-encoder E_c+D_c+C)
+    decoder_c_mode: str = "nearest"  # paper: upsampling in D_c
+    decoder_u_mode: str = "unpool"  # paper: unpooling with E_u's switches in D_u
+    decoder_depth: int = 2  # convolutions after each upsampling/unpooling
+    decoder_norm: str = "batch"  # "batch" or "none" (BatchNorm in the generated decoders)
+    backbone_kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    # digits (embedded, scikit-learn) | cifar10 | svhn | stl10 (Hugging Face hub) | npz | imagefolder | disk
+    dataset: str = "digits"
+    path: str | None = None  # npz file, ImageFolder root or save_to_disk folder; for cifar10 a local .npz
+    num_labels: int = 100  # N labeled training images, N / num_classes per class (§4)
+    labels_seed: int = 0  # which balanced subset (saved to labels.json in the run directory)
+    labeled_batch_size: int = 20  # n_s (paper: 20)
+    unlabeled_batch_size: int = 80  # n_u (paper: 80)
+    val_size: int = 0  # images held out of the *training* set for hyperparameter selection
+    image_size: int | None = None  # resize images to this (e.g. 224 for STL-10 with Places ResNet-50)
+    augment: str = "auto"  # auto (by dataset) | translate_flip | translate | none
+    translate: int = 2  # max translation in pixels (reflect padding)
+    unlabeled_extra: bool = False  # SVHN: use the `extra` split as unlabeled data
+    eval_batch_size: int = 256
+    max_train_images: int | None = None  # use only the first N training images (quick runs)
+    max_eval_images: int | None = None
+
+
+@dataclass
+class LossConfig:
+    """Eq. 2: which terms are on (set by the preset) and their weights λ."""
+
+    classification: bool = True  # Eq. 3
+    reconstruction: bool = True  # Eq. 4 (Eq. 6 when `balance`)
+    intermediate: bool = True  # Eq. 5
+    balance: bool = True  # Eq. 6 branch balancing
+    stability: str = "mean_teacher"  # Eq. 7 target: mean_teacher | temporal_ensembling | none
+    lambda_cls: float = 1.0
+    lambda_rec: float = 1.0
+    lambda_rec_inter: float = 1.0  # same weight for every level and branch
+    lambda_stability: float = 100.0
+    ce_average: str = "labeled"  # labeled: (1/n_s) sum over labeled (Eq. 3) | batch: (1/n) (official code)
+    detach_intermediate_targets: bool = False  # paper: gradients reach h_{b,l}; official code: detached
+    norm: str = "mean"  # ||.||^2 of Eq. 4, 5, 7 as per-element means (λ=1 scale) or "sum" (literal norm)
+    ema_decay: float = 0.99  # Mean Teacher α (decay is min(1 - 1/(step+1), α))
+    te_alpha: float = 0.6  # Temporal Ensembling momentum
+    stability_rampup_steps: int = 0  # sigmoid ramp-up exp(-5 (1 - t)^2) of λ_s
+    rec_rampup_steps: int = 0  # same ramp-up for λ_rec and λ_rec_inter
+    rec_rampdown: bool = False  # cosine ramp-down of λ_rec, λ_rec_inter to 0 over the run (official code)
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "adam"  # adam (paper §4.1) | sgd (Mean Teacher ResNet protocol)
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = True
+    beta1: float = 0.9
+    lr_rampup_steps: int = 0
+    lr_rampdown_steps: int = 0  # cosine ramp-down over the last N steps (Temporal Ensembling style)
+    grad_clip: float | None = None
+
+
+@dataclass
+class TrainConfig:
+    preset: str = "full"  # Table 1 / Table 2 row (see hybridwrap.presets)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    max_steps: int = 300
+    eval_every: int = 100
+    log_every: int = 20
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    seed: int = 0
+    output_dir: str = "runs/quickstart"
+    mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate)
+    progress_bar: bool = True
+    compare_baseline: bool = False  # also train the labeled-only "classification" preset and print both
+
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "loss": LossConfig, "optim": OptimConfig}
+
+
+def _fields(cls) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _unknown(key: str, where: str, known) -> ConfigError:
+    close = difflib.get_close_matches(key, list(known), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return ConfigError(f"Unknown config key {where}{key!r}.{hint} Valid keys: {', '.join(sorted(known))}.")
+
+
+def _coerce(value: Any, current: Any, name: str):
+    """Turn YAML / command-line values into the field's type (checked against the default's type)."""
+    if isinstance(current, bool):
+        if isinstance(value, str):
+            if value.lower() in ("true", "1", "yes"):
+                return True
+            if value.lower() in ("false", "0", "no"):
+                return False
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name} must be true or false, got {value!r}.")
+    if isinstance(current, (int, float)) and not isinstance(current, bool) and isinstance(value, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{name} must be a number, got {value!r}.") from exc
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(current, int) and not isinstance(current, bool) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if current is not None and not isinstance(current, (dict, tuple, list)) and not isinstance(value, type(current)):
+        if value is None:
+            return None
+        raise ConfigError(f"{name} must be of type {type(current).__name__}, got {value!r}.")
+    if isinstance(value, str) and current is None:
+        parsed = yaml.safe_load(value)
+        return parsed
+    return value
+
+
+def apply_dict(cfg: TrainConfig, values: dict, source: str = "config") -> TrainConfig:
+    top = _fields(TrainConfig)
+    for key, value in (values or {}).items():
+        if key not in top:
+            raise _unknown(key, f"in {source}: ", top)
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"In {source}: {key!r} must be a mapping of fields, got {value!r}.")
+            section = getattr(cfg, key)
+            known = _fields(SECTIONS[key])
+            for sub, subval in value.items():
+                if sub not in known:
+                    raise _unknown(sub, f"in {source}: {key}.", known)
+                setattr(section, sub, _coerce(subval, getattr(section, sub), f"{key}.{sub}"))
+        else:
+            setattr(cfg, key, _coerce(value, getattr(cfg, key), key))
+    return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults, then the YAML file, then ``section.field=value`` overrides."""
+    cfg = TrainConfig()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"Config file {str(path)!r} not found. Pass a YAML file such as configs/quickstart.yaml.")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path} must hold a mapping of config sections, got {type(values).__name__}.")
+        apply_dict(cfg, values, source=str(path))
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"Override {item!r} must look like section.field=value (e.g. loss.lambda_rec=0.25).")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        nested: dict = {parts[-1]: value}
+        for p in reversed(parts[:-1]):
+            nested = {p: nested}
+        apply_dict(cfg, nested, source="--set")
+    return cfg
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(values: dict) -> TrainConfig:
+    return apply_dict(TrainConfig(), values, source="saved config")
+
+
+def model_config_from_dict(values: dict) -> ModelConfig:
+    known = _fields(ModelConfig)
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(f"Unknown model config keys {sorted(unknown)}: the config comes from a newer hybridwrap; "
+                          "upgrade with `pip install -U hybridwrap`.")
+    values = dict(values)
+    if values.get("input_size") is not None:
+        values["input_size"] = tuple(values["input_size"])
+    return ModelConfig(**values)
+
+
+def fingerprint(cfg: TrainConfig) -> str:
+    """What must not change when a run is resumed: model, data, loss, optimiser and seed."""
+    d = to_dict(cfg)
+    keep = {k: d[k] for k in ("preset", "model", "data", "loss", "optim", "seed")}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
