@@ -187,6 +187,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not isinstance(values, dict):
             raise ConfigError(f"{path} must hold a mapping of config sections, got {type(values).__name__}.")
         apply_dict(cfg, values, source=str(path))
+    return apply_overrides(cfg, overrides)
+
+
+def apply_overrides(cfg: TrainConfig, overrides: list[str] | None) -> TrainConfig:
+    """Apply ``section.field=value`` strings (from ``--set``) to ``cfg``."""
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"Override {item!r} must look like section.field=value (e.g. loss.lambda_rec=0.25).")

@@ -1,0 +1,101 @@
+"""Semi-supervised splits and two-stream batches.
+
+Every batch is a pure function of (seed, step): resuming at step k draws exactly the batch an
+uninterrupted run would have drawn, with no sampler state to save.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import DataError
+
+
+@dataclass
+class Split:
+    """Indices into the training set: the labeled subset, the validation hold-out and the unlabeled pool."""
+
+    num_labels: int
+    labels_seed: int
+    val_size: int
+    labeled: list[int]
+    val: list[int]
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "Split":
+        return cls(**json.loads(path.read_text()))
+
+
+def make_split(train_y: torch.Tensor, num_classes: int, num_labels: int, seed: int, val_size: int = 0) -> Split:
+    """A validation hold-out (random, seeded) and a balanced labeled subset of N/num_classes per class."""
+    n = len(train_y)
+    if train_y.numel() and (int(train_y.min()) < 0 or int(train_y.max()) >= num_classes):
+        bad = train_y[(train_y < 0) | (train_y >= num_classes)][:5].tolist()
+        raise DataError(f"Training labels {bad} are outside 0..{num_classes - 1}. Set model.num_classes to the "
+                        "dataset's class count, or fix the labels.")
+    if num_labels <= 0 or num_labels % num_classes:
+        raise DataError(f"data.num_labels={num_labels} must be a positive multiple of the {num_classes} classes "
+                        f"(N/num_classes labeled images per class), e.g. {num_classes * max(1, num_labels // num_classes)}.")
+    if val_size < 0 or val_size >= n:
+        raise DataError(f"data.val_size={val_size} must be between 0 and the {n} training images.")
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=g)
+    val = order[:val_size]
+    rest = order[val_size:]
+    per_class = num_labels // num_classes
+    labeled = []
+    for c in range(num_classes):
+        idx = rest[train_y[rest] == c]
+        if len(idx) < per_class:
+            raise DataError(f"data.num_labels={num_labels} asks for {per_class} labeled images of class {c}, but only "
+                            f"{len(idx)} exist outside the validation hold-out. Lower data.num_labels "
+                            f"(at most {num_classes * min(int((train_y[rest] == k).sum()) for k in range(num_classes))}).")
+        labeled += idx[:per_class].tolist()
+    return Split(num_labels, seed, val_size, sorted(labeled), sorted(val.tolist()))
+
+
+class TwoStreamBatches:
+    """n_s labeled + n_u unlabeled indices per step, each stream cycling through seeded permutations."""
+
+    def __init__(self, labeled: list[int], unlabeled: list[int], n_s: int, n_u: int, seed: int):
+        batch = n_s + n_u
+        for name, v, pool in (("labeled_batch_size", n_s, labeled), ("unlabeled_batch_size", n_u, unlabeled)):
+            if v <= 0 or v > batch:
+                raise DataError(f"data.{name}={v} must be at least 1 (the paper uses n_s=20, n_u=80).")
+            if not pool:
+                raise DataError(f"No images for data.{name}: the {name.split('_')[0]} pool is empty.")
+        self.labeled = torch.as_tensor(labeled, dtype=torch.long)
+        self.unlabeled = torch.as_tensor(unlabeled, dtype=torch.long)
+        self.n_s, self.n_u, self.seed = n_s, n_u, seed
+        self._cache: dict[tuple[str, int], torch.Tensor] = {}
+
+    def _perm(self, stream: str, cycle: int, n: int) -> torch.Tensor:
+        key = (stream, cycle)
+        if key not in self._cache:
+            if len(self._cache) > 8:
+                self._cache.clear()
+            salt = 1 if stream == "l" else 2
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + salt * 7_919 + cycle)
+            self._cache[key] = torch.randperm(n, generator=g)
+        return self._cache[key]
+
+    def _take(self, stream: str, pool: torch.Tensor, step: int, k: int) -> torch.Tensor:
+        n = len(pool)
+        positions = torch.arange(step * k, (step + 1) * k)
+        out = torch.empty(k, dtype=torch.long)
+        for i, p in enumerate(positions.tolist()):
+            cycle, offset = divmod(p, n)
+            out[i] = pool[self._perm(stream, cycle, n)[offset]]
+        return out
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._take("l", self.labeled, step, self.n_s), self._take("u", self.unlabeled, step, self.n_u)

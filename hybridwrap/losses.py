@@ -1,0 +1,127 @@
+"""The HybridNet objective, one function per equation of §3.2.
+
+Norms. The paper writes squared L2 norms ||.||². With ``norm="mean"`` (default) they are computed as
+per-element means, the scaling of the official code under which the paper's weights (every λ = 1,
+λ_s = 100) give "loss terms of the same order of magnitude" (§4.1). ``norm="sum"`` gives the literal
+squared norm, whose scale grows with the number of pixels/classes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _per_sample_sq(diff: torch.Tensor, norm: str) -> torch.Tensor:
+    sq = diff.float().pow(2).flatten(1)
+    return sq.mean(1) if norm == "mean" else sq.sum(1)
+
+
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor, labeled: torch.Tensor,
+                        average: str = "labeled") -> torch.Tensor:
+    """Eq. 3: cross-entropy on the labeled part of the batch.
+
+    ``average="labeled"`` divides by n_s (the paper); ``"batch"`` divides by the whole batch n (the
+    official code), which weighs it n_s/n as much.
+    """
+    n_labeled = int(labeled.sum())
+    if n_labeled == 0:
+        return logits.sum() * 0.0
+    ce = F.cross_entropy(logits[labeled].float(), targets[labeled], reduction="sum")
+    return ce / (n_labeled if average == "labeled" else logits.shape[0])
+
+
+def reconstruction_error(x_hat: torch.Tensor, x: torch.Tensor, norm: str = "mean") -> torch.Tensor:
+    """ℓ_rec = ||x̂ - x||² per sample."""
+    return _per_sample_sq(x_hat - x, norm)
+
+
+def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, norm: str = "mean") -> torch.Tensor:
+    """Eq. 4: L_rec = (1/n) Σ_k ||x̂ - x||²."""
+    return reconstruction_error(x_hat, x, norm).mean()
+
+
+def balanced_reconstruction_loss(x_hat_c: torch.Tensor, x_hat_u: torch.Tensor, x: torch.Tensor,
+                                 norm: str = "mean") -> torch.Tensor:
+    """Eq. 6: per sample, the final reconstruction loss trains only the branch with the larger error.
+
+    If ||x̂_u - x||² >= ||x̂_c - x||²: ||x̂_u + stopgrad(x̂_c) - x||², else ||stopgrad(x̂_u) + x̂_c - x||².
+    The value equals Eq. 4's; only the gradient is routed.
+    """
+    with torch.no_grad():
+        u_worse = reconstruction_error(x_hat_u, x, norm) >= reconstruction_error(x_hat_c, x, norm)
+    to_u = reconstruction_error(x_hat_u + x_hat_c.detach(), x, norm)
+    to_c = reconstruction_error(x_hat_u.detach() + x_hat_c, x, norm)
+    return torch.where(u_worse, to_u, to_c).mean()
+
+
+def intermediate_reconstruction_loss(h_hat: torch.Tensor, h: torch.Tensor, detach_target: bool = False,
+                                     norm: str = "mean") -> torch.Tensor:
+    """Eq. 5: L_rec-inter_{b,l} = (1/n) Σ_k ||ĥ_{b,l} - h_{b,l}||².
+
+    ``detach_target=True`` stops the gradient into the encoder's h_{b,l} (official code); the paper's
+    equation lets it flow into both the encoder and the decoder.
+    """
+    if detach_target:
+        h = h.detach()
+    return _per_sample_sq(h_hat - h, norm).mean()
+
+
+def stability_loss(logits: torch.Tensor, target_probs: torch.Tensor, mask: torch.Tensor | None = None,
+                   norm: str = "mean") -> torch.Tensor:
+    """Eq. 7: Ω = (1/n) Σ_k ||ŷ - z||², ŷ the student's softmax, z the (constant) stability target.
+
+    ``mask`` drops samples that have no target yet (Temporal Ensembling's first visit); the average
+    stays over the whole batch n.
+    """
+    per_sample = _per_sample_sq(F.softmax(logits.float(), dim=1) - target_probs.detach().float(), norm)
+    if mask is not None:
+        per_sample = per_sample * mask.float()
+    return per_sample.mean()
+
+
+def total_loss(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
+    """Eq. 2: L = λ_c L_cls + λ_r L_rec + Σ_{b,l} λ_{r b,l} L_rec-inter b,l + λ_s Ω_stability."""
+    total = None
+    for name, value in terms.items():
+        w = weights[_weight_key(name)]
+        total = value * w if total is None else total + value * w
+    return total
+
+
+def _weight_key(term: str) -> str:
+    return "rec_inter" if term.startswith("rec_inter") else term
+
+
+# ------------------------------------------------------------------------------------ schedules
+
+
+def sigmoid_rampup(step: int, length: int) -> float:
+    """exp(-5 (1 - t)²), t = step/length in [0, 1] (Laine & Aila 2017; Tarvainen & Valpola 2017)."""
+    if length <= 0:
+        return 1.0
+    t = min(max(step, 0), length) / length
+    return float(math.exp(-5.0 * (1.0 - t) ** 2))
+
+
+def cosine_rampdown(step: int, total: int) -> float:
+    """0.5 (cos(π t) + 1), t = step/total: 1 at the start, 0 at the end."""
+    if total <= 0:
+        return 1.0
+    t = min(max(step, 0), total) / total
+    return float(0.5 * (math.cos(math.pi * t) + 1.0))
+
+
+def loss_weights(loss_cfg, step: int, max_steps: int) -> dict[str, float]:
+    """λ of every term at ``step``, ramps applied."""
+    rec_ramp = sigmoid_rampup(step, loss_cfg.rec_rampup_steps)
+    if loss_cfg.rec_rampdown:
+        rec_ramp *= cosine_rampdown(step, max_steps)
+    return {
+        "cls": loss_cfg.lambda_cls,
+        "rec": loss_cfg.lambda_rec * rec_ramp,
+        "rec_inter": loss_cfg.lambda_rec_inter * rec_ramp,
+        "stability": loss_cfg.lambda_stability * sigmoid_rampup(step, loss_cfg.stability_rampup_steps),
+    }

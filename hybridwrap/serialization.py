@@ -1,0 +1,117 @@
+"""Weights as ``model.safetensors`` + ``config.json``; strict, atomic, never pickled."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import ModelConfig, model_config_from_dict
+from .errors import CheckpointError
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+FORMAT_VERSION = 1
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_state_dict(state: dict[str, torch.Tensor], path: Path, metadata: dict | None = None) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp),
+              metadata={k: str(v) for k, v in (metadata or {}).items()})
+    os.replace(tmp, path)
+
+
+def config_dict(model_config: ModelConfig, extra: dict | None = None) -> dict:
+    from . import __version__
+    from .registry import get_backbone
+
+    entry = get_backbone(model_config.backbone)
+    d = {
+        "format_version": FORMAT_VERSION,
+        "hybridwrap_version": __version__,
+        "model": {**model_config.__dict__, "input_size": list(model_config.input_size or [])},
+        "backbone_package": entry.package,
+        "backbone_version": entry.version,
+    }
+    d.update(extra or {})
+    return d
+
+
+def save_model(model, directory: str | Path, extra_config: dict | None = None, teacher=None) -> Path:
+    """Write ``model.safetensors`` (+ ``teacher.safetensors``) and ``config.json`` into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_state_dict(model.state_dict(), directory / WEIGHTS_NAME, {"format": "pt"})
+    if teacher is not None:
+        save_state_dict(teacher.state_dict(), directory / "teacher.safetensors", {"format": "pt"})
+    atomic_write_text(directory / CONFIG_NAME, json.dumps(config_dict(model.config, extra_config), indent=2))
+    return directory
+
+
+def read_config(directory: str | Path) -> dict:
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{directory} has no {CONFIG_NAME}: it is not a saved HybridNet. Pass the run's "
+                              "model directory (RUN_DIR/model) or a directory written by save_pretrained().")
+    try:
+        cfg = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc}); the save was interrupted or the file edited.") from exc
+    if cfg.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path} was written by a newer hybridwrap ({cfg.get('hybridwrap_version')}); "
+                              "upgrade with `pip install -U hybridwrap`.")
+    return cfg
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"{path} not found: the directory has a config but no weights.")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, Exception) as exc:
+        raise CheckpointError(f"{path} is truncated or corrupted ({exc}). Re-download or re-save it.") from exc
+
+
+def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"The weights in {source} do not fit the model its config describes: {len(missing)} missing "
+            f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), {len(wrong)} with other "
+            f"shapes (e.g. {wrong[:3]}). The config and weights come from different models; re-save them together."
+        )
+    module.load_state_dict(state, strict=True)
+
+
+def load_model(directory: str | Path):
+    """Rebuild the HybridNet saved in ``directory`` (strict) and its teacher backbone if one was saved."""
+    from .model import build_from_config
+
+    directory = Path(directory)
+    cfg = read_config(directory)
+    model_cfg = model_config_from_dict(cfg["model"])
+    model = build_from_config(model_cfg)
+    load_strict(model, load_weights(directory / WEIGHTS_NAME), str(directory / WEIGHTS_NAME))
+    teacher = None
+    if (directory / "teacher.safetensors").is_file():
+        import copy
+
+        teacher = copy.deepcopy(model.backbone)
+        load_strict(teacher, load_weights(directory / "teacher.safetensors"), str(directory / "teacher.safetensors"))
+    return model, teacher

@@ -1,0 +1,555 @@
+"""Semi-supervised HybridNet training with Hugging Face Accelerate.
+
+    hybridwrap train --config configs/quickstart.yaml                 # laptop CPU
+    accelerate launch -m hybridwrap.train --config configs/cifar10_convlarge_4000.yaml   # 1..N GPUs
+
+One step: draw n_s labeled + n_u unlabeled images (a pure function of seed and step, so a resumed run
+draws what an uninterrupted one would), augment, run the two-branch forward pass, add the terms of
+Eq. 2, step the optimiser, update the stability target (Mean Teacher EMA or Temporal Ensembling).
+With N processes the global batch is split evenly across them and DDP averages the gradients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import warnings
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from . import losses
+from .config import TrainConfig, apply_overrides, fingerprint, from_dict, load_config, to_dict
+from .data import augment as aug
+from .data import load_data
+from .data.semisup import Split, TwoStreamBatches, make_split
+from .errors import CheckpointError, ConfigError, DataError, TrainingError
+from .model import HybridNet, build_from_config
+from .presets import apply_preset
+from .serialization import atomic_write_text, save_model
+from .teachers import MeanTeacher, TemporalEnsembling
+
+CHECKPOINTS = "checkpoints"
+COLLAPSE_SHARE = 0.02  # a branch producing < 2% of x̂'s energy has collapsed (§3.2)
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+
+    def state_dict(self):
+        return {"step": self.step}
+
+    def load_state_dict(self, state):
+        self.step = int(state["step"])
+
+
+# ------------------------------------------------------------------------------------ run directory
+
+
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (a checkpoint is complete once renamed from its .tmp name)."""
+    root = run_dir / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-")), key=lambda p: p.name)
+
+
+def _clean_partial_checkpoints(run_dir: Path) -> None:
+    root = run_dir / CHECKPOINTS
+    if root.is_dir():
+        for p in root.iterdir():
+            if p.name.startswith(".tmp-"):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def _check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
+    saved = run_dir / "train_config.json"
+    if not resume:
+        if saved.exists() or checkpoint_dirs(run_dir):
+            raise ConfigError(f"{run_dir} already holds a run. Pass --resume to continue it, or choose another "
+                              "--output-dir: hybridwrap never overwrites a run.")
+        return
+    if saved.exists():
+        old = from_dict(json.loads(saved.read_text()))
+        if fingerprint(old) != fingerprint(cfg):
+            a, b = to_dict(old), to_dict(cfg)
+            diffs = [f"{s}.{k}: {a[s][k]!r} -> {b[s][k]!r}" for s in ("model", "data", "loss", "optim")
+                     for k in a[s] if a[s][k] != b[s][k]]
+            diffs += [f"{k}: {a[k]!r} -> {b[k]!r}" for k in ("preset", "seed") if a[k] != b[k]]
+            raise CheckpointError(f"Cannot resume {run_dir}: it was trained with another config ({'; '.join(diffs)}). "
+                                  "Resume with the run's own config, or start a new run in another --output-dir.")
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _check_data_fits_model(cfg: TrainConfig, data, model_input_size) -> None:
+    if data.channels != cfg.model.in_chans:
+        raise DataError(f"The {data.name} images have {data.channels} channel(s) but model.in_chans="
+                        f"{cfg.model.in_chans}. Set model.in_chans={data.channels}.")
+    if tuple(data.image_size) != tuple(model_input_size):
+        raise DataError(f"The {data.name} images are {data.image_size[0]}x{data.image_size[1]} but the model was "
+                        f"wrapped for {model_input_size[0]}x{model_input_size[1]}. Set data.image_size="
+                        f"{model_input_size[0]} to resize them, or model.input_size={list(data.image_size)}.")
+    for name, y in (("training", data.train_y), ("test", data.test_y)):
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= cfg.model.num_classes):
+            raise DataError(f"{name} labels span {int(y.min())}..{int(y.max())}, outside 0..{cfg.model.num_classes - 1}. "
+                            f"Set model.num_classes={int(y.max()) + 1}.")
+
+
+def _lr_at(cfg: TrainConfig, step: int) -> float:
+    o = cfg.optim
+    lr = o.lr * losses.sigmoid_rampup(step, o.lr_rampup_steps)
+    if o.lr_rampdown_steps > 0:
+        start = cfg.max_steps - o.lr_rampdown_steps
+        if step >= start:
+            lr *= losses.cosine_rampdown(step - start, o.lr_rampdown_steps)
+    return lr
+
+
+def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    o = cfg.optim
+    params = [p for p in model.parameters() if p.requires_grad]
+    if o.optimizer == "adam":
+        return torch.optim.Adam(params, lr=o.lr, betas=(o.beta1, 0.999), weight_decay=o.weight_decay)
+    if o.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
+    raise ConfigError(f"optim.optimizer must be 'adam' or 'sgd', got {o.optimizer!r}.")
+
+
+def _validate(cfg: TrainConfig, world: int) -> None:
+    d = cfg.data
+    for name in ("labeled_batch_size", "unlabeled_batch_size"):
+        v = getattr(d, name)
+        if v < 1:
+            raise DataError(f"data.{name}={v} must be at least 1 (the paper uses 20 labeled + 80 unlabeled).")
+        if v % world:
+            raise DataError(f"data.{name}={v} must be divisible by the {world} processes (each takes an equal share).")
+    if cfg.loss.stability not in ("mean_teacher", "temporal_ensembling", "none"):
+        raise ConfigError(f"loss.stability must be mean_teacher, temporal_ensembling or none, got {cfg.loss.stability!r}.")
+    if cfg.loss.ce_average not in ("labeled", "batch"):
+        raise ConfigError(f"loss.ce_average must be 'labeled' (paper) or 'batch' (official code), got {cfg.loss.ce_average!r}.")
+    if cfg.loss.norm not in ("mean", "sum"):
+        raise ConfigError(f"loss.norm must be 'mean' or 'sum', got {cfg.loss.norm!r}.")
+    if cfg.max_steps < 1:
+        raise ConfigError(f"max_steps must be >= 1, got {cfg.max_steps}.")
+    if cfg.mixed_precision not in ("no", "bf16", "fp16"):
+        raise ConfigError(f"mixed_precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}.")
+
+
+def branch_statistics(out, x: torch.Tensor) -> dict[str, float]:
+    """How much each branch contributes to x̂: energy share and PSNR (images in [-1, 1], peak-to-peak 2)."""
+    stats = {}
+    if out.x_hat is None:
+        return stats
+
+    def psnr(y):
+        mse = (y.float() - x.float()).pow(2).mean().item()
+        return 10 * math.log10(4.0 / max(mse, 1e-12))
+
+    stats["psnr_x_hat"] = psnr(out.x_hat)
+    if out.x_hat_u is not None:
+        e_c = out.x_hat_c.float().pow(2).sum().item()
+        e_u = out.x_hat_u.float().pow(2).sum().item()
+        stats["energy_share_c"] = e_c / max(e_c + e_u, 1e-12)
+        stats["energy_share_u"] = 1.0 - stats["energy_share_c"]
+        stats["psnr_x_hat_c"] = psnr(out.x_hat_c)
+        stats["psnr_x_hat_u"] = psnr(out.x_hat_u)
+    return stats
+
+
+# ------------------------------------------------------------------------------------ training
+
+
+class Run:
+    """Everything one training run holds; ``fit()`` is the loop."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        from accelerate import Accelerator
+        from accelerate.utils import ProjectConfiguration
+
+        apply_preset(cfg)
+        self.cfg = cfg
+        self.run_dir = Path(cfg.output_dir)
+        trackers = ["tensorboard"] if _has_tensorboard() else None
+        self.accelerator = Accelerator(
+            mixed_precision=cfg.mixed_precision, log_with=trackers,
+            project_config=ProjectConfiguration(project_dir=str(self.run_dir), logging_dir=str(self.run_dir / "tensorboard")),
+        )
+        acc = self.accelerator
+        self.world, self.rank = acc.num_processes, acc.process_index
+        _validate(cfg, self.world)
+        if acc.is_main_process:
+            _check_run_dir(cfg, self.run_dir, resume)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            _clean_partial_checkpoints(self.run_dir)
+        acc.wait_for_everyone()
+
+        # data and split (the labeled subset is saved with the run and reused on resume)
+        self.data = load_data(cfg.data)
+        split_path = self.run_dir / "labels.json"
+        if resume and split_path.exists():
+            self.split = Split.load(split_path)
+        else:
+            self.split = make_split(self.data.train_y, cfg.model.num_classes, cfg.data.num_labels,
+                                    cfg.data.labels_seed, cfg.data.val_size)
+        val = set(self.split.val)
+        train_pool = [i for i in range(len(self.data.train_y)) if i not in val]
+        self.images = self.data.train_x
+        if self.data.unlabeled_x is not None:  # pool index space: training images, then extra unlabeled ones
+            self.images = torch.cat([self.data.train_x, self.data.unlabeled_x])
+            train_pool += list(range(len(self.data.train_x), len(self.images)))
+        self.labels = torch.cat([self.data.train_y, torch.full((len(self.images) - len(self.data.train_y),), -1)])
+        self.batches = TwoStreamBatches(self.split.labeled, train_pool, cfg.data.labeled_batch_size,
+                                        cfg.data.unlabeled_batch_size, cfg.seed)
+        self.augment_mode = aug.resolve(cfg.data.augment, cfg.data.dataset)
+
+        # model, stability target, optimiser
+        torch.manual_seed(cfg.seed)
+        model = build_from_config(cfg.model)
+        _check_data_fits_model(cfg, self.data, model.layout.input_size)
+        cfg.model.input_size = tuple(model.layout.input_size)
+        self.teacher = MeanTeacher(model.backbone, cfg.loss.ema_decay) if cfg.loss.stability == "mean_teacher" else None
+        self.ensemble = (TemporalEnsembling(len(self.images), cfg.model.num_classes, cfg.loss.te_alpha)
+                         if cfg.loss.stability == "temporal_ensembling" else None)
+        optimizer = _make_optimizer(cfg, model)
+        eval_set = torch.utils.data.TensorDataset(self.data.test_x, self.data.test_y)
+        eval_loader = torch.utils.data.DataLoader(eval_set, batch_size=cfg.data.eval_batch_size, shuffle=False)
+        val_loader = None
+        if self.split.val:
+            idx = torch.tensor(self.split.val)
+            val_loader = torch.utils.data.DataLoader(
+                torch.utils.data.TensorDataset(self.data.train_x[idx], self.data.train_y[idx]),
+                batch_size=cfg.data.eval_batch_size, shuffle=False)
+            val_loader = acc.prepare(val_loader)
+        self.model, self.optimizer, self.eval_loader = acc.prepare(model, optimizer, eval_loader)
+        self.val_loader = val_loader
+        self.state = TrainState()
+        acc.register_for_checkpointing(self.state)
+        for extra in (self.teacher, self.ensemble):
+            if extra is not None:
+                extra.to(acc.device)
+                acc.register_for_checkpointing(extra)
+
+        if resume and checkpoint_dirs(self.run_dir):
+            latest = checkpoint_dirs(self.run_dir)[-1]
+            acc.load_state(str(latest))
+            acc.print(f"Resumed {self.run_dir} at step {self.state.step} from {latest.name}")
+        if acc.is_main_process:
+            atomic_write_text(self.run_dir / "train_config.json", json.dumps(to_dict(cfg), indent=2, default=list))
+            if not split_path.exists():
+                self.split.save(split_path)
+        if trackers:
+            flat = {f"{s}.{k}": v for s, sec in to_dict(cfg).items() if isinstance(sec, dict)
+                    for k, v in sec.items() if isinstance(v, (int, float, str, bool))}
+            acc.init_trackers("hybridwrap", config=flat)
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+
+    # -- pieces of a step ----------------------------------------------------------------------
+    def _batch(self, step: int):
+        """This process's share of the global batch of ``step`` (labeled first), augmented."""
+        cfg = self.cfg
+        lab, unl = self.batches(step)
+        ns, nu = len(lab) // self.world, len(unl) // self.world
+        idx = torch.cat([lab[self.rank * ns:(self.rank + 1) * ns], unl[self.rank * nu:(self.rank + 1) * nu]])
+        labels = torch.cat([self.labels[idx[:ns]], torch.full((nu,), -1, dtype=torch.long)])
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 7_919 + self.rank + 17)
+        raw = self.images[idx]
+        x = aug.normalize(aug.augment(raw, self.augment_mode, cfg.data.translate, g))
+        x_teacher = aug.normalize(aug.augment(raw, self.augment_mode, cfg.data.translate, g)) if self.teacher else None
+        dev = self.accelerator.device
+        return idx.to(dev), x.to(dev), labels.to(dev), (x_teacher.to(dev) if x_teacher is not None else None)
+
+    def _terms(self, out, x, labels, idx, x_teacher):
+        lc = self.cfg.loss
+        labeled = labels >= 0
+        terms: dict[str, torch.Tensor] = {}
+        if lc.classification:
+            terms["cls"] = losses.classification_loss(out.logits, labels.clamp(min=0), labeled, lc.ce_average)
+        if lc.reconstruction and out.x_hat is not None:
+            if lc.balance and out.x_hat_u is not None:
+                terms["rec"] = losses.balanced_reconstruction_loss(out.x_hat_c, out.x_hat_u, x, lc.norm)
+            else:
+                terms["rec"] = losses.reconstruction_loss(out.x_hat, x, lc.norm)
+        if lc.intermediate:
+            for pair in out.pairs:
+                terms[f"rec_inter_{pair.branch}{pair.level}"] = losses.intermediate_reconstruction_loss(
+                    pair.h_hat, pair.h, lc.detach_intermediate_targets, lc.norm)
+        if self.teacher is not None:
+            self.teacher.model.train(True)
+            with self.accelerator.autocast():
+                z = self.teacher.targets(x_teacher)
+            terms["stability"] = losses.stability_loss(out.logits, z, norm=lc.norm)
+        elif self.ensemble is not None:
+            z, has_target = self.ensemble.targets(idx)
+            terms["stability"] = losses.stability_loss(out.logits, z, has_target, norm=lc.norm)
+        return terms
+
+    def _after_step(self, step: int, out, idx) -> None:
+        if self.teacher is not None:
+            self.teacher.update(self.accelerator.unwrap_model(self.model).backbone, step + 1)
+        if self.ensemble is not None:
+            probs = torch.softmax(out.logits.detach().float(), 1)
+            all_idx, all_probs = self.accelerator.gather((idx, probs))
+            self.ensemble.update(all_idx, all_probs)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self) -> dict:
+        cfg, acc = self.cfg, self.accelerator
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.max_steps, initial=self.state.step, disable=not (acc.is_local_main_process and cfg.progress_bar),
+                   desc=f"{cfg.preset}", dynamic_ncols=True)
+        t0 = time.time()
+        self.model.train()
+        last = {}
+        while self.state.step < cfg.max_steps:
+            step = self.state.step
+            torch.manual_seed(cfg.seed * 1_000_003 + step * 31 + self.rank)  # dropout/noise: a function of the step
+            idx, x, labels, x_teacher = self._batch(step)
+            lr = _lr_at(cfg, step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            weights = losses.loss_weights(cfg.loss, step, cfg.max_steps)
+            with acc.autocast():
+                out = self.model(x)
+            terms = self._terms(out, x, labels, idx, x_teacher)
+            loss = losses.total_loss(terms, weights)
+            values = {k: v.detach().float() for k, v in terms.items()}
+            bad = [k for k, v in values.items() if not torch.isfinite(v)]
+            if bad or not torch.isfinite(loss.detach()):
+                kept = checkpoint_dirs(self.run_dir)
+                raise TrainingError(
+                    f"Non-finite loss at step {step}: term(s) {bad or ['total']} = "
+                    f"{[float(values[k]) for k in bad] if bad else float(loss)}. Training stopped; the last good "
+                    f"checkpoint ({kept[-1] if kept else 'none yet'}) is kept. Lower optim.lr or the λ of that term, "
+                    "or enable optim.grad_clip.")
+            self.optimizer.zero_grad(set_to_none=True)
+            acc.backward(loss)
+            if cfg.optim.grad_clip:
+                acc.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+            self.optimizer.step()
+            self._after_step(step, out, idx)
+            self.state.step = step + 1
+            bar.update(1)
+
+            if self.state.step % cfg.log_every == 0 or self.state.step == cfg.max_steps:
+                last = {f"loss/{k}": float(v) for k, v in values.items()}
+                last.update({"loss/total": float(loss.detach()), "lr": lr,
+                             **{f"lambda/{k}": w for k, w in weights.items()}})
+                last.update({f"branch/{k}": v for k, v in branch_statistics(out, x).items()})
+                self._log("train", last)
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            if self.state.step % cfg.eval_every == 0 and self.state.step < cfg.max_steps:
+                self._log("eval", self.evaluate())
+                self.model.train()
+            if self.state.step % cfg.checkpoint_every == 0 or self.state.step == cfg.max_steps:
+                self.save_checkpoint()
+        bar.close()
+        final = self.evaluate(final=True)
+        self._log("eval", final)
+        result = self._finish(final, time.time() - t0)
+        acc.end_training()
+        return result
+
+    # -- evaluation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def _accuracy(self, net: nn.Module, loader) -> float:
+        correct = total = 0
+        for x, y in loader:
+            with self.accelerator.autocast():
+                logits = net(aug.normalize(x))
+            pred, y = self.accelerator.gather_for_metrics((logits.argmax(1), y))
+            correct += int((pred == y).sum())
+            total += len(y)
+        return 100.0 * correct / max(total, 1)
+
+    @torch.no_grad()
+    def evaluate(self, final: bool = False) -> dict:
+        model = self.accelerator.unwrap_model(self.model)
+        model.eval()
+        res = {"test_acc": self._accuracy(model.backbone, self.eval_loader)}
+        if self.teacher is not None:
+            self.teacher.model.eval()
+            res["teacher_test_acc"] = self._accuracy(self.teacher.model, self.eval_loader)
+        if self.val_loader is not None:
+            res["val_acc"] = self._accuracy(model.backbone, self.val_loader)
+            if self.teacher is not None:
+                res["teacher_val_acc"] = self._accuracy(self.teacher.model, self.val_loader)
+        if model.decoder_c is not None:
+            x = aug.normalize(self.data.test_x[:64]).to(self.accelerator.device)
+            res.update({f"branch/{k}": v for k, v in branch_statistics(model(x, reconstruct=True), x).items()})
+            share = res.get("branch/energy_share_c")
+            if share is not None and min(share, 1 - share) < COLLAPSE_SHARE and self.accelerator.is_main_process:
+                weak = "discriminative (x̂_c)" if share < 0.5 else "unsupervised (x̂_u)"
+                msg = (f"step {self.state.step}: the {weak} branch produces only {100 * min(share, 1 - share):.1f}% of "
+                       "x̂'s energy: it has collapsed (§3.2). Enable loss.balance and loss.intermediate, or raise "
+                       "loss.lambda_rec_inter.")
+                warnings.warn(msg, stacklevel=2)
+                res["branch/collapsed"] = weak
+        return res
+
+    # -- files ---------------------------------------------------------------------------------
+    def _log(self, split: str, values: dict) -> None:
+        acc = self.accelerator
+        numeric = {f"{split}/{k}": v for k, v in values.items() if isinstance(v, (int, float))}
+        acc.log(numeric, step=self.state.step)
+        if acc.is_main_process:
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps({"step": self.state.step, "split": split, **values}) + "\n")
+
+    def save_checkpoint(self) -> Path:
+        acc = self.accelerator
+        root = self.run_dir / CHECKPOINTS
+        final = root / f"step-{self.state.step:08d}"
+        tmp = root / f".tmp-step-{self.state.step:08d}"
+        if acc.is_main_process:
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp))
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            atomic_write_text(tmp / "train_state.json", json.dumps({"step": self.state.step,
+                                                                    "fingerprint": fingerprint(self.cfg)}))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)  # atomic: a checkpoint exists completely or not at all
+            for old in checkpoint_dirs(self.run_dir)[: -self.cfg.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        acc.wait_for_everyone()
+        return final
+
+    def _finish(self, final: dict, seconds: float) -> dict:
+        acc = self.accelerator
+        cfg = self.cfg
+        result = {
+            "preset": cfg.preset, "dataset": self.data.name, "backbone": cfg.model.backbone,
+            "labels": cfg.data.num_labels, "labels_seed": cfg.data.labels_seed, "seed": cfg.seed,
+            "steps": self.state.step, "seconds": round(seconds, 2), "processes": self.world,
+            "device": str(acc.device), **final,
+        }
+        if acc.is_main_process:
+            model = acc.unwrap_model(self.model)
+            save_model(model, self.run_dir / "model", extra_config={"train": {"preset": cfg.preset,
+                                                                              "dataset": self.data.name}},
+                       teacher=self.teacher.model if self.teacher is not None else None)
+            atomic_write_text(self.run_dir / "metrics.json", json.dumps(result, indent=2))
+        acc.wait_for_everyone()
+        return result
+
+
+def _has_tensorboard() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict:
+    """Train one run; returns the final metrics (also written to ``output_dir/metrics.json``)."""
+    return Run(cfg, resume=resume).fit()
+
+
+def train_with_baseline(cfg: TrainConfig, resume: bool = False) -> list[dict]:
+    """Train ``cfg``, then the labeled-only ``classification`` preset of the same config, and compare."""
+    import copy
+
+    results = [train(copy.deepcopy(cfg), resume=resume)]
+    if cfg.compare_baseline and cfg.preset != "classification":
+        base = copy.deepcopy(cfg)
+        base.preset = "classification"
+        base.output_dir = str(Path(cfg.output_dir) / "baseline")
+        results.append(train(base, resume=resume))
+    return results
+
+
+def format_results(results: list[dict]) -> str:
+    lines = [f"{'run':<28} {'student test acc':>17} {'teacher test acc':>17}"]
+    for r in results:
+        teacher = f"{r['teacher_test_acc']:.2f}%" if "teacher_test_acc" in r else "-"
+        lines.append(f"{r['preset'] + ' (' + r['dataset'] + ')':<28} {r['test_acc']:>16.2f}% {teacher:>17}")
+    return "\n".join(lines)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config (see configs/); defaults to the embedded digits quickstart")
+    p.add_argument("--preset", help="Table 1/2 preset, e.g. full, classification_stability, table2_e")
+    p.add_argument("--dataset", help="digits | cifar10 | svhn | stl10 | npz | imagefolder | disk")
+    p.add_argument("--data-path", help="local file/folder for the dataset (npz, ImageFolder root, save_to_disk dir)")
+    p.add_argument("--output-dir", help="run directory (checkpoints, metrics, model)")
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
+    p.add_argument("--baseline", action="store_true", help="also train the labeled-only classification baseline")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="override any config field, e.g. --set loss.lambda_rec=0.25 (repeatable)")
+
+
+DATASET_DEFAULTS = {  # what --dataset changes besides the source (the quickstart is digits-sized)
+    "cifar10": {"model": {"in_chans": 3, "input_size": None}, "data": {"image_size": None, "num_labels": 4000}},
+    "svhn": {"model": {"in_chans": 3, "input_size": None}, "data": {"image_size": None, "num_labels": 1000}},
+    "stl10": {"model": {"in_chans": 3, "input_size": None}, "data": {"image_size": None, "num_labels": 1000}},
+}
+
+
+def config_from_args(args) -> TrainConfig:
+    from .config import apply_dict
+
+    default = Path(__file__).parent / "configs" / "quickstart.yaml"  # package data: works installed
+    cfg = load_config(args.config or default)
+    if args.dataset:
+        cfg.data.dataset = args.dataset
+        if args.dataset in DATASET_DEFAULTS and args.dataset != "digits":
+            apply_dict(cfg, DATASET_DEFAULTS[args.dataset], source="--dataset")
+    cfg = load_config_overrides(cfg, args)
+    return cfg
+
+
+def load_config_overrides(cfg: TrainConfig, args) -> TrainConfig:
+    from .config import apply_dict
+
+    simple = {"preset": args.preset, "output_dir": args.output_dir, "max_steps": args.max_steps, "seed": args.seed}
+    apply_dict(cfg, {k: v for k, v in simple.items() if v is not None}, source="command line")
+    if args.data_path:
+        cfg.data.path = args.data_path
+    if args.baseline:
+        cfg.compare_baseline = True
+    if args.no_progress:
+        cfg.progress_bar = False
+    return apply_overrides(cfg, args.set)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hybridwrap train", description="Train a HybridNet semi-supervised.")
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    from .cli import run_user_command
+
+    def go():
+        cfg = config_from_args(args)
+        results = train_with_baseline(cfg, resume=args.resume)
+        from accelerate import PartialState
+
+        if PartialState().is_main_process:
+            print(format_results(results))
+            print(f"run directory: {cfg.output_dir}")
+        return 0
+
+    return run_user_command(go)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
