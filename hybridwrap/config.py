@@ -109,6 +109,7 @@ class TrainConfig:
     mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate)
     progress_bar: bool = True
     compare_baseline: bool = False  # also train the labeled-only "classification" preset and print both
+    check_replicas_every: int = 0  # multi-process: every N steps verify that all processes hold equal weights
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "loss": LossConfig, "optim": OptimConfig}

@@ -181,8 +181,11 @@ class Run:
         self.cfg = cfg
         self.run_dir = Path(cfg.output_dir)
         trackers = ["tensorboard"] if _has_tensorboard() else None
+        # `accelerate launch --multi_gpu` on a machine without GPUs: run the processes on CPU with gloo
+        # (Accelerate only does so when told cpu=True).
+        cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
         self.accelerator = Accelerator(
-            mixed_precision=cfg.mixed_precision, log_with=trackers,
+            cpu=cpu, mixed_precision=cfg.mixed_precision, log_with=trackers,
             project_config=ProjectConfiguration(project_dir=str(self.run_dir), logging_dir=str(self.run_dir / "tensorboard")),
         )
         acc = self.accelerator
@@ -256,18 +259,36 @@ class Run:
 
     # -- pieces of a step ----------------------------------------------------------------------
     def _batch(self, step: int):
-        """This process's share of the global batch of ``step`` (labeled first), augmented."""
+        """This process's share of the global batch of ``step`` (labeled first), augmented.
+
+        The global batch and its augmentation depend only on (seed, step); each process then takes its
+        slice, so N processes see exactly the images one process would.
+        """
         cfg = self.cfg
         lab, unl = self.batches(step)
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 7_919 + 17)
+        raw = self.images[torch.cat([lab, unl])]
+        views = [aug.augment(raw, self.augment_mode, cfg.data.translate, g)]
+        if self.teacher is not None:  # Mean Teacher: the teacher sees another draw of the augmentation
+            views.append(aug.augment(raw, self.augment_mode, cfg.data.translate, g))
         ns, nu = len(lab) // self.world, len(unl) // self.world
-        idx = torch.cat([lab[self.rank * ns:(self.rank + 1) * ns], unl[self.rank * nu:(self.rank + 1) * nu]])
+        mine = torch.cat([torch.arange(self.rank * ns, (self.rank + 1) * ns),
+                          len(lab) + torch.arange(self.rank * nu, (self.rank + 1) * nu)])
+        idx = torch.cat([lab, unl])[mine]
         labels = torch.cat([self.labels[idx[:ns]], torch.full((nu,), -1, dtype=torch.long)])
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 7_919 + self.rank + 17)
-        raw = self.images[idx]
-        x = aug.normalize(aug.augment(raw, self.augment_mode, cfg.data.translate, g))
-        x_teacher = aug.normalize(aug.augment(raw, self.augment_mode, cfg.data.translate, g)) if self.teacher else None
         dev = self.accelerator.device
-        return idx.to(dev), x.to(dev), labels.to(dev), (x_teacher.to(dev) if x_teacher is not None else None)
+        x = aug.normalize(views[0][mine]).to(dev)
+        x_teacher = aug.normalize(views[1][mine]).to(dev) if self.teacher is not None else None
+        return idx.to(dev), x, labels.to(dev), x_teacher
+
+    def _check_replicas(self) -> None:
+        """Every process must hold the same weights (DDP keeps them in sync; this proves it)."""
+        model = self.accelerator.unwrap_model(self.model)
+        checksum = torch.stack([p.detach().double().sum() for p in model.parameters()]).to(self.accelerator.device)
+        gathered = self.accelerator.gather(checksum.unsqueeze(0))
+        if not torch.equal(gathered.min(0).values, gathered.max(0).values):
+            raise TrainingError(f"Step {self.state.step}: the {self.world} processes hold different weights. "
+                                "Report this with your accelerate config; DDP should keep replicas identical.")
 
     def _terms(self, out, x, labels, idx, x_teacher):
         lc = self.cfg.loss
@@ -341,6 +362,8 @@ class Run:
             self._after_step(step, out, idx)
             self.state.step = step + 1
             bar.update(1)
+            if cfg.check_replicas_every and self.state.step % cfg.check_replicas_every == 0:
+                self._check_replicas()
 
             if self.state.step % cfg.log_every == 0 or self.state.step == cfg.max_steps:
                 last = {f"loss/{k}": float(v) for k, v in values.items()}
@@ -541,9 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     def go():
         cfg = config_from_args(args)
         results = train_with_baseline(cfg, resume=args.resume)
-        from accelerate import PartialState
-
-        if PartialState().is_main_process:
+        if int(os.environ.get("RANK", "0")) == 0:  # set by `accelerate launch`; one table, not one per process
             print(format_results(results))
             print(f"run directory: {cfg.output_dir}")
         return 0

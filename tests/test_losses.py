@@ -1,0 +1,155 @@
+"""Each term of Eq. 2-7 against a value computed by hand; gradient routing of Eq. 6; EMA and TE updates."""
+
+import math
+
+import pytest
+import torch
+
+import hybridwrap
+from hybridwrap import losses
+from hybridwrap.teachers import MeanTeacher, TemporalEnsembling
+
+
+def test_eq3_cross_entropy_over_labeled_samples():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [5.0, -5.0]])
+    targets = torch.tensor([0, 1, 0])
+    labeled = torch.tensor([True, True, False])
+    a, b = math.log(1 + math.exp(-2)), math.log(1 + math.exp(-1))
+    assert losses.classification_loss(logits, targets, labeled, "labeled").item() == pytest.approx((a + b) / 2)
+    assert losses.classification_loss(logits, targets, labeled, "batch").item() == pytest.approx((a + b) / 3)
+    assert losses.classification_loss(logits, targets, torch.zeros(3, dtype=torch.bool)).item() == 0.0
+
+
+def test_eq4_reconstruction():
+    x_hat = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(2, 1, 1, 2)
+    x = torch.zeros_like(x_hat)
+    assert losses.reconstruction_loss(x_hat, x, "mean").item() == pytest.approx(((1 + 4) / 2 + (9 + 16) / 2) / 2)
+    assert losses.reconstruction_loss(x_hat, x, "sum").item() == pytest.approx((5 + 25) / 2)
+
+
+def test_eq6_routes_the_gradient_to_the_worse_branch_per_sample():
+    x = torch.zeros(2, 1, 1, 2)
+    # sample 0: x̂_u is worse (error 4 vs 1); sample 1: x̂_c is worse (error 9 vs 0.25)
+    x_hat_c = torch.tensor([[1.0, 1.0], [3.0, 3.0]]).view(2, 1, 1, 2).requires_grad_()
+    x_hat_u = torch.tensor([[2.0, 2.0], [0.5, 0.5]]).view(2, 1, 1, 2).requires_grad_()
+    loss = losses.balanced_reconstruction_loss(x_hat_c, x_hat_u, x)
+    # its value is Eq. 4's: mean over samples of mean((x̂_c + x̂_u)^2) = (9 + 12.25) / 2
+    assert loss.item() == pytest.approx((9 + 12.25) / 2)
+    loss.backward()
+    assert torch.all(x_hat_c.grad[0] == 0) and torch.all(x_hat_u.grad[0] != 0)
+    assert torch.all(x_hat_c.grad[1] != 0) and torch.all(x_hat_u.grad[1] == 0)
+    # d/dx̂ of (1/2) * mean_j (x̂_c + x̂_u)^2 over 2 elements = (x̂_c + x̂_u) / 2
+    torch.testing.assert_close(x_hat_u.grad[0], torch.full((1, 1, 2), 3.0 / 2))
+    torch.testing.assert_close(x_hat_c.grad[1], torch.full((1, 1, 2), 3.5 / 2))
+
+
+def test_eq6_tie_goes_to_the_unsupervised_branch():
+    x = torch.zeros(1, 1, 1, 1)
+    c = torch.ones(1, 1, 1, 1, requires_grad=True)
+    u = torch.ones(1, 1, 1, 1, requires_grad=True)
+    losses.balanced_reconstruction_loss(c, u, x).backward()
+    assert c.grad.item() == 0 and u.grad.item() != 0  # ">=" in Eq. 6
+
+
+def test_eq5_intermediate_reconstruction_and_detached_target():
+    h_hat = torch.tensor([[1.0, 1.0]], requires_grad=True)
+    h = torch.tensor([[0.0, 2.0]], requires_grad=True)
+    value = losses.intermediate_reconstruction_loss(h_hat, h)
+    assert value.item() == pytest.approx(1.0)
+    value.backward()
+    assert h.grad is not None and h.grad.abs().sum() > 0
+    h.grad = None
+    losses.intermediate_reconstruction_loss(h_hat, h, detach_target=True).backward()
+    assert h.grad is None
+
+
+def test_eq7_stability_on_softmax_with_mask():
+    logits = torch.zeros(2, 2)
+    z = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    # sample 0: ((0.5)^2 + (0.5)^2) / 2 = 0.25; sample 1: 0
+    assert losses.stability_loss(logits, z).item() == pytest.approx(0.125)
+    assert losses.stability_loss(logits, z, norm="sum").item() == pytest.approx(0.25)
+    mask = torch.tensor([False, True])
+    assert losses.stability_loss(logits, z, mask).item() == pytest.approx(0.0)
+
+
+def test_eq2_weighted_sum():
+    terms = {"cls": torch.tensor(2.0), "rec": torch.tensor(3.0), "rec_inter_c0": torch.tensor(1.0),
+             "rec_inter_u1": torch.tensor(4.0), "stability": torch.tensor(0.01)}
+    weights = {"cls": 1.0, "rec": 0.25, "rec_inter": 0.5, "stability": 100.0}
+    assert losses.total_loss(terms, weights).item() == pytest.approx(2 + 0.75 + 0.5 * 5 + 1.0)
+
+
+def test_ramps():
+    assert losses.sigmoid_rampup(0, 100) == pytest.approx(math.exp(-5))
+    assert losses.sigmoid_rampup(50, 100) == pytest.approx(math.exp(-5 * 0.25))
+    assert losses.sigmoid_rampup(200, 100) == 1.0 and losses.sigmoid_rampup(3, 0) == 1.0
+    assert losses.cosine_rampdown(0, 10) == 1.0 and losses.cosine_rampdown(10, 10) == pytest.approx(0.0)
+
+    class L:
+        lambda_cls, lambda_rec, lambda_rec_inter, lambda_stability = 1.0, 0.25, 0.5, 100.0
+        rec_rampup_steps, rec_rampdown, stability_rampup_steps = 0, True, 10
+
+    w = losses.loss_weights(L, step=5, max_steps=10)
+    assert w["rec"] == pytest.approx(0.25 * 0.5) and w["rec_inter"] == pytest.approx(0.5 * 0.5)
+    assert w["stability"] == pytest.approx(100 * math.exp(-5 * 0.25))
+
+
+# ---------------------------------------------------------------------------------------- teachers
+
+
+def test_mean_teacher_ema_formula():
+    torch.manual_seed(0)
+    student = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    teacher = MeanTeacher(student, alpha=0.99)
+    before = {k: v.clone() for k, v in teacher.model.state_dict().items()}
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(1.0)
+    student.train()(torch.randn(4, 3))  # moves the BN running statistics
+    teacher.update(student, step=9)  # a = min(1 - 1/10, 0.99) = 0.9
+    a = 0.9
+    for k, v in student.state_dict().items():
+        if v.dtype.is_floating_point:
+            torch.testing.assert_close(teacher.model.state_dict()[k], a * before[k] + (1 - a) * v)
+        else:
+            assert torch.equal(teacher.model.state_dict()[k], v)
+    teacher.update(student, step=1000)
+    assert teacher.decay(1000) == 0.99 and teacher.decay(0) == 0.0
+    assert all(not p.requires_grad for p in teacher.model.parameters())
+
+
+def test_temporal_ensembling_update_and_startup_correction():
+    te = TemporalEnsembling(num_samples=3, num_classes=2, alpha=0.6)
+    idx = torch.tensor([0, 2])
+    z, has = te.targets(idx)
+    assert not has.any()
+    p = torch.tensor([[0.2, 0.8], [1.0, 0.0]])
+    q = torch.tensor([[0.6, 0.4], [0.0, 1.0]])
+    te.update(idx, p)
+    z, has = te.targets(idx)
+    assert has.all()
+    torch.testing.assert_close(z, p)  # Z = 0.4 p, corrected by 1 - 0.6 = 0.4
+    te.update(idx, q)
+    z, _ = te.targets(idx)
+    expected = (0.6 * 0.4 * p + 0.4 * q) / (1 - 0.6 ** 2)
+    torch.testing.assert_close(z, expected)
+    assert te.visits.tolist() == [2, 0, 2]
+
+
+def test_stability_term_sends_gradient_into_the_student():
+    """The Mean Teacher consistency must train the student (a known SSL library's never did)."""
+    torch.manual_seed(0)
+    model = hybridwrap.wrap("convlarge", num_classes=10, width=0.125, input_size=16).train()
+    teacher = MeanTeacher(model.backbone, alpha=0.99)
+    with torch.no_grad():  # make the teacher differ from the student, as it does after a few steps
+        for p in teacher.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x = torch.randn(4, 3, 16, 16)
+    out = model(x)
+    z = teacher.targets(x)
+    losses.stability_loss(out.logits, z).backward()
+    grads = [p.grad for p in model.backbone.parameters()]
+    assert all(g is not None for g in grads)
+    assert sum(g.abs().sum().item() for g in grads) > 0
+    assert all(p.grad is None for p in teacher.model.parameters())
