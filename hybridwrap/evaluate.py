@@ -49,7 +49,7 @@ def evaluate_saved(run_or_repo: str, dataset: str | None = None, data_path: str 
     data_cfg = DataConfig()
     if run_dir is not None:
         saved = json.loads((run_dir / "train_config.json").read_text())["data"]
-        for key in ("dataset", "path", "image_size"):
+        for key in ("dataset", "path", "image_size", "max_eval_images"):  # the run's own test set
             setattr(data_cfg, key, saved.get(key))
     if dataset:
         data_cfg.dataset, data_cfg.path = dataset, data_path
@@ -60,7 +60,8 @@ def evaluate_saved(run_or_repo: str, dataset: str | None = None, data_path: str 
         data_cfg.image_size = image_size
     if dataset is None and run_dir is None:
         raise DataError("This model has no run directory to read its dataset from: pass --dataset (and --data-path).")
-    data_cfg.max_eval_images = max_images
+    if max_images:
+        data_cfg.max_eval_images = max_images
     data_cfg.max_train_images = 1  # only the test split is needed
     data = load_data(data_cfg)
     size = tuple(model.layout.input_size)

@@ -1,0 +1,222 @@
+"""Training runs end to end: presets, checkpoints, exact resume after kill -9, multi-process, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import REPO, SHARED_CIFAR, cli
+from hybridwrap import CheckpointError, ConfigError, DataError, TrainingError
+from hybridwrap.config import load_config
+from hybridwrap.presets import PRESETS, TABLE1
+from hybridwrap.train import checkpoint_dirs, train
+
+ENV = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
+
+
+def _cfg(path, out, **overrides):
+    cfg = load_config(path)
+    cfg.output_dir = str(out)
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+@pytest.mark.parametrize("preset", TABLE1)
+def test_every_table1_preset_trains_and_writes_checkpoint_and_metrics(preset, tiny_config, tmp_path):
+    out = tmp_path / preset
+    result = train(_cfg(tiny_config(preset=preset), out))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == result and metrics["steps"] == 4 and 0 <= metrics["test_acc"] <= 100
+    assert ("teacher_test_acc" in metrics) == PRESETS[preset].stability
+    assert [p.name for p in checkpoint_dirs(out)] == ["step-00000002", "step-00000004"]
+    assert (out / "model" / "model.safetensors").is_file() and (out / "labels.json").is_file()
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train_lines = [line for line in lines if line["split"] == "train"]
+    assert [line["step"] for line in train_lines] == [2, 4]
+    expected_terms = {"loss/cls"} | ({"loss/rec"} if PRESETS[preset].reconstruction else set())
+    assert expected_terms <= set(train_lines[-1])
+    if PRESETS[preset].branch_u:
+        assert 0 <= metrics["branch/energy_share_c"] <= 1 and "branch/psnr_x_hat_u" in metrics
+    assert any((out / "tensorboard").rglob("events.out.tfevents*"))
+
+
+def test_temporal_ensembling_and_validation_split(tiny_config, tmp_path):
+    cfg = _cfg(tiny_config(loss={"stability": "temporal_ensembling"}, data={"val_size": 100}), tmp_path / "te")
+    result = train(cfg)
+    assert "teacher_test_acc" not in result and "val_acc" in result
+    labels = json.loads((tmp_path / "te" / "labels.json").read_text())
+    assert len(labels["val"]) == 100 and not set(labels["val"]) & set(labels["labeled"])
+
+
+def test_keep_last_k_checkpoints(tiny_config, tmp_path):
+    train(_cfg(tiny_config(max_steps=6, checkpoint_every=1, keep_checkpoints=2, eval_every=100), tmp_path / "k"))
+    assert [p.name for p in checkpoint_dirs(tmp_path / "k")] == ["step-00000005", "step-00000006"]
+
+
+def _weights(run: Path) -> dict:
+    return {**load_file(str(run / "model" / "model.safetensors")),
+            **{"teacher." + k: v for k, v in load_file(str(run / "model" / "teacher.safetensors")).items()}}
+
+
+def test_kill_9_then_resume_is_bit_identical_to_an_uninterrupted_run(tiny_config, tmp_path):
+    config = tiny_config(max_steps=40, checkpoint_every=5, eval_every=1000, log_every=5)
+    base = ["train", "--config", str(config), "--no-progress"]
+    subprocess.run(cli(*base, "--output-dir", str(tmp_path / "a")), check=True, capture_output=True, env=ENV)
+
+    run_b = tmp_path / "b"
+    proc = subprocess.Popen(cli(*base, "--output-dir", str(run_b)), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=ENV)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(p.name >= "step-00000015" for p in checkpoint_dirs(run_b)):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = checkpoint_dirs(run_b)[-1].name
+    assert killed_at < "step-00000040", "the run finished before it could be killed"
+    assert not (run_b / "metrics.json").exists()
+
+    done = subprocess.run(cli(*base, "--output-dir", str(run_b), "--resume"), capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr
+    a, b = _weights(tmp_path / "a"), _weights(run_b)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_multi_process_matches_one_process(tiny_config, tmp_path):
+    """accelerate launch --multi_gpu --num_processes 2 on CPU (gloo): synced replicas, same result as 1 process."""
+    no_bn = {"decoder_norm": "none", "backbone_kwargs": {"width": 0.125, "norm": "none", "drop_rate": 0.0,
+                                                          "noise_std": 0.0}}
+    config = tiny_config(max_steps=6, checkpoint_every=3, eval_every=3, check_replicas_every=1, model=no_bn)
+    args = ["-m", "hybridwrap.train", "--config", str(config), "--no-progress"]
+    two = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                          *args, "--output-dir", str(tmp_path / "two")], capture_output=True, text=True, env=ENV,
+                         timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("student test acc") == 1  # the table is printed by rank 0 only
+    one = subprocess.run([sys.executable, *args, "--output-dir", str(tmp_path / "one")], capture_output=True,
+                         text=True, env=ENV, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert m2["processes"] == 2
+    steps = [json.loads(line)["step"] for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["split"] == "train"]
+    assert steps == sorted(set(steps))  # one writer: no step logged twice
+    w1, w2 = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    for k in w1:
+        torch.testing.assert_close(w2[k], w1[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+# ----------------------------------------------------------------------------------------- bad input
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path, monkeypatch):
+    from hybridwrap import losses
+
+    real = losses.reconstruction_loss
+    calls = {"n": 0}
+
+    def exploding(*args, **kwargs):
+        calls["n"] += 1
+        value = real(*args, **kwargs)
+        return value * float("nan") if calls["n"] > 3 else value
+
+    monkeypatch.setattr(losses, "reconstruction_loss", exploding)
+    out = tmp_path / "nan"
+    with pytest.raises(TrainingError, match=r"Non-finite loss at step 3: term\(s\) \['rec'\].*step-00000002.*is kept"):
+        train(_cfg(tiny_config(preset="hybrid_architecture", max_steps=6), out))
+    kept = checkpoint_dirs(out)
+    assert [p.name for p in kept] == ["step-00000002"]
+    assert load_file(str(kept[0] / "model.safetensors"))  # still loadable
+
+
+def test_refuses_to_overwrite_a_run(tiny_config, tmp_path):
+    cfg = tiny_config(max_steps=2)
+    train(_cfg(cfg, tmp_path / "r"))
+    before = (tmp_path / "r" / "metrics.json").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a run. Pass --resume"):
+        train(_cfg(cfg, tmp_path / "r"))
+    assert (tmp_path / "r" / "metrics.json").read_bytes() == before
+
+
+def test_resume_with_another_config_is_refused(tiny_config, tmp_path):
+    train(_cfg(tiny_config(max_steps=2), tmp_path / "r"))
+    other = _cfg(tiny_config(max_steps=4, model={"backbone_kwargs": {"width": 0.25}}), tmp_path / "r")
+    with pytest.raises(CheckpointError, match=r"another config \(model.backbone_kwargs: .*width.*0.125.*0.25"):
+        train(other, resume=True)
+    with pytest.raises(CheckpointError, match=r"preset: 'full' -> 'autoencoder'"):
+        train(_cfg(tiny_config(max_steps=4, preset="autoencoder"), tmp_path / "r"), resume=True)
+
+
+def test_image_size_mismatch(tiny_config, tmp_path):
+    with pytest.raises(DataError, match=r"images are 8x8 but the model was wrapped for 16x16.*data.image_size=16"):
+        train(_cfg(tiny_config(data={"image_size": None}, model={"input_size": [16, 16]}), tmp_path / "s"))
+
+
+def test_labels_outside_num_classes(tiny_config, tmp_path):
+    with pytest.raises(DataError, match="outside 0..4.*model.num_classes"):
+        train(_cfg(tiny_config(model={"num_classes": 5}), tmp_path / "c"))
+
+
+def test_unknown_config_key_is_named(tiny_config):
+    with pytest.raises(ConfigError, match=r"Unknown config key .*loss.'lambda_recon'.*Did you mean lambda_rec"):
+        load_config(tiny_config(loss={"lambda_recon": 0.5}))
+    with pytest.raises(ConfigError, match=r"Unknown config key .*'epochs'"):
+        load_config(tiny_config(epochs=3))
+    with pytest.raises(ConfigError, match="must look like section.field=value"):
+        load_config(None, ["loss.lambda_rec"])
+    assert load_config(None, ["loss.lambda_rec=0.25", "loss.balance=false"]).loss.lambda_rec == 0.25
+
+
+# ------------------------------------------------------------------------------------ user commands
+
+
+def test_cli_train_with_baseline_then_eval(tmp_path, tiny_config):
+    out = tmp_path / "cli"
+    done = subprocess.run(cli("train", "--config", str(tiny_config()), "--output-dir", str(out), "--baseline",
+                              "--no-progress"), capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr
+    assert "full (digits)" in done.stdout and "classification (digits)" in done.stdout
+    full = json.loads((out / "metrics.json").read_text())
+    assert f"{full['test_acc']:.2f}%" in done.stdout
+    assert (out / "baseline" / "metrics.json").is_file()
+
+    ev = subprocess.run(cli("eval", str(out)), capture_output=True, text=True, env=ENV)
+    assert ev.returncode == 0, ev.stderr
+    assert f"test_acc: {full['test_acc']:.2f}" in ev.stdout
+    assert f"teacher_test_acc: {full['teacher_test_acc']:.2f}" in ev.stdout
+
+
+@pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason="../shared/data/cifar10.npz not present")
+def test_cli_train_on_real_cifar10(tmp_path):
+    out = tmp_path / "cifar"
+    done = subprocess.run(cli("train", "--dataset", "cifar10", "--data-path", str(SHARED_CIFAR), "--output-dir", str(out),
+                              "--max-steps", "2", "--no-progress", "--set", "data.max_train_images=3000",
+                              "--set", "data.max_eval_images=100", "--set", "data.num_labels=100"),
+                         capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["dataset"] == "cifar10" and m["labels"] == 100
+
+
+@pytest.mark.parametrize("args,match", [
+    (["train", "--set", "loss.nope=1"], "Unknown config key"),
+    (["train", "--dataset", "npz", "--data-path", "/no/such.npz"], "not found"),
+    (["eval", "/no/such/run"], "neither a run directory nor a Hub repo id"),
+    (["summary", "resnet05"], "Did you mean"),
+])
+def test_cli_errors_are_one_line(args, match, tmp_path):
+    done = subprocess.run(cli(*args, *(["--output-dir", str(tmp_path / "x")] if args[0] == "train" else [])),
+                          capture_output=True, text=True, env=ENV)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and match in done.stderr
+    assert done.stderr.startswith("hybridwrap: error:")
