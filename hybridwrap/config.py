@@ -174,20 +174,20 @@ def apply_dict(cfg: TrainConfig, values: dict, source: str = "config") -> TrainC
     return cfg
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Defaults, then the YAML file, then ``section.field=value`` overrides."""
+def load_config(path: str | Path | list | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults, then each YAML file in order (later files override earlier ones), then overrides."""
     cfg = TrainConfig()
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"Config file {str(path)!r} not found. Pass a YAML file such as configs/quickstart.yaml.")
+    paths = path if isinstance(path, (list, tuple)) else ([path] if path is not None else [])
+    for p in map(Path, paths):
+        if not p.is_file():
+            raise ConfigError(f"Config file {str(p)!r} not found. Pass a YAML file such as configs/quickstart.yaml.")
         try:
-            values = yaml.safe_load(path.read_text()) or {}
+            values = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+            raise ConfigError(f"{p} is not valid YAML: {exc}") from exc
         if not isinstance(values, dict):
-            raise ConfigError(f"{path} must hold a mapping of config sections, got {type(values).__name__}.")
-        apply_dict(cfg, values, source=str(path))
+            raise ConfigError(f"{p} must hold a mapping of config sections, got {type(values).__name__}.")
+        apply_dict(cfg, values, source=str(p))
     return apply_overrides(cfg, overrides)
 
 

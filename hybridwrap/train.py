@@ -507,7 +507,9 @@ def format_results(results: list[dict]) -> str:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML config (see configs/); defaults to the embedded digits quickstart")
+    p.add_argument("--config", action="append",
+                   help="YAML config (see configs/); repeat to layer overlays such as configs/official_code.yaml; "
+                        "defaults to the embedded digits quickstart")
     p.add_argument("--preset", help="Table 1/2 preset, e.g. full, classification_stability, table2_e")
     p.add_argument("--dataset", help="digits | cifar10 | svhn | stl10 | npz | imagefolder | disk")
     p.add_argument("--data-path", help="local file/folder for the dataset (npz, ImageFolder root, save_to_disk dir)")
@@ -532,7 +534,7 @@ def config_from_args(args) -> TrainConfig:
     from .config import apply_dict
 
     default = Path(__file__).parent / "configs" / "quickstart.yaml"  # package data: works installed
-    cfg = load_config(args.config or default)
+    cfg = load_config(args.config or [default])
     if args.dataset:
         cfg.data.dataset = args.dataset
         if args.dataset in DATASET_DEFAULTS and args.dataset != "digits":

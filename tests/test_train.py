@@ -220,3 +220,14 @@ def test_cli_errors_are_one_line(args, match, tmp_path):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and match in done.stderr
     assert done.stderr.startswith("hybridwrap: error:")
+
+
+def test_every_shipped_config_loads():
+    configs = sorted((REPO / "configs").glob("*.yaml"))
+    assert {c.name for c in configs} >= {"quickstart.yaml", "cifar10_convlarge.yaml", "official_code.yaml"}
+    for path in configs:
+        cfg = load_config([path])
+        assert cfg.preset in PRESETS
+    layered = load_config([REPO / "configs" / "cifar10_convlarge.yaml", REPO / "configs" / "official_code.yaml"])
+    assert (layered.loss.lambda_rec, layered.loss.lambda_rec_inter, layered.loss.detach_intermediate_targets) == (0.25, 0.5, True)
+    assert layered.model.backbone == "convlarge" and layered.data.num_labels == 4000
