@@ -18,9 +18,3 @@ def timm_factory(timm_name: str) -> Callable[..., nn.Module]:
     factory.__name__ = f"create_{timm_name}"
     return factory
 
-
-def strip_timm_kwargs(kwargs: dict) -> dict:
-    """Drop the keyword arguments ``timm.create_model`` adds for its own pretrained machinery."""
-    for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
-        kwargs.pop(key, None)
-    return kwargs

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from timm.models import register_model
-
-from hybridwrap.plugin_utils import strip_timm_kwargs
+from timm.models import build_model_with_cfg, register_model
 
 VERSION = "0.1.0"
 
@@ -109,24 +107,23 @@ def _cfg(input_size):
 default_cfgs = {"convlarge": _cfg((3, 32, 32)), "convlarge_stl10": _cfg((3, 96, 96))}
 
 
-def _create(pretrained, kwargs):
-    if pretrained:
-        raise ValueError("ConvLarge has no pretrained weights; pass pretrained=False (train it with hybridwrap).")
-    strip_timm_kwargs(kwargs)
-    return ConvLarge(**kwargs)
+def _create(variant: str, pretrained: bool, **kwargs) -> ConvLarge:
+    # timm's builder: pretrained=True loads what timm.create_model("hf-hub:..."/"local-dir:...") points at
+    # (e.g. a classifier exported by `hybridwrap export`); there are no bundled weights.
+    return build_model_with_cfg(ConvLarge, variant, pretrained, **kwargs)
 
 
 @register_model
 def convlarge(pretrained: bool = False, **kwargs) -> ConvLarge:
     """ConvLarge for 32x32 images (CIFAR-10, SVHN)."""
-    return _create(pretrained, kwargs)
+    return _create("convlarge", pretrained, **kwargs)
 
 
 @register_model
 def convlarge_stl10(pretrained: bool = False, **kwargs) -> ConvLarge:
     """ConvLarge-like for 96x96 images (STL-10): two more conv + pool blocks."""
     kwargs.setdefault("blocks", (128, 256, 384, 512))
-    return _create(pretrained, kwargs)
+    return _create("convlarge_stl10", pretrained, **kwargs)
 
 
 def register():

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from timm.models import register_model
-
-from hybridwrap.plugin_utils import strip_timm_kwargs
+from timm.models import build_model_with_cfg, register_model
 
 VERSION = "0.1.0"
 
@@ -129,10 +127,9 @@ default_cfgs = {
 @register_model
 def shakeshake26_2x96d(pretrained: bool = False, **kwargs) -> ShakeShakeResNet:
     """Shake-shake ResNet-26 2x96d (26.2M parameters with a 10-way head)."""
-    if pretrained:
-        raise ValueError("shakeshake26_2x96d has no pretrained weights; pass pretrained=False.")
-    strip_timm_kwargs(kwargs)
-    return ShakeShakeResNet(depth=26, base_width=96, **kwargs)
+    kwargs.setdefault("depth", 26)
+    kwargs.setdefault("base_width", 96)
+    return build_model_with_cfg(ShakeShakeResNet, "shakeshake26_2x96d", pretrained, **kwargs)
 
 
 def register():
