@@ -5,10 +5,24 @@ from .errors import (CheckpointError, ConfigError, DataError, HybridWrapError, I
 from .model import HybridNet, HybridOutput, IntermediatePair, ModelConfig, build_from_config, wrap
 from .registry import list_backbones, register_backbone
 
+
+def from_pretrained(repo_id_or_dir, **kwargs):
+    """Load a HybridNet from a Hub repo or a local directory (see :func:`hybridwrap.hub.from_pretrained`)."""
+    from .hub import from_pretrained as _from_pretrained
+
+    return _from_pretrained(repo_id_or_dir, **kwargs)
+
+
+def export_classifier(model, directory, teacher=None):
+    """Write E_c + C as a timm checkpoint folder (see :mod:`hybridwrap.export`)."""
+    from .export import export_classifier as _export
+
+    return _export(model, directory, teacher=teacher)
+
 __version__ = "0.1.0"
 
 __all__ = [
-    "wrap", "HybridNet", "HybridOutput", "IntermediatePair", "ModelConfig", "build_from_config",
+    "wrap", "from_pretrained", "export_classifier", "HybridNet", "HybridOutput", "IntermediatePair", "ModelConfig", "build_from_config",
     "register_backbone", "list_backbones", "HybridWrapError", "UnknownBackboneError", "UnsupportedBackboneError",
     "InputSizeError", "ConfigError", "CheckpointError", "DataError", "TrainingError", "__version__",
 ]

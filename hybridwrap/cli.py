@@ -1,4 +1,4 @@
-"""The ``hybridwrap`` command: train, eval, backbones, summary."""
+"""The ``hybridwrap`` command: train, eval, push, export, card, visualize, backbones, summary."""
 
 from __future__ import annotations
 
@@ -49,6 +49,61 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_push(args) -> int:
+    from .hub import push_run
+
+    url = push_run(args.run, args.repo_id, token=args.token, private=args.private, revision=args.revision,
+                   picture=not args.no_picture)
+    print(f"pushed {args.run} to {args.repo_id}: {url}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from .evaluate import resolve_model_dir
+    from .export import export_classifier
+    from .hub import _upload, resolve_token, validate_repo_id
+    from .serialization import load_model
+
+    if args.repo_id:
+        validate_repo_id(args.repo_id)
+        token = resolve_token(args.token)
+    model_dir, _ = resolve_model_dir(args.run)
+    model, teacher = load_model(model_dir)
+    if args.teacher and teacher is None:
+        from .errors import CheckpointError
+
+        raise CheckpointError(f"{args.run} has no Mean Teacher weights; export the student (drop --teacher).")
+    out = Path(args.output_dir) if args.output_dir else Path(tempfile.mkdtemp(prefix="hybridwrap-export-"))
+    export_classifier(model, out, teacher=teacher if args.teacher else None)
+    print(f"exported the {'teacher' if args.teacher else 'student'} classifier to {out}")
+    if args.repo_id:
+        url = _upload(out, args.repo_id, token, args.private, "Upload classifier exported by hybridwrap", None)
+        print(f"pushed to {args.repo_id}: {url}")
+    return 0
+
+
+def _cmd_card(args) -> int:
+    from pathlib import Path
+
+    from .card import render_card
+
+    output = Path(args.output) if args.output else Path(args.run) / "README.md"
+    card = render_card(args.run, repo_id=args.repo_id, picture_dir=None if args.no_picture else output.parent)
+    card.save(output)
+    print(f"wrote {output}")
+    return 0
+
+
+def _cmd_visualize(args) -> int:
+    from .visualize import visualize_run
+
+    print(f"wrote {visualize_run(args.run, args.output, n=args.num, data_path=args.data_path)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .train import add_train_arguments
 
@@ -78,6 +133,38 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--in-chans", type=int, default=3)
     p.add_argument("--input-size", type=int)
     p.set_defaults(fn=_cmd_summary)
+
+    p = sub.add_parser("push", help="push a finished run (weights, model card, picture) to the Hugging Face Hub")
+    p.add_argument("run")
+    p.add_argument("--repo-id", required=True, help="namespace/name")
+    p.add_argument("--token", help="Hugging Face token (default: HF_TOKEN or the `hf auth login` token)")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--revision", help="branch to push to (default: main)")
+    p.add_argument("--no-picture", action="store_true", help="skip the reconstruction picture")
+    p.set_defaults(fn=_cmd_push)
+
+    p = sub.add_parser("export", help="export E_c + C as a plain timm checkpoint (optionally push it)")
+    p.add_argument("run", help="run directory or saved model directory")
+    p.add_argument("--output-dir")
+    p.add_argument("--teacher", action="store_true", help="export the Mean Teacher instead of the student")
+    p.add_argument("--repo-id", help="also push the classifier to this Hub repo")
+    p.add_argument("--token")
+    p.add_argument("--private", action="store_true")
+    p.set_defaults(fn=_cmd_export)
+
+    p = sub.add_parser("card", help="render a run's model card locally")
+    p.add_argument("run")
+    p.add_argument("--repo-id", help="repo id used in the usage snippets")
+    p.add_argument("--output", help="default: RUN/README.md")
+    p.add_argument("--no-picture", action="store_true")
+    p.set_defaults(fn=_cmd_card)
+
+    p = sub.add_parser("visualize", help="draw x, x̂_c, x̂_u, x̂ for test images of a run (Fig. 4)")
+    p.add_argument("run")
+    p.add_argument("--output", help="PNG path (default: RUN/reconstructions.png)")
+    p.add_argument("--num", type=int, default=8)
+    p.add_argument("--data-path")
+    p.set_defaults(fn=_cmd_visualize)
 
     args = parser.parse_args(argv)
     if args.command == "train":

@@ -1,11 +1,32 @@
 import os
+import socket
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# huggingface_hub reads these when it is imported: set them before anything imports it. Every Hub call of
+# the test session goes to the local test server (tests/hub_server.py); the cache and token files live in
+# a throw-away HF_HOME; HF_HUB_OFFLINE stays unset so the real download code runs.
+HUB_PORT = _free_port()
+os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="hybridwrap-tests-hf-home-")
+os.environ["HF_HUB_DISABLE_XET"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.pop(var, None)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+HUB_TOKEN = "hf_test_token_do_not_leak"
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10.npz"
 
@@ -44,3 +65,14 @@ def tiny_config(tmp_path):
 def cli(*args: str) -> list[str]:
     """The installed console script, run with this interpreter."""
     return [sys.executable, "-m", "hybridwrap.cli", *args]
+
+
+@pytest.fixture(scope="session")
+def hub():
+    """The local Hub-compatible server on HF_ENDPOINT (started once; tests may stop/start it)."""
+    from hub_server import FakeHub
+
+    server = FakeHub(HUB_PORT, token=HUB_TOKEN)
+    server.start()
+    yield server
+    server.stop()

@@ -175,7 +175,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = f"{self.hub.url}/{repo_id}"
         if repo_id in self.hub.repos:
             return self._json(409, {"error": "You already created this model repo", "url": url})
-        self.hub.repos[repo_id] = Repo(private=bool(payload.get("private")))
+        private = payload.get("visibility", "private" if payload.get("private") else "public") != "public"
+        self.hub.repos[repo_id] = Repo(private=private)
         self._json(200, {"url": url, "name": repo_id, "id": repo_id})
 
     def _info(self, repo_id, revision):

@@ -1,0 +1,108 @@
+"""Model cards rendered from a run directory (never from numbers typed by hand)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from .presets import PRESETS
+
+TEMPLATE = Path(__file__).parent / "model_cards" / "hybridnet.md"
+HUB_DATASETS = {"cifar10": "uoft-cs/cifar10", "svhn": "ufldl-stanford/svhn", "stl10": "tanganke/stl10"}
+DATASET_NOTES = {
+    "cifar10": "If this run used the JPEG copy of the CIFAR-10 test set (the `.npz` of the project's benchmark "
+               "data), report it as \"CIFAR-10 test (JPEG copy)\": it scores 2-3 points below the original files.",
+}
+PICTURE = "reconstructions.png"
+
+
+def _read_json(path: Path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def render_card(run_dir: str | Path, repo_id: str | None = None, picture_dir: str | Path | None = None):
+    """A ``huggingface_hub.ModelCard`` for the run; with ``picture_dir`` the Fig. 4 picture is drawn there."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    run_dir = Path(run_dir)
+    cfg = _read_json(run_dir / "train_config.json")
+    model_cfg = _read_json(run_dir / "model" / "config.json")
+    if cfg is None or model_cfg is None:
+        from .errors import CheckpointError
+
+        raise CheckpointError(f"{run_dir} is not a finished hybridwrap run (no train_config.json or model/config.json).")
+    metrics = _read_json(run_dir / "metrics.json")
+    labels = _read_json(run_dir / "labels.json") or {}
+    data, model = cfg["data"], cfg["model"]
+    dataset = (metrics or {}).get("dataset", data["dataset"])
+    repo_id = repo_id or f"your-name/hybridnet-{model['backbone']}-{dataset}-{data['num_labels']}"
+    name = repo_id.split("/")[-1]
+
+    eval_results = []
+    if metrics and "test_acc" in metrics:
+        for key, label in (("test_acc", "top-1 accuracy (student)"), ("teacher_test_acc", "top-1 accuracy (teacher)")):
+            if key in metrics:
+                eval_results.append(EvalResult(
+                    task_type="image-classification", task_name="Semi-supervised image classification",
+                    dataset_type=HUB_DATASETS.get(dataset, dataset), dataset_name=dataset, dataset_split="test",
+                    metric_type="accuracy", metric_name=label, metric_value=round(float(metrics[key]), 4),
+                    metric_config=f"{data['num_labels']} labels, seed {cfg['seed']}"))
+    backbone_kwargs = model.get("backbone_kwargs") or {}
+    checkpoint = str(backbone_kwargs.get("checkpoint_path", ""))
+    card_data = ModelCardData(
+        library_name="hybridwrap", license="apache-2.0", model_name=name,
+        tags=["semi-supervised", "hybridnet", "image-classification", model["backbone"], "pytorch", "timm"],
+        datasets=[HUB_DATASETS[dataset]] if dataset in HUB_DATASETS else None,
+        base_model=checkpoint[len("hf://"):].rsplit("/", 1)[0] if checkpoint.startswith("hf://") else None,
+        eval_results=eval_results or None, pipeline_tag="image-classification",
+    )
+
+    branch_rows = []
+    if metrics:
+        for key, label, fmt in (("branch/energy_share_c", "energy share of x̂_c", "{:.1%}"),
+                                ("branch/energy_share_u", "energy share of x̂_u", "{:.1%}"),
+                                ("branch/psnr_x_hat_c", "PSNR of x̂_c (dB)", "{:.2f}"),
+                                ("branch/psnr_x_hat_u", "PSNR of x̂_u (dB)", "{:.2f}"),
+                                ("branch/psnr_x_hat", "PSNR of x̂ (dB)", "{:.2f}")):
+            if key in metrics:
+                branch_rows.append((label, fmt.format(metrics[key])))
+
+    picture = None
+    if picture_dir is not None and model["discriminative_decoder"]:
+        from .errors import HybridWrapError
+        from .visualize import visualize_run
+
+        try:
+            visualize_run(run_dir, Path(picture_dir) / PICTURE)
+            picture = PICTURE
+        except HybridWrapError:  # data not available here: the card says nothing about a picture
+            picture = None
+
+    from .registry import get_backbone
+
+    try:
+        entry = get_backbone(model["backbone"])
+        timm_name, package = entry.timm_name or model["backbone"], entry.package
+    except Exception:
+        timm_name, package = model["backbone"], ""
+    plugin_import = None
+    if package == "hybridwrap" and timm_name != "resnet50":
+        plugin_import = "hybridwrap_plugins." + ("shakeshake" if "shakeshake" in timm_name else "convlarge")
+
+    fmt_acc = (lambda k: f"{metrics[k]:.2f}%" if metrics and k in metrics else None)
+    size = model.get("input_size") or [None, None]
+    return ModelCard.from_template(
+        card_data, template_path=str(TEMPLATE), model_name=name, repo_id=repo_id, backbone=model["backbone"],
+        dataset=dataset, num_labels=data["num_labels"], per_class=data["num_labels"] // model["num_classes"],
+        labels_seed=labels.get("labels_seed", data["labels_seed"]), val_size=data.get("val_size", 0),
+        preset=cfg["preset"], preset_description=PRESETS[cfg["preset"]].description, seed=cfg["seed"],
+        steps=(metrics or {}).get("steps", "an unknown number of"), has_metrics=bool(metrics and "test_acc" in metrics),
+        test_acc=fmt_acc("test_acc"), teacher_test_acc=fmt_acc("teacher_test_acc"),
+        test_images=(f"{data['max_eval_images']} images" if data.get("max_eval_images") else "all images"),
+        dataset_note=DATASET_NOTES.get(dataset) if str(data.get("path") or "").endswith(".npz") else None,
+        branch_rows=branch_rows, picture=picture, plugin_import=plugin_import, timm_name=timm_name,
+        in_chans=model["in_chans"], input_h=size[0], input_w=size[1],
+        config_yaml=yaml.safe_dump(cfg, sort_keys=False),
+    )

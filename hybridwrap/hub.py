@@ -1,0 +1,156 @@
+"""Hugging Face Hub: ``save_pretrained`` / ``push_to_hub`` / ``from_pretrained`` with the file layout and
+arguments of huggingface_hub's ``PyTorchModelHubMixin`` (``config.json`` + ``model.safetensors``,
+``revision``, ``token``, ``cache_dir``, ``local_files_only``), and ``push_run`` for a training run
+(weights + generated model card + reconstruction picture).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import CheckpointError, ConfigError, HybridWrapError, UnknownBackboneError
+from .serialization import CONFIG_NAME, WEIGHTS_NAME, load_model, read_config, save_model
+
+REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+TEACHER_NAME = "teacher.safetensors"
+
+
+class HubError(HybridWrapError, RuntimeError):
+    """The Hub refused or could not be reached."""
+
+
+def validate_repo_id(repo_id: str) -> str:
+    if not isinstance(repo_id, str) or not REPO_ID.match(repo_id) or "--" in repo_id or ".." in repo_id:
+        raise ConfigError(f"Repo id {repo_id!r} is not of the form namespace/name (e.g. "
+                          "me/hybridnet-convlarge-cifar10-4000).")
+    return repo_id
+
+
+def resolve_token(token: str | None) -> str:
+    """The explicit token, else the usual locations (HF_TOKEN, the token file written by `hf auth login`)."""
+    if token:
+        return token
+    from huggingface_hub import get_token
+
+    found = get_token()
+    if not found:
+        raise ConfigError("No Hugging Face token: pass --token, set HF_TOKEN, or log in once with `hf auth login`.")
+    return found
+
+
+def _download(repo_id: str, filename: str, *, revision, token, cache_dir, local_files_only, force_download,
+              optional: bool = False) -> Path | None:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+
+    try:
+        return Path(hf_hub_download(repo_id, filename, revision=revision, token=token, cache_dir=cache_dir,
+                                    local_files_only=local_files_only, force_download=force_download))
+    except LocalEntryNotFoundError as exc:  # (a subclass of EntryNotFoundError: test it first)
+        if optional:
+            return None
+        raise HubError(f"{filename} of {repo_id} is not in the local cache and the Hub cannot be reached "
+                       f"({'local_files_only=True' if local_files_only else exc}). Download it once online.") from exc
+    except EntryNotFoundError as exc:
+        if optional:
+            return None
+        raise CheckpointError(f"{repo_id} has no {filename}: it is not a hybridwrap model repo.") from exc
+    except RevisionNotFoundError as exc:
+        raise HubError(f"{repo_id} has no revision {revision!r}. Check the branch, tag or commit.") from exc
+    except RepositoryNotFoundError as exc:
+        raise HubError(f"Repository {repo_id} not found, or it is private and no valid token was given "
+                       "(pass token=..., or log in with `hf auth login`).") from exc
+
+
+def from_pretrained(repo_id_or_dir: str | Path, *, revision: str | None = None, token: str | None = None,
+                    cache_dir: str | Path | None = None, local_files_only: bool = False,
+                    force_download: bool = False, with_teacher: bool = False):
+    """Load a HybridNet from a local directory or a Hub repo (strict: every key must match).
+
+    ``with_teacher=True`` returns ``(model, teacher_backbone_or_None)``.
+    """
+    path = Path(repo_id_or_dir)
+    if path.is_dir():
+        directory = path / "model" if (path / "model" / CONFIG_NAME).is_file() else path
+    else:
+        repo_id = validate_repo_id(str(repo_id_or_dir))
+        kw = dict(revision=revision, token=token, cache_dir=cache_dir, local_files_only=local_files_only,
+                  force_download=force_download)
+        config_file = _download(repo_id, CONFIG_NAME, **kw)
+        _download(repo_id, WEIGHTS_NAME, **kw)
+        _download(repo_id, TEACHER_NAME, optional=True, **kw)
+        directory = config_file.parent
+    cfg = read_config(directory)
+    try:
+        model, teacher = load_model(directory)
+    except UnknownBackboneError as exc:
+        pkg = cfg.get("backbone_package") or "the plugin package that provides it"
+        raise CheckpointError(f"This model needs the backbone {cfg['model']['backbone']!r}, which is not installed: "
+                              f"pip install {pkg}") from exc
+    return (model, teacher) if with_teacher else model
+
+
+def save_pretrained(model, directory: str | Path, teacher=None) -> Path:
+    return save_model(model, directory, teacher=teacher)
+
+
+def _upload(staging: Path, repo_id: str, token: str, private: bool, commit_message: str,
+            revision: str | None) -> str:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(repo_id=repo_id, folder_path=str(staging), commit_message=commit_message,
+                                 revision=revision)
+    except HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        hint = " Check that the token has write access to this namespace." if status in (401, 403) else ""
+        raise HubError(f"Pushing to {repo_id} failed (HTTP {status}): {str(exc).splitlines()[0]}.{hint} "
+                       "Nothing local was changed.") from exc
+    return str(getattr(info, "commit_url", info))
+
+
+def push_to_hub(model, repo_id: str, *, token: str | None = None, private: bool = False, teacher=None,
+                commit_message: str = "Upload HybridNet with hybridwrap", revision: str | None = None) -> str:
+    validate_repo_id(repo_id)
+    token = resolve_token(token)
+    with tempfile.TemporaryDirectory(prefix="hybridwrap-push-") as tmp:
+        save_model(model, tmp, teacher=teacher)
+        return _upload(Path(tmp), repo_id, token, private, commit_message, revision)
+
+
+def push_run(run_dir: str | Path, repo_id: str, *, token: str | None = None, private: bool = False,
+             commit_message: str | None = None, revision: str | None = None, picture: bool = True) -> str:
+    """Push a finished run: weights, config, generated model card, metrics and reconstruction picture.
+
+    Everything is staged in a temporary folder; the run directory is only read.
+    """
+    from .card import render_card
+
+    validate_repo_id(repo_id)
+    run_dir = Path(run_dir)
+    model_dir = run_dir / "model"
+    if not (model_dir / CONFIG_NAME).is_file() or not (model_dir / WEIGHTS_NAME).is_file():
+        raise CheckpointError(f"{run_dir} has no model/{CONFIG_NAME} and model/{WEIGHTS_NAME}: push a finished run "
+                              "(or resume it with `hybridwrap train --resume`).")
+    token = resolve_token(token)
+    with tempfile.TemporaryDirectory(prefix="hybridwrap-push-") as tmp:
+        staging = Path(tmp)
+        for f in model_dir.iterdir():
+            if f.is_file():
+                shutil.copy2(f, staging / f.name)
+        for name in ("metrics.json", "train_config.json", "labels.json"):
+            if (run_dir / name).is_file():
+                shutil.copy2(run_dir / name, staging / name)
+        card = render_card(run_dir, repo_id=repo_id, picture_dir=staging if picture else None)
+        card.save(staging / "README.md")
+        message = commit_message or f"Upload {json.loads((model_dir / CONFIG_NAME).read_text())['model']['backbone']} " \
+                                    f"HybridNet run {run_dir.name}"
+        return _upload(staging, repo_id, token, private, message, revision)

@@ -1,0 +1,248 @@
+"""Publish and reuse through a real HTTP server speaking the Hub API (tests/hub_server.py), not mocks."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+import timm
+import torch
+from safetensors.torch import load_file
+
+import hybridwrap
+from conftest import HUB_TOKEN, REPO, cli, write_config
+from hybridwrap import CheckpointError, ConfigError
+from hybridwrap.config import load_config
+from hybridwrap.hub import HubError, push_run
+from hybridwrap.train import train
+
+ENV = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A finished tiny ConvLarge run (digits, Mean Teacher)."""
+    root = tmp_path_factory.mktemp("run")
+    cfg = load_config(write_config(root / "cfg.yaml", max_steps=3, eval_every=100, checkpoint_every=100))
+    cfg.output_dir = str(root / "run")
+    train(cfg)
+    return root / "run"
+
+
+def _tree_digest(path):
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def _assert_same_model(a, b, x):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    a.eval(), b.eval()
+    torch.testing.assert_close(a.classify(x), b.classify(x), rtol=0, atol=0)
+    oa, ob = a(x, reconstruct=True), b(x, reconstruct=True)
+    torch.testing.assert_close(oa.x_hat, ob.x_hat, rtol=0, atol=0)
+
+
+def test_push_run_then_from_pretrained_convlarge_and_offline_cache(hub, run_dir):
+    before = _tree_digest(run_dir)
+    url = push_run(run_dir, "tester/hybridnet-convlarge-digits", token=HUB_TOKEN)
+    assert "tester/hybridnet-convlarge-digits" in url
+    assert _tree_digest(run_dir) == before  # the run was only read
+    stored = hub.repos["tester/hybridnet-convlarge-digits"].commits[-1][1]
+    assert {"model.safetensors", "teacher.safetensors", "config.json", "README.md", "metrics.json",
+            "reconstructions.png", "labels.json", "train_config.json"} <= set(stored)
+    assert not any(HUB_TOKEN.encode() in data for data in stored.values())
+
+    local, local_teacher = hybridwrap.from_pretrained(run_dir, with_teacher=True)
+    remote, remote_teacher = hybridwrap.from_pretrained("tester/hybridnet-convlarge-digits", with_teacher=True)
+    x = torch.randn(2, 1, 16, 16)
+    _assert_same_model(local, remote, x)
+    for k, v in local_teacher.state_dict().items():
+        assert torch.equal(v, remote_teacher.state_dict()[k])
+
+    hub.stop()
+    try:
+        cached = hybridwrap.from_pretrained("tester/hybridnet-convlarge-digits", local_files_only=True)
+        _assert_same_model(local, cached, x)
+        with pytest.raises(HubError, match="not in the local cache"):
+            hybridwrap.from_pretrained("tester/never-downloaded", local_files_only=True)
+    finally:
+        hub.start()
+
+
+def test_push_to_hub_timm_backbone_private_repo(hub, tmp_path):
+    torch.manual_seed(0)
+    model = hybridwrap.wrap("resnet18", num_classes=4, input_size=32).eval()
+    model.push_to_hub("tester/hybridnet-resnet18", token=HUB_TOKEN, private=True)
+    with pytest.raises(HubError, match="not found, or it is private"):
+        hybridwrap.from_pretrained("tester/hybridnet-resnet18")
+    again = hybridwrap.HybridNet.from_pretrained("tester/hybridnet-resnet18", token=HUB_TOKEN, revision="main",
+                                                 cache_dir=tmp_path / "cache")
+    _assert_same_model(model, again, torch.randn(2, 3, 32, 32))
+    assert any((tmp_path / "cache").rglob("model.safetensors"))
+
+
+def test_exported_classifier_loads_in_timm_from_the_hub(hub, run_dir, tmp_path):
+    model, teacher = hybridwrap.from_pretrained(run_dir, with_teacher=True)
+    model.eval()
+    out = tmp_path / "classifier"
+    done = subprocess.run(cli("export", str(run_dir), "--output-dir", str(out), "--repo-id",
+                              "tester/hybridnet-convlarge-digits-classifier", "--token", HUB_TOKEN),
+                          capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr
+    import hybridwrap_plugins.convlarge  # noqa: F401  (the one import timm needs, named in the card)
+
+    net = timm.create_model("hf-hub:tester/hybridnet-convlarge-digits-classifier", pretrained=True).eval()
+    x = torch.randn(3, 1, 16, 16)
+    torch.testing.assert_close(net(x), model.classify(x), rtol=0, atol=0)
+    bare = timm.create_model("convlarge", num_classes=10, in_chans=1, **model.config.backbone_kwargs)
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in bare.parameters())
+    assert json.loads((out / "config.json").read_text())["hybridwrap_import"] == "hybridwrap_plugins.convlarge"
+
+    hybridwrap.export_classifier(model, tmp_path / "teacher", teacher=teacher)
+    local = timm.create_model(f"local-dir:{tmp_path / 'teacher'}", pretrained=True).eval()
+    torch.testing.assert_close(local(x), teacher.eval()(x), rtol=0, atol=0)
+
+
+def test_exported_timm_classifier_costs_exactly_the_backbone(tmp_path):
+    model = hybridwrap.wrap("resnet18", num_classes=10, input_size=64).eval()
+    hybridwrap.export_classifier(model, tmp_path / "r18")
+    net = timm.create_model(f"local-dir:{tmp_path / 'r18'}", pretrained=True).eval()
+    bare = timm.create_model("resnet18", num_classes=10)
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in bare.parameters())
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(net(x), model.classify(x), rtol=0, atol=0)
+
+
+def test_card_parses_and_carries_the_run_metrics(run_dir, tmp_path):
+    from huggingface_hub import ModelCard
+
+    out = tmp_path / "card" / "README.md"
+    done = subprocess.run(cli("card", str(run_dir), "--repo-id", "tester/x", "--output", str(out)),
+                          capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr
+    card = ModelCard.load(out)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    values = {r.metric_name: r.metric_value for r in card.data.eval_results}
+    assert values == {"top-1 accuracy (student)": round(metrics["test_acc"], 4),
+                      "top-1 accuracy (teacher)": round(metrics["teacher_test_acc"], 4)}
+    assert card.data.library_name == "hybridwrap" and {"semi-supervised", "hybridnet"} <= set(card.data.tags)
+    assert f"{metrics['test_acc']:.2f}%" in card.text and "robert2018hybridnet" in card.text
+    assert "import hybridwrap_plugins.convlarge" in card.text and "hf_" not in card.content
+    assert (out.parent / "reconstructions.png").is_file()
+
+
+def test_push_of_a_run_without_metrics_says_so(hub, run_dir, tmp_path):
+    from huggingface_hub import ModelCard
+
+    bare = tmp_path / "no-metrics"
+    shutil.copytree(run_dir, bare)
+    (bare / "metrics.json").unlink()
+    push_run(bare, "tester/no-metrics", token=HUB_TOKEN, picture=False)
+    readme = hub.repos["tester/no-metrics"].commits[-1][1]["README.md"].decode()
+    card = ModelCard(readme)
+    assert not card.data.eval_results and "This run has no evaluation" in readme
+
+
+def test_cli_push_and_visualize(hub, run_dir, tmp_path):
+    done = subprocess.run(cli("push", str(run_dir), "--repo-id", "tester/cli-push", "--token", HUB_TOKEN,
+                              "--private"), capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr
+    assert hub.repos["tester/cli-push"].private
+    assert HUB_TOKEN not in done.stdout + done.stderr
+    png = tmp_path / "fig4.png"
+    done = subprocess.run(cli("visualize", str(run_dir), "--output", str(png), "--num", "4"),
+                          capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr
+    from PIL import Image
+
+    assert Image.open(png).size[1] == 4 * (64 + 2)  # rows x, x̂_c, x̂_u, x̂
+
+
+def test_token_from_the_environment(hub, run_dir, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", HUB_TOKEN)
+    push_run(run_dir, "tester/env-token", picture=False)
+    assert "tester/env-token" in hub.repos
+
+
+# ----------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("repo_id", ["noslash", "a/b/c", "/name", "ns/", "ns/na me"])
+def test_bad_repo_id(run_dir, repo_id):
+    with pytest.raises(ConfigError, match="is not of the form namespace/name"):
+        push_run(run_dir, repo_id, token=HUB_TOKEN)
+
+
+def test_no_token(run_dir):
+    with pytest.raises(ConfigError, match="No Hugging Face token: pass --token, set HF_TOKEN"):
+        push_run(run_dir, "tester/x")
+    done = subprocess.run(cli("push", str(run_dir), "--repo-id", "tester/x"), capture_output=True, text=True, env=ENV)
+    assert done.returncode == 2 and "No Hugging Face token" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_failed_push_leaves_the_run_untouched(hub, run_dir):
+    before = _tree_digest(run_dir)
+    with pytest.raises(HubError, match=r"failed \(HTTP 401\).*write access.*Nothing local was changed"):
+        push_run(run_dir, "tester/denied", token="hf_wrong")
+    assert _tree_digest(run_dir) == before
+
+
+def test_directory_without_config_or_weights(tmp_path, run_dir):
+    with pytest.raises(CheckpointError, match="has no config.json: it is not a saved HybridNet"):
+        hybridwrap.from_pretrained(tmp_path)
+    with pytest.raises(CheckpointError, match="push a finished run"):
+        push_run(tmp_path, "tester/x", token=HUB_TOKEN)
+    model_dir = tmp_path / "m"
+    shutil.copytree(run_dir / "model", model_dir)
+    (model_dir / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="no weights"):
+        hybridwrap.from_pretrained(model_dir)
+
+
+def test_config_from_a_newer_hybridwrap_or_missing_plugin(tmp_path, run_dir):
+    newer = tmp_path / "newer"
+    shutil.copytree(run_dir / "model", newer)
+    cfg = json.loads((newer / "config.json").read_text())
+    (newer / "config.json").write_text(json.dumps({**cfg, "format_version": 99, "hybridwrap_version": "9.0"}))
+    with pytest.raises(CheckpointError, match="written by a newer hybridwrap.*pip install -U hybridwrap"):
+        hybridwrap.from_pretrained(newer)
+    future_key = tmp_path / "future-key"
+    shutil.copytree(run_dir / "model", future_key)
+    (future_key / "config.json").write_text(json.dumps({**cfg, "model": {**cfg["model"], "new_option": 1}}))
+    with pytest.raises(ConfigError, match="newer hybridwrap"):
+        hybridwrap.from_pretrained(future_key)
+    plugin = tmp_path / "plugin"
+    shutil.copytree(run_dir / "model", plugin)
+    (plugin / "config.json").write_text(json.dumps({**cfg, "model": {**cfg["model"], "backbone": "wavenet_cnn"},
+                                                    "backbone_package": "hybridwrap-wavenet"}))
+    with pytest.raises(CheckpointError, match="needs the backbone 'wavenet_cnn'.*pip install hybridwrap-wavenet"):
+        hybridwrap.from_pretrained(plugin)
+
+
+def test_truncated_or_corrupted_weights(tmp_path, run_dir):
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir / "model", broken)
+    data = (broken / "model.safetensors").read_bytes()
+    (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        hybridwrap.from_pretrained(broken)
+    (broken / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        hybridwrap.from_pretrained(broken)
+
+
+def test_weights_that_do_not_fit_the_config(tmp_path, run_dir):
+    other = tmp_path / "other"
+    shutil.copytree(run_dir / "model", other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["model"]["backbone_kwargs"] = {"width": 0.5}
+    (other / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="do not fit the model its config describes.*other shapes"):
+        hybridwrap.from_pretrained(other)
+    state = load_file(str(run_dir / "model" / "model.safetensors"))
+    assert state  # the original is untouched
