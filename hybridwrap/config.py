@@ -106,7 +106,8 @@ class TrainConfig:
     keep_checkpoints: int = 2
     seed: int = 0
     output_dir: str = "runs/quickstart"
-    mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate)
+    mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate; bf16 autocast also speeds up AVX-512-BF16 CPUs)
+    channels_last: bool = False  # NHWC memory format (measured faster on CPU: benchmarks/step_options.py)
     progress_bar: bool = True
     compare_baseline: bool = False  # also train the labeled-only "classification" preset and print both
     check_replicas_every: int = 0  # multi-process: every N steps verify that all processes hold equal weights
@@ -136,6 +137,14 @@ def _coerce(value: Any, current: Any, name: str):
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{name} must be true or false, got {value!r}.")
+    if isinstance(current, (dict, list, tuple)) and isinstance(value, str):  # --set model.backbone_kwargs={width: 0.5}
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{name} must be a YAML {type(current).__name__}, got {value!r}.") from exc
+        if not isinstance(value, (dict, list, tuple)) and value is not None:
+            raise ConfigError(f"{name} must be a {type(current).__name__}, got {value!r}.")
+        return value
     if isinstance(current, (int, float)) and not isinstance(current, bool) and isinstance(value, str):
         try:
             value = yaml.safe_load(value)

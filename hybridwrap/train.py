@@ -221,6 +221,8 @@ class Run:
         model = build_from_config(cfg.model)
         _check_data_fits_model(cfg, self.data, model.layout.input_size)
         cfg.model.input_size = tuple(model.layout.input_size)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        model = model.to(memory_format=self.memory_format)
         self.teacher = MeanTeacher(model.backbone, cfg.loss.ema_decay) if cfg.loss.stability == "mean_teacher" else None
         self.ensemble = (TemporalEnsembling(len(self.images), cfg.model.num_classes, cfg.loss.te_alpha)
                          if cfg.loss.stability == "temporal_ensembling" else None)
@@ -277,8 +279,10 @@ class Run:
         idx = torch.cat([lab, unl])[mine]
         labels = torch.cat([self.labels[idx[:ns]], torch.full((nu,), -1, dtype=torch.long)])
         dev = self.accelerator.device
-        x = aug.normalize(views[0][mine]).to(dev)
-        x_teacher = aug.normalize(views[1][mine]).to(dev) if self.teacher is not None else None
+        fmt = self.memory_format
+        x = aug.normalize(views[0][mine]).to(dev).contiguous(memory_format=fmt)
+        x_teacher = (aug.normalize(views[1][mine]).to(dev).contiguous(memory_format=fmt)
+                     if self.teacher is not None else None)
         return idx.to(dev), x, labels.to(dev), x_teacher
 
     def _check_replicas(self) -> None:

@@ -1,0 +1,122 @@
+"""The paper's Table 1 ablation on the real CIFAR-10 copy, at a budget this machine can afford.
+
+    python benchmarks/ablation.py --data ../shared/data/cifar10.npz --presets all --seeds 0 1 \
+        --width 0.25 --iterations 1000 --labels 4000 --val-size 5000
+
+One JSON per (configuration, preset, seed) under benchmarks/results/ (results accumulate across sessions;
+a finished run is skipped, an interrupted one resumes from its last checkpoint). Run directories go to
+benchmarks/runs/ (ignored by git). Hyperparameters are compared on the validation split held out of the
+*training* set (``--val-size``); the test set (the JPEG copy, reported as "cifar10-jpegtest") only gives
+the final numbers. ``--set`` passes config overrides (e.g. the λ of a candidate) and ``--tag`` names them.
+Render the results with ``python benchmarks/render_results.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+RUNS = HERE / "runs"
+DEFAULT_DATA = os.environ.get("HYBRIDWRAP_CIFAR10_NPZ", str(HERE.parent.parent / "shared" / "data" / "cifar10.npz"))
+TABLE1 = ["classification", "classification_stability", "autoencoder", "autoencoder_stability",
+          "hybrid_architecture", "full"]
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hybridwrap", "plugins"], cwd=HERE,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def run_one(args, preset: str, seed: int) -> Path:
+    from hybridwrap.config import load_config
+    from hybridwrap.train import train
+
+    run_id = f"{args.tag}-{preset}-w{args.width}-n{args.labels}-it{args.iterations}-s{seed}"
+    result_path = RESULTS / f"ablation-{run_id}.json"
+    if result_path.exists():
+        print(f"[skip] {run_id}: {result_path.name} exists")
+        return result_path
+    run_dir = RUNS / run_id
+    overrides = [
+        f"preset={preset}", f"seed={seed}", f"max_steps={args.iterations}", f"output_dir={run_dir}",
+        f"eval_every={args.eval_every}", f"checkpoint_every={args.eval_every}", "log_every=50",
+        "progress_bar=false", f"mixed_precision={args.precision}", f"channels_last={str(args.channels_last).lower()}",
+        "model.backbone=convlarge", "model.in_chans=3", "model.input_size=[32, 32]",
+        f"model.backbone_kwargs={{width: {args.width}}}",
+        "data.dataset=cifar10", f"data.path={args.data}", "data.image_size=null", f"data.num_labels={args.labels}",
+        f"data.labels_seed={seed}", f"data.val_size={args.val_size}", "data.labeled_batch_size=20",
+        "data.unlabeled_batch_size=80", "data.eval_batch_size=500",
+        "loss.stability=mean_teacher", f"loss.stability_rampup_steps={args.rampup}",
+        "optim.optimizer=adam", f"optim.lr={args.lr}", f"optim.lr_rampdown_steps={args.iterations // 4}",
+    ] + ([f"data.max_train_images={args.limit_images}", f"data.max_eval_images={args.limit_images}"]
+         if args.limit_images else []) + list(args.set)
+    cfg = load_config(None, overrides)
+    t0 = time.time()
+    metrics = train(cfg, resume=run_dir.exists())
+    curve = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    curve = [{k: c[k] for k in ("step", "test_acc", "teacher_test_acc", "val_acc", "teacher_val_acc") if k in c}
+             for c in curve if c["split"] == "eval"]
+    result = {
+        "preset": preset, "dataset": "cifar10-jpegtest", "labels": args.labels, "seed": seed,
+        "backbone": "convlarge", "width": args.width, "iterations": args.iterations, "tag": args.tag,
+        "test_acc": metrics["test_acc"], "teacher_test_acc": metrics.get("teacher_test_acc"),
+        "val_acc": metrics.get("val_acc"), "teacher_val_acc": metrics.get("teacher_val_acc"),
+        "val_size": args.val_size, "seconds": round(time.time() - t0, 1), "device": f"cpu ({platform.machine()}, "
+        f"{os.cpu_count()} cores)", "precision": args.precision, "channels_last": args.channels_last,
+        "commit": git_commit(), "overrides": list(args.set),
+        "branch": {k[len("branch/"):]: v for k, v in metrics.items() if k.startswith("branch/")},
+        "curve": curve,
+        "command": "python benchmarks/ablation.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(result_path)
+    print(f"[done] {run_id}: test {result['test_acc']:.2f}  teacher {result['teacher_test_acc']}  "
+          f"val {result['val_acc']}  ({result['seconds']:.0f}s)")
+    return result_path
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=DEFAULT_DATA, help="CIFAR-10 .npz (default: ../shared/data/cifar10.npz or "
+                                                        "$HYBRIDWRAP_CIFAR10_NPZ)")
+    p.add_argument("--presets", nargs="+", default=["all"], help="Table 1 presets, or 'all'")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--width", type=float, default=0.25)
+    p.add_argument("--iterations", type=int, default=1000)
+    p.add_argument("--labels", type=int, default=4000)
+    p.add_argument("--val-size", type=int, default=5000)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--rampup", type=int, default=200, help="λ_s sigmoid ramp-up steps")
+    p.add_argument("--precision", default="bf16", choices=["no", "bf16"])
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--tag", default="paper", help="name of this hyperparameter configuration")
+    p.add_argument("--set", action="append", default=[], help="config override, e.g. loss.lambda_rec=0.25")
+    p.add_argument("--limit-images", type=int, help="use only the first N train/test images (smoke tests)")
+    args = p.parse_args(argv)
+    if not Path(args.data).is_file():
+        sys.exit(f"CIFAR-10 file {args.data} not found: pass --data or set HYBRIDWRAP_CIFAR10_NPZ.")
+    presets = TABLE1 if args.presets == ["all"] else args.presets
+    for seed in args.seeds:
+        for preset in presets:
+            run_one(args, preset, seed)
+
+
+if __name__ == "__main__":
+    main()
