@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 RUNS = HERE / "runs"
 DEFAULT_DATA = os.environ.get("HYBRIDWRAP_CIFAR10_NPZ", str(HERE.parent.parent / "shared" / "data" / "cifar10.npz"))
+COMMIT = None  # taken once at start: the code this process runs
 TABLE1 = ["classification", "classification_stability", "autoencoder", "autoencoder_stability",
           "hybrid_architecture", "full"]
 
@@ -77,7 +78,7 @@ def run_one(args, preset: str, seed: int) -> Path:
         "val_acc": metrics.get("val_acc"), "teacher_val_acc": metrics.get("teacher_val_acc"),
         "val_size": args.val_size, "seconds": round(time.time() - t0, 1), "device": f"cpu ({platform.machine()}, "
         f"{os.cpu_count()} cores)", "precision": args.precision, "channels_last": args.channels_last,
-        "commit": git_commit(), "overrides": list(args.set),
+        "commit": COMMIT, "overrides": list(args.set),
         "branch": {k[len("branch/"):]: v for k, v in metrics.items() if k.startswith("branch/")},
         "curve": curve,
         "command": "python benchmarks/ablation.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
@@ -110,6 +111,8 @@ def main(argv=None):
     p.add_argument("--set", action="append", default=[], help="config override, e.g. loss.lambda_rec=0.25")
     p.add_argument("--limit-images", type=int, help="use only the first N train/test images (smoke tests)")
     args = p.parse_args(argv)
+    global COMMIT
+    COMMIT = git_commit()
     if not Path(args.data).is_file():
         sys.exit(f"CIFAR-10 file {args.data} not found: pass --data or set HYBRIDWRAP_CIFAR10_NPZ.")
     presets = TABLE1 if args.presets == ["all"] else args.presets
