@@ -142,16 +142,20 @@ def cost_lines() -> list[str]:
     for res in files:
         lines += [f"Measured side by side in one process on {res['device']} ({res['threads']} threads), "
                   f"batch {res['batch']}, {res['precision']}; median of {res['rounds']} rounds. FLOPs from "
-                  "`torch.utils.flop_counter` (forward + backward of the training step).", "",
+                  "`torch.utils.flop_counter` (the whole training step: forward, backward, teacher). The time ratio "
+                  "divided by the FLOP ratio says how far the measured cost is from the FLOP-ideal multiple "
+                  "(1.00 = exactly as predicted by FLOPs).", "",
                   "| backbone | setup | train step (s) | × backbone time | GFLOPs/step | × backbone FLOPs | "
-                  "time ratio / FLOP ratio | peak memory (MiB) |", "|---|---|---|---|---|---|---|---|"]
+                  "time ratio / FLOP ratio | trained parameters (M) | step memory above weights (MiB) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for b in res["backbones"]:
             base = b["setups"]["backbone"]
             for name, s in b["setups"].items():
                 t_ratio = s["step_s"] / base["step_s"]
                 f_ratio = s["gflops"] / base["gflops"]
                 lines.append(f"| {b['name']} ({b['input']}) | {name} | {s['step_s']:.3f} | {t_ratio:.2f} | "
-                             f"{s['gflops']:.2f} | {f_ratio:.2f} | {t_ratio / f_ratio:.2f} | {s['peak_mib']:.0f} |")
+                             f"{s['gflops']:.2f} | {f_ratio:.2f} | {t_ratio / f_ratio:.2f} | {s['parameters_m']:.2f} | "
+                             f"{s['peak_mib']:.0f} |")
         lines += ["", "| backbone | deployed classifier vs bare backbone: inference time ratio | parameters equal |",
                   "|---|---|---|"]
         for b in res["backbones"]:

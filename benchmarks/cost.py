@@ -1,0 +1,217 @@
+"""What HybridNet costs: train-step time, FLOPs and peak memory against the plain backbone, and the
+inference cost of the deployed classifier (which must equal the bare backbone's).
+
+    python benchmarks/cost.py                 # ConvLarge 32 px, shake-shake 26 2x96d 32 px, ResNet-50 224 px
+
+Setups per backbone: ``backbone`` (E_c + C, cross-entropy), ``mean_teacher`` (+ EMA teacher forward and
+stability term), ``hybridnet`` (full HybridNet: both branches, all Eq. 2 terms, Mean Teacher). Times
+are measured side by side in one process, the setups interleaved over rounds (median reported); FLOPs
+come from ``torch.utils.flop_counter`` over one whole training step; peak memory is the peak resident
+set of a fresh subprocess above its resident set after building the model (CPU), or the peak of
+``torch.cuda.max_memory_allocated`` above the built model (GPU): activations, gradients, optimiser
+state and teacher, not the weights themselves (whose size the parameter counts give).
+Writes benchmarks/results/cost-<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+BACKBONES = {"convlarge": 32, "shakeshake26_2x96d": 32, "resnet50": 224}
+SETUPS = ("backbone", "mean_teacher", "hybridnet")
+
+
+def build(name: str, size: int, setup: str, device: str, width: float):
+    import hybridwrap
+    from hybridwrap import losses
+    from hybridwrap.teachers import MeanTeacher
+
+    torch.manual_seed(0)
+    kwargs = {"width": width} if name.startswith("convlarge") else {}
+    hybrid = setup == "hybridnet"
+    model = hybridwrap.wrap(name, num_classes=10, input_size=size, discriminative_decoder=hybrid,
+                            unsupervised_branch=hybrid, **kwargs).to(device).train()
+    teacher = MeanTeacher(model.backbone, 0.99).to(device) if setup != "backbone" else None
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+    def step(x, y, labeled):
+        out = model(x)
+        terms = {"cls": losses.classification_loss(out.logits, y, labeled)}
+        if teacher is not None:
+            terms["stability"] = losses.stability_loss(out.logits, teacher.targets(x))
+        if hybrid:
+            terms["rec"] = losses.balanced_reconstruction_loss(out.x_hat_c, out.x_hat_u, x)
+            for p in out.pairs:
+                terms[f"rec_inter_{p.branch}{p.level}"] = losses.intermediate_reconstruction_loss(p.h_hat, p.h)
+        loss = losses.total_loss(terms, {"cls": 1, "rec": 1, "rec_inter": 1, "stability": 100})
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if teacher is not None:
+            teacher.update(model.backbone, 10)
+
+    return model, step
+
+
+def batch(size: int, n: int, device: str):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, size, size, generator=g).to(device)
+    y = torch.randint(0, 10, (n,), generator=g).to(device)
+    labeled = (torch.arange(n) < max(1, n // 5)).to(device)
+    return x, y, labeled
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def flops_of(step, args) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step(*args)
+    return counter.get_total_flops() / 1e9
+
+
+def _status_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _memory_child(name, size, setup, n, device, width, steps) -> float:
+    """Peak memory of training steps beyond the built model (MiB): activations, gradients, optimiser state,
+    teacher. CPU: peak resident set (VmHWM, reset after building) minus the resident set after building."""
+    model, step = build(name, size, setup, device, width)
+    args = batch(size, n, device)
+    if device == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        for _ in range(steps):
+            step(*args)
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    base = _status_mib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current resident set
+    for _ in range(steps):
+        step(*args)
+    return _status_mib("VmHWM") - base
+
+
+def measure_memory(name, size, setup, n, device, width, steps) -> float:
+    """`_memory_child` in a fresh process, so that no other setup's memory is counted."""
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import cost;"
+            f"print(cost._memory_child({name!r}, {size}, {setup!r}, {n}, {device!r}, {width}, {steps}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"memory measurement of {name}/{setup} failed: {out.stderr[-2000:]}")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def time_inference(name, size, n, device, width, rounds, reps):
+    """Deployed classifier (HybridNet.classify) against the bare timm model with the same weights."""
+    import timm
+
+    import hybridwrap
+
+    kwargs = {"width": width} if name.startswith("convlarge") else {}
+    model = hybridwrap.wrap(name, num_classes=10, input_size=size, **kwargs).to(device).eval()
+    if name.startswith(("convlarge", "shakeshake")):
+        import hybridwrap_plugins.convlarge  # noqa: F401
+        import hybridwrap_plugins.shakeshake  # noqa: F401
+    bare = timm.create_model(name, num_classes=10, **kwargs).to(device).eval()
+    bare.load_state_dict(model.backbone.state_dict())
+    x = batch(size, n, device)[0]
+    fns = {"classifier": model.classify, "bare": bare}
+    times = {k: [] for k in fns}
+    with torch.inference_mode():
+        for f in fns.values():
+            f(x)
+        for _ in range(rounds):
+            for k, f in fns.items():
+                sync(device)
+                t = time.perf_counter()
+                for _ in range(reps):
+                    f(x)
+                sync(device)
+                times[k].append((time.perf_counter() - t) / reps)
+        same = torch.equal(model.classify(x), bare(x))
+    c, b = statistics.median(times["classifier"]), statistics.median(times["bare"])
+    same_params = sum(p.numel() for p in model.backbone.parameters()) == sum(p.numel() for p in bare.parameters())
+    return {"classifier_s": c, "bare_s": b, "ratio": c / b, "same_parameters": same_params, "same_logits": same,
+            "rounds_s": times}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backbones", nargs="+", default=list(BACKBONES))
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--batch-224", type=int, default=4, help="batch for 224 px backbones")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=2, help="timed steps per setup per round")
+    p.add_argument("--width", type=float, default=1.0, help="ConvLarge width")
+    p.add_argument("--size", type=int, help="override every input size (smoke tests)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--output", help="result file (default: results/cost-<device>.json)")
+    args = p.parse_args(argv)
+    device = args.device
+    result = {"benchmark": "cost", "device": torch.cuda.get_device_name() if device == "cuda" else
+              f"cpu ({platform.machine()})", "threads": torch.get_num_threads(), "precision": "fp32",
+              "rounds": args.rounds, "batch": f"{args.batch} (32 px) / {args.batch_224} (224 px)",
+              "torch": torch.__version__, "backbones": [],
+              "command": "python benchmarks/cost.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))}
+    for name in args.backbones:
+        size = args.size or BACKBONES[name]
+        n = args.batch_224 if size >= 224 else args.batch
+        data = batch(size, n, device)
+        steps, params = {}, {}
+        for s in SETUPS:
+            model, steps[s] = build(name, size, s, device, args.width)
+            params[s] = sum(p.numel() for p in model.parameters()) / 1e6
+        gflops = {s: flops_of(steps[s], data) for s in SETUPS}  # also the warm-up step
+        times = {s: [] for s in SETUPS}
+        for _ in range(args.rounds):
+            for s in SETUPS:
+                sync(device)
+                t = time.perf_counter()
+                for _ in range(args.steps):
+                    steps[s](*data)
+                sync(device)
+                times[s].append((time.perf_counter() - t) / args.steps)
+        del steps
+        entry = {"name": name, "input": f"{size} px", "batch": n, "setups": {}}
+        for s in SETUPS:
+            entry["setups"][s] = {"step_s": statistics.median(times[s]), "rounds_s": times[s], "gflops": gflops[s],
+                                  "parameters_m": params[s],
+                                  "peak_mib": measure_memory(name, size, s, n, device, args.width, 2)}
+        entry["inference"] = time_inference(name, size, n, device, args.width, args.rounds * 2, max(2, args.steps))
+        result["backbones"].append(entry)
+        base = entry["setups"]["backbone"]
+        for s, v in entry["setups"].items():
+            print(f"{name:<20} {s:<13} {v['step_s']:.3f} s/step  x{v['step_s'] / base['step_s']:.2f}  "
+                  f"{v['gflops']:.1f} GFLOPs x{v['gflops'] / base['gflops']:.2f}  {v['peak_mib']:.0f} MiB")
+        print(f"{name:<20} inference ratio classifier/bare {entry['inference']['ratio']:.3f}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = Path(args.output) if args.output else RESULTS / f"cost-{'gpu' if device == 'cuda' else 'cpu'}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
