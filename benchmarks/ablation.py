@@ -42,16 +42,24 @@ def git_commit() -> str:
         return "unknown"
 
 
+def _device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
+
+
 def run_one(args, preset: str, seed: int) -> Path:
     from hybridwrap.config import load_config
     from hybridwrap.train import train
 
     run_id = f"{args.tag}-{preset}-w{args.width}-n{args.labels}-it{args.iterations}-s{seed}"
-    result_path = RESULTS / f"ablation-{run_id}.json"
+    result_path = Path(args.results_dir) / f"ablation-{run_id}.json"
     if result_path.exists():
         print(f"[skip] {run_id}: {result_path.name} exists")
         return result_path
-    run_dir = RUNS / run_id
+    run_dir = Path(args.runs_dir) / run_id
     overrides = [
         f"preset={preset}", f"seed={seed}", f"max_steps={args.iterations}", f"output_dir={run_dir}",
         f"eval_every={args.eval_every}", f"checkpoint_every={args.eval_every}", "log_every=50",
@@ -76,14 +84,13 @@ def run_one(args, preset: str, seed: int) -> Path:
         "backbone": "convlarge", "width": args.width, "iterations": args.iterations, "tag": args.tag,
         "test_acc": metrics["test_acc"], "teacher_test_acc": metrics.get("teacher_test_acc"),
         "val_acc": metrics.get("val_acc"), "teacher_val_acc": metrics.get("teacher_val_acc"),
-        "val_size": args.val_size, "seconds": round(time.time() - t0, 1), "device": f"cpu ({platform.machine()}, "
-        f"{os.cpu_count()} cores)", "precision": args.precision, "channels_last": args.channels_last,
+        "val_size": args.val_size, "seconds": round(time.time() - t0, 1), "device": _device(), "precision": args.precision, "channels_last": args.channels_last,
         "commit": COMMIT, "overrides": list(args.set),
         "branch": {k[len("branch/"):]: v for k, v in metrics.items() if k.startswith("branch/")},
         "curve": curve,
         "command": "python benchmarks/ablation.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    result_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = result_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2))
     tmp.replace(result_path)
@@ -109,6 +116,8 @@ def main(argv=None):
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--tag", default="paper", help="name of this hyperparameter configuration")
     p.add_argument("--set", action="append", default=[], help="config override, e.g. loss.lambda_rec=0.25")
+    p.add_argument("--results-dir", default=str(RESULTS))
+    p.add_argument("--runs-dir", default=str(RUNS), help="run directories (checkpoints; git-ignored)")
     p.add_argument("--limit-images", type=int, help="use only the first N train/test images (smoke tests)")
     args = p.parse_args(argv)
     global COMMIT

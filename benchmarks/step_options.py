@@ -63,6 +63,7 @@ def main():
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--steps", type=int, default=10, help="timed steps per option per round")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--output", help="result file (default: results/step-options-w<width>.json)")
     p.add_argument("--options", nargs="+", default=["fp32", "bf16", "channels_last", "bf16_channels_last", "compile"])
     args = p.parse_args()
     specs = {"fp32": (False, False, False), "bf16": (True, False, False), "channels_last": (False, True, False),
@@ -90,7 +91,7 @@ def main():
                           for o, v in times.items() if v},
               "errors": errors}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"step-options-w{args.width}.json"
+    out = Path(args.output) if args.output else RESULTS / f"step-options-w{args.width}.json"
     out.write_text(json.dumps(result, indent=2))
     for o, v in result["options"].items():
         print(f"{o:<20} {v['median_step_s']:.3f} s/step  x{v['speedup_vs_fp32']:.2f}")
