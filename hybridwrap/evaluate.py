@@ -26,9 +26,9 @@ def resolve_model_dir(run_or_repo: str) -> tuple[Path, Path | None]:
         raise CheckpointError(f"{p} holds no trained model (no model/{CONFIG_NAME}); did the run finish? "
                               "Resume it with `hybridwrap train --resume --output-dir ...`.")
     if run_or_repo.count("/") == 1 and not run_or_repo.startswith((".", "/")):
-        from huggingface_hub import snapshot_download
+        from .hub import download_model
 
-        return Path(snapshot_download(run_or_repo)), None
+        return download_model(run_or_repo), None
     raise CheckpointError(f"{run_or_repo!r} is neither a run directory nor a Hub repo id (namespace/name).")
 
 

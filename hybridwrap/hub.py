@@ -67,6 +67,19 @@ def _download(repo_id: str, filename: str, *, revision, token, cache_dir, local_
                        "(pass token=..., or log in with `hf auth login`).") from exc
 
 
+def download_model(repo_id: str, *, revision: str | None = None, token: str | None = None,
+                   cache_dir: str | Path | None = None, local_files_only: bool = False,
+                   force_download: bool = False) -> Path:
+    """Download (or find in the cache) a model repo's config and weights; returns their folder."""
+    validate_repo_id(repo_id)
+    kw = dict(revision=revision, token=token, cache_dir=cache_dir, local_files_only=local_files_only,
+              force_download=force_download)
+    config_file = _download(repo_id, CONFIG_NAME, **kw)
+    _download(repo_id, WEIGHTS_NAME, **kw)
+    _download(repo_id, TEACHER_NAME, optional=True, **kw)
+    return config_file.parent
+
+
 def from_pretrained(repo_id_or_dir: str | Path, *, revision: str | None = None, token: str | None = None,
                     cache_dir: str | Path | None = None, local_files_only: bool = False,
                     force_download: bool = False, with_teacher: bool = False):
@@ -78,13 +91,8 @@ def from_pretrained(repo_id_or_dir: str | Path, *, revision: str | None = None, 
     if path.is_dir():
         directory = path / "model" if (path / "model" / CONFIG_NAME).is_file() else path
     else:
-        repo_id = validate_repo_id(str(repo_id_or_dir))
-        kw = dict(revision=revision, token=token, cache_dir=cache_dir, local_files_only=local_files_only,
-                  force_download=force_download)
-        config_file = _download(repo_id, CONFIG_NAME, **kw)
-        _download(repo_id, WEIGHTS_NAME, **kw)
-        _download(repo_id, TEACHER_NAME, optional=True, **kw)
-        directory = config_file.parent
+        directory = download_model(str(repo_id_or_dir), revision=revision, token=token, cache_dir=cache_dir,
+                                   local_files_only=local_files_only, force_download=force_download)
     cfg = read_config(directory)
     try:
         model, teacher = load_model(directory)

@@ -246,3 +246,13 @@ def test_weights_that_do_not_fit_the_config(tmp_path, run_dir):
         hybridwrap.from_pretrained(other)
     state = load_file(str(run_dir / "model" / "model.safetensors"))
     assert state  # the original is untouched
+
+
+def test_cli_eval_from_a_hub_repo(hub, run_dir):
+    push_run(run_dir, "tester/eval-me", token=HUB_TOKEN, picture=False)
+    done = subprocess.run(cli("eval", "tester/eval-me", "--dataset", "digits", "--image-size", "16", "--max-images", "40"),
+                          capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((run_dir / "metrics.json").read_text())  # the run was evaluated on the same 40 images
+    assert f"test_acc: {metrics['test_acc']:.2f}" in done.stdout
+    assert f"teacher_test_acc: {metrics['teacher_test_acc']:.2f}" in done.stdout
