@@ -77,6 +77,7 @@ def run_one(args, preset: str, seed: int) -> Path:
     t0 = time.time()
     metrics = train(cfg, resume=run_dir.exists())
     curve = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train_log = [c for c in curve if c["split"] == "train"]
     curve = [{k: c[k] for k in ("step", "test_acc", "teacher_test_acc", "val_acc", "teacher_val_acc") if k in c}
              for c in curve if c["split"] == "eval"]
     result = {
@@ -88,6 +89,7 @@ def run_one(args, preset: str, seed: int) -> Path:
         "commit": COMMIT, "overrides": list(args.set),
         "branch": {k[len("branch/"):]: v for k, v in metrics.items() if k.startswith("branch/")},
         "curve": curve,
+        "last_train_log": train_log[-1] if train_log else None,  # loss terms and λ at the end (loss scales)
         "command": "python benchmarks/ablation.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     }
     result_path.parent.mkdir(parents=True, exist_ok=True)
