@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -37,6 +36,7 @@ SETUPS = ("backbone", "mean_teacher", "hybridnet")
 def build(name: str, size: int, setup: str, device: str, width: float):
     import hybridwrap
     from hybridwrap import losses
+    from hybridwrap.config import LossConfig
     from hybridwrap.teachers import MeanTeacher
 
     torch.manual_seed(0)
@@ -47,16 +47,13 @@ def build(name: str, size: int, setup: str, device: str, width: float):
     teacher = MeanTeacher(model.backbone, 0.99).to(device) if setup != "backbone" else None
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
-    def step(x, y, labeled):
+    loss_cfg = LossConfig()  # the paper's terms and weights; a setup without a part simply lacks its terms
+
+    def step(x, labels):
         out = model(x)
-        terms = {"cls": losses.classification_loss(out.logits, y, labeled)}
-        if teacher is not None:
-            terms["stability"] = losses.stability_loss(out.logits, teacher.targets(x))
-        if hybrid:
-            terms["rec"] = losses.balanced_reconstruction_loss(out.x_hat_c, out.x_hat_u, x)
-            for p in out.pairs:
-                terms[f"rec_inter_{p.branch}{p.level}"] = losses.intermediate_reconstruction_loss(p.h_hat, p.h)
-        loss = losses.total_loss(terms, {"cls": 1, "rec": 1, "rec_inter": 1, "stability": 100})
+        z = teacher.targets(x) if teacher is not None else None
+        terms = losses.objective_terms(out, x, labels, loss_cfg, z)
+        loss = losses.total_loss(terms, losses.loss_weights(loss_cfg, 0, 1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -67,11 +64,12 @@ def build(name: str, size: int, setup: str, device: str, width: float):
 
 
 def batch(size: int, n: int, device: str):
+    """Images and labels, the first fifth labeled (-1: unlabeled), as in the paper's 20 + 80 batches."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, 3, size, size, generator=g).to(device)
-    y = torch.randint(0, 10, (n,), generator=g).to(device)
-    labeled = (torch.arange(n) < max(1, n // 5)).to(device)
-    return x, y, labeled
+    y = torch.randint(0, 10, (n,), generator=g)
+    labels = torch.where(torch.arange(n) < max(1, n // 5), y, -1).to(device)
+    return x, labels
 
 
 def sync(device):

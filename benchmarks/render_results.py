@@ -50,6 +50,10 @@ def select(tags: list[str]) -> str:
     return max(scores, key=scores.get)
 
 
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
 def _mean_std(values: list[float]) -> str:
     if not values:
         return "-"
@@ -102,10 +106,65 @@ def selection_lines(runs: list[dict]) -> list[str]:
              "| candidate | overrides | iterations | student val acc | teacher val acc |", "|---|---|---|---|---|"]
     for r in sorted(sel, key=lambda r: r["tag"]):
         lines.append(f"| {r['tag']} | {' '.join(r['overrides']) or 'paper defaults (every λ = 1)'} | {r['iterations']} | "
-                     f"{r['val_acc']:.2f} | {r.get('teacher_val_acc') or '-'} |")
+                     f"{r['val_acc']:.2f} | {_fmt(r.get('teacher_val_acc'))} |")
     tags = sorted({r["tag"] for r in sel})
     lines += ["", f"Chosen (best student validation accuracy): `{select(tags)}`. Test accuracy played no part.", "",
               "```bash", *sorted({r["command"] for r in sel}), "```", ""]
+    return lines
+
+
+def diagnosis_lines(runs: list[dict]) -> list[str]:
+    """Full HybridNet against classification + stability: who leads, how it evolves, and the loss scales."""
+    lines = []
+    groups = defaultdict(list)
+    for r in runs:
+        if not r["tag"].startswith("select-"):
+            groups[(r["tag"], r["width"], r["labels"], r["iterations"])].append(r)
+    for key, rs in sorted(groups.items()):
+        full = [r for r in rs if r["preset"] == "full"]
+        stab = [r for r in rs if r["preset"] == "classification_stability"]
+        if not full or not stab:
+            continue
+        tag, width, labels, iters = key
+        lines += [f"### Does full HybridNet beat classification + Mean Teacher? (`{tag}`, width {width}, {iters} iterations)",
+                  ""]
+        steps = sorted({c["step"] for r in full + stab for c in r["curve"]})
+        lines += ["| iteration | full (student) | classif.+stability (student) | difference | full (teacher) | "
+                  "classif.+stability (teacher) | difference |", "|---|---|---|---|---|---|---|"]
+        last = None
+        for step in steps:
+            def at(rs_, k):
+                v = [c[k] for r in rs_ for c in r["curve"] if c["step"] == step and c.get(k) is not None]
+                return statistics.mean(v) if v else None
+            fs, ss, ft, st = at(full, "test_acc"), at(stab, "test_acc"), at(full, "teacher_test_acc"), at(stab, "teacher_test_acc")
+            if fs is None or ss is None:
+                continue
+            d1 = fs - ss
+            d2 = (ft - st) if ft is not None and st is not None else None
+            last = (step, d1, d2)
+            lines.append(f"| {step} | {fs:.2f} | {ss:.2f} | {d1:+.2f} | {ft if ft is None else f'{ft:.2f}'} | "
+                         f"{st if st is None else f'{st:.2f}'} | {'-' if d2 is None else f'{d2:+.2f}'} |")
+        if last:
+            step, d1, d2 = last
+            verdict = "leads" if d1 > 0 else "trails"
+            lines += ["", f"At iteration {step}, full HybridNet {verdict} classification + stability by {abs(d1):.2f} "
+                          f"points on the student" + (f" and by {d2:+.2f} on the teacher." if d2 is not None else ".")
+                      + (" At this budget the paper's ordering does not appear yet." if d1 <= 0 else ""), ""]
+        logs = [r["last_train_log"] for r in full if r.get("last_train_log")]
+        if logs:
+            terms = defaultdict(list)
+            for log in logs:
+                for k, v in log.items():
+                    if k.startswith("loss/") and k != "loss/total":
+                        name = k[len("loss/"):]
+                        w = log.get(f"lambda/{'rec_inter' if name.startswith('rec_inter') else name}", 1.0)
+                        terms[name].append(w * v)
+            total = sum(statistics.mean(v) for v in terms.values())
+            lines += ["Loss scales of `full` at the last logged step (λ × term, mean over seeds; the share is of "
+                      "the weighted total):", "", "| term | λ × value | share |", "|---|---|---|"]
+            for name, v in sorted(terms.items(), key=lambda kv: -statistics.mean(kv[1])):
+                lines.append(f"| {name} | {statistics.mean(v):.4f} | {statistics.mean(v) / total:.1%} |")
+            lines.append("")
     return lines
 
 
@@ -202,9 +261,7 @@ def render(out: Path | None = None) -> Path:
     lines += ablation_tables(runs)
     if curve_plot(runs, RESULTS / "curves.png"):
         lines += [f"![accuracy vs iterations]({RESULTS.name}/curves.png)", ""]
-    analysis = HERE / "ANALYSIS.md"
-    if analysis.exists():
-        lines += [analysis.read_text().strip(), ""]
+    lines += diagnosis_lines(runs)
     lines += cost_lines()
     lines += step_option_lines()
     out = out or HERE / "RESULTS.md"

@@ -22,6 +22,7 @@ import torch
 
 import hybridwrap
 from hybridwrap import losses
+from hybridwrap.config import LossConfig
 from hybridwrap.teachers import MeanTeacher
 
 RESULTS = Path(__file__).parent / "results"
@@ -38,18 +39,15 @@ def make_step(width: float, bf16: bool, channels_last: bool, compile_model: bool
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (batch,))
-    labeled = torch.arange(batch) < 20
+    labels = torch.where(torch.arange(batch) < 20, y, -1)  # 20 labeled + 80 unlabeled
+    loss_cfg = LossConfig()  # the paper's terms and weights
 
     def step(i: int):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             out = forward(x)
             z = teacher.targets(x)
-        terms = {"cls": losses.classification_loss(out.logits, y, labeled),
-                 "rec": losses.balanced_reconstruction_loss(out.x_hat_c, out.x_hat_u, x),
-                 "stability": losses.stability_loss(out.logits, z)}
-        for p in out.pairs:
-            terms[f"rec_inter_{p.branch}{p.level}"] = losses.intermediate_reconstruction_loss(p.h_hat, p.h)
-        loss = losses.total_loss(terms, {"cls": 1, "rec": 1, "rec_inter": 1, "stability": 100})
+        terms = losses.objective_terms(out, x, labels, loss_cfg, z)
+        loss = losses.total_loss(terms, losses.loss_weights(loss_cfg, 0, 1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -82,6 +82,30 @@ def stability_loss(logits: torch.Tensor, target_probs: torch.Tensor, mask: torch
     return per_sample.mean()
 
 
+def objective_terms(out, x: torch.Tensor, labels: torch.Tensor, loss_cfg, z: torch.Tensor | None = None,
+                    z_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Every active term of Eq. 2 for one batch (unweighted); ``labels`` is -1 for unlabeled images.
+
+    ``loss_cfg`` is a :class:`~hybridwrap.config.LossConfig`; ``z`` the stability targets (Eq. 7), if any.
+    """
+    lc = loss_cfg
+    terms: dict[str, torch.Tensor] = {}
+    if lc.classification:
+        terms["cls"] = classification_loss(out.logits, labels.clamp(min=0), labels >= 0, lc.ce_average)
+    if lc.reconstruction and out.x_hat is not None:
+        if lc.balance and out.x_hat_u is not None:
+            terms["rec"] = balanced_reconstruction_loss(out.x_hat_c, out.x_hat_u, x, lc.norm)
+        else:
+            terms["rec"] = reconstruction_loss(out.x_hat, x, lc.norm)
+    if lc.intermediate:
+        for pair in out.pairs:
+            terms[f"rec_inter_{pair.branch}{pair.level}"] = intermediate_reconstruction_loss(
+                pair.h_hat, pair.h, lc.detach_intermediate_targets, lc.norm)
+    if z is not None:
+        terms["stability"] = stability_loss(out.logits, z, z_mask, norm=lc.norm)
+    return terms
+
+
 def total_loss(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
     """Eq. 2: L = λ_c L_cls + λ_r L_rec + Σ_{b,l} λ_{r b,l} L_rec-inter b,l + λ_s Ω_stability."""
     total = None

@@ -85,11 +85,16 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path} is truncated or corrupted ({exc}). Re-download or re-save it.") from exc
 
 
-def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    expected = module.state_dict()
+def state_dict_mismatch(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]):
+    """(missing, unexpected, wrongly shaped) keys of ``state`` against ``expected``."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    return missing, unexpected, wrong
+
+
+def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    missing, unexpected, wrong = state_dict_mismatch(module.state_dict(), state)
     if missing or unexpected or wrong:
         raise CheckpointError(
             f"The weights in {source} do not fit the model its config describes: {len(missing)} missing "

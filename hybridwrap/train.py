@@ -295,29 +295,14 @@ class Run:
                                 "Report this with your accelerate config; DDP should keep replicas identical.")
 
     def _terms(self, out, x, labels, idx, x_teacher):
-        lc = self.cfg.loss
-        labeled = labels >= 0
-        terms: dict[str, torch.Tensor] = {}
-        if lc.classification:
-            terms["cls"] = losses.classification_loss(out.logits, labels.clamp(min=0), labeled, lc.ce_average)
-        if lc.reconstruction and out.x_hat is not None:
-            if lc.balance and out.x_hat_u is not None:
-                terms["rec"] = losses.balanced_reconstruction_loss(out.x_hat_c, out.x_hat_u, x, lc.norm)
-            else:
-                terms["rec"] = losses.reconstruction_loss(out.x_hat, x, lc.norm)
-        if lc.intermediate:
-            for pair in out.pairs:
-                terms[f"rec_inter_{pair.branch}{pair.level}"] = losses.intermediate_reconstruction_loss(
-                    pair.h_hat, pair.h, lc.detach_intermediate_targets, lc.norm)
+        z = z_mask = None
         if self.teacher is not None:
             self.teacher.model.train(True)
             with self.accelerator.autocast():
                 z = self.teacher.targets(x_teacher)
-            terms["stability"] = losses.stability_loss(out.logits, z, norm=lc.norm)
         elif self.ensemble is not None:
-            z, has_target = self.ensemble.targets(idx)
-            terms["stability"] = losses.stability_loss(out.logits, z, has_target, norm=lc.norm)
-        return terms
+            z, z_mask = self.ensemble.targets(idx)
+        return losses.objective_terms(out, x, labels, self.cfg.loss, z, z_mask)
 
     def _after_step(self, step: int, out, idx) -> None:
         if self.teacher is not None:

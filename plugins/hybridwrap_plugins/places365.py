@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from hybridwrap.errors import CheckpointError
+from hybridwrap.serialization import state_dict_mismatch
 
 VERSION = "0.1.0"
 _PREFIXES = ("module.",)
@@ -87,9 +88,7 @@ def create_places365_resnet50(pretrained: bool = False, num_classes: int = 365, 
         head_keys = {f"fc.{k}" for k in head.state_dict()}
         backbone_state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         expected = {k: v for k, v in model.state_dict().items() if k not in head_keys}
-        missing = sorted(set(expected) - set(backbone_state))
-        unexpected = sorted(set(backbone_state) - set(expected))
-        wrong = sorted(k for k in set(expected) & set(backbone_state) if expected[k].shape != backbone_state[k].shape)
+        missing, unexpected, wrong = state_dict_mismatch(expected, backbone_state)
         if missing or unexpected or wrong:
             raise CheckpointError(
                 f"{checkpoint_path} is not a ResNet-50 checkpoint: {len(missing)} missing keys "
