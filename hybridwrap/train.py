@@ -167,6 +167,13 @@ def branch_statistics(out, x: torch.Tensor) -> dict[str, float]:
     return stats
 
 
+def collapsed_branch(energy_share_c: float | None) -> str | None:
+    """Which branch has collapsed to ~0 (under COLLAPSE_SHARE of x̂'s energy), if any."""
+    if energy_share_c is None or min(energy_share_c, 1 - energy_share_c) >= COLLAPSE_SHARE:
+        return None
+    return "discriminative (x̂_c)" if energy_share_c < 0.5 else "unsupervised (x̂_u)"
+
+
 # ------------------------------------------------------------------------------------ training
 
 
@@ -400,13 +407,12 @@ class Run:
         if model.decoder_c is not None:
             x = aug.normalize(self.data.test_x[:64]).to(self.accelerator.device)
             res.update({f"branch/{k}": v for k, v in branch_statistics(model(x, reconstruct=True), x).items()})
-            share = res.get("branch/energy_share_c")
-            if share is not None and min(share, 1 - share) < COLLAPSE_SHARE and self.accelerator.is_main_process:
-                weak = "discriminative (x̂_c)" if share < 0.5 else "unsupervised (x̂_u)"
-                msg = (f"step {self.state.step}: the {weak} branch produces only {100 * min(share, 1 - share):.1f}% of "
-                       "x̂'s energy: it has collapsed (§3.2). Enable loss.balance and loss.intermediate, or raise "
-                       "loss.lambda_rec_inter.")
-                warnings.warn(msg, stacklevel=2)
+            weak = collapsed_branch(res.get("branch/energy_share_c"))
+            if weak and self.accelerator.is_main_process:
+                share = res["branch/energy_share_c"]
+                warnings.warn(f"step {self.state.step}: the {weak} branch produces only "
+                              f"{100 * min(share, 1 - share):.1f}% of x̂'s energy: it has collapsed (§3.2). Enable "
+                              "loss.balance and loss.intermediate, or raise loss.lambda_rec_inter.", stacklevel=2)
                 res["branch/collapsed"] = weak
         return res
 

@@ -153,3 +153,19 @@ def test_stability_term_sends_gradient_into_the_student():
     assert all(g is not None for g in grads)
     assert sum(g.abs().sum().item() for g in grads) > 0
     assert all(p.grad is None for p in teacher.model.parameters())
+
+
+def test_branch_statistics_and_collapse_detection():
+    from hybridwrap.model import HybridOutput
+    from hybridwrap.train import branch_statistics, collapsed_branch
+
+    x = torch.zeros(1, 1, 2, 2)
+    out = HybridOutput(logits=None, x_hat_c=torch.full_like(x, 0.1), x_hat_u=torch.full_like(x, 0.3))
+    out.x_hat = out.x_hat_c + out.x_hat_u
+    stats = branch_statistics(out, x)
+    assert stats["energy_share_c"] == pytest.approx(0.01 / (0.01 + 0.09))
+    assert stats["psnr_x_hat"] == pytest.approx(10 * math.log10(4 / 0.16))
+    assert collapsed_branch(stats["energy_share_c"]) is None
+    assert collapsed_branch(0.005) == "discriminative (x̂_c)"
+    assert collapsed_branch(0.999) == "unsupervised (x̂_u)"
+    assert collapsed_branch(None) is None
