@@ -168,6 +168,21 @@ def diagnosis_lines(runs: list[dict]) -> list[str]:
     return lines
 
 
+def picture_lines(runs: list[dict]) -> list[str]:
+    """Where the Fig. 4 picture of the best run comes from (the picture itself is not committed)."""
+    with_decoder = [r for r in runs if r["preset"] not in ("classification", "classification_stability")
+                    and not r["tag"].startswith("select-") and r.get("val_acc") is not None]
+    if not with_decoder:
+        return []
+    best = max(with_decoder, key=lambda r: r["val_acc"])
+    run_id = f"{best['tag']}-{best['preset']}-w{best['width']}-n{best['labels']}-it{best['iterations']}-s{best['seed']}"
+    return ["### Reconstructions of the best CPU run", "",
+            f"The best run by validation accuracy is `{run_id}`. Its Fig. 4-style picture (rows x, x̂_c, x̂_u, x̂) "
+            "shows CIFAR-10 test images, so it is not committed (nothing derived from the data is); draw it with:",
+            "", "```bash", f"hybridwrap visualize benchmarks/runs/{run_id} --output benchmarks/results/figures/{run_id}.png",
+            "```", ""]
+
+
 def curve_plot(runs: list[dict], path: Path) -> bool:
     try:
         import matplotlib
@@ -262,6 +277,7 @@ def render(out: Path | None = None) -> Path:
     if curve_plot(runs, RESULTS / "curves.png"):
         lines += [f"![accuracy vs iterations]({RESULTS.name}/curves.png)", ""]
     lines += diagnosis_lines(runs)
+    lines += picture_lines(runs)
     lines += cost_lines()
     lines += step_option_lines()
     out = out or HERE / "RESULTS.md"
