@@ -170,14 +170,14 @@ def diagnosis_lines(runs: list[dict]) -> list[str]:
 
 def picture_lines(runs: list[dict]) -> list[str]:
     """Where the Fig. 4 picture of the best run comes from (the picture itself is not committed)."""
-    with_decoder = [r for r in runs if r["preset"] not in ("classification", "classification_stability")
+    with_decoder = [r for r in runs if r["preset"] in ("hybrid_architecture", "full")  # both branches: x̂_c and x̂_u
                     and not r["tag"].startswith("select-") and r.get("val_acc") is not None]
     if not with_decoder:
         return []
     best = max(with_decoder, key=lambda r: r["val_acc"])
     run_id = f"{best['tag']}-{best['preset']}-w{best['width']}-n{best['labels']}-it{best['iterations']}-s{best['seed']}"
     return ["### Reconstructions of the best CPU run", "",
-            f"The best run by validation accuracy is `{run_id}`. Its Fig. 4-style picture (rows x, x̂_c, x̂_u, x̂) "
+            f"The best two-branch run by validation accuracy is `{run_id}`. Its Fig. 4-style picture (rows x, x̂_c, x̂_u, x̂) "
             "shows CIFAR-10 test images, so it is not committed (nothing derived from the data is); draw it with:",
             "", "```bash", f"hybridwrap visualize benchmarks/runs/{run_id} --output benchmarks/results/figures/{run_id}.png",
             "```", ""]
