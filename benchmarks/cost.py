@@ -164,6 +164,8 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=2, help="timed steps per setup per round")
     p.add_argument("--width", type=float, default=1.0, help="ConvLarge width")
+    p.add_argument("--inference-rounds", type=int, default=20, help="interleaved rounds of the inference comparison")
+    p.add_argument("--inference-reps", type=int, default=5, help="forward passes per round")
     p.add_argument("--size", type=int, help="override every input size (smoke tests)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--output", help="result file (default: results/cost-<device>.json)")
@@ -198,7 +200,8 @@ def main(argv=None):
             entry["setups"][s] = {"step_s": statistics.median(times[s]), "rounds_s": times[s], "gflops": gflops[s],
                                   "parameters_m": params[s],
                                   "peak_mib": measure_memory(name, size, s, n, device, args.width, 2)}
-        entry["inference"] = time_inference(name, size, n, device, args.width, args.rounds * 2, max(2, args.steps))
+        entry["inference"] = time_inference(name, size, n, device, args.width, args.inference_rounds,
+                                            args.inference_reps)
         result["backbones"].append(entry)
         base = entry["setups"]["backbone"]
         for s, v in entry["setups"].items():

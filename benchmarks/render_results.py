@@ -150,6 +150,17 @@ def diagnosis_lines(runs: list[dict]) -> list[str]:
             lines += ["", f"At iteration {step}, full HybridNet {verdict} classification + stability by {abs(d1):.2f} "
                           f"points on the student" + (f" and by {d2:+.2f} on the teacher." if d2 is not None else ".")
                       + (" At this budget the paper's ordering does not appear yet." if d1 <= 0 else ""), ""]
+        mean = {p: statistics.mean(r["test_acc"] for r in rs if r["preset"] == p) for p in TABLE1
+                if any(r["preset"] == p for r in rs)}
+        pairs = [("classification_stability", "classification"), ("autoencoder_stability", "autoencoder"),
+                 ("full", "hybrid_architecture")]
+        effects = [f"{a} − {b}: {mean[a] - mean[b]:+.2f}" for a, b in pairs if a in mean and b in mean]
+        if effects:
+            lines += ["What the stability term adds at this budget (student test accuracy, mean over seeds): "
+                      + "; ".join(effects) + ".", ""]
+        ours = sorted(mean, key=mean.get, reverse=True)
+        paper = sorted(mean, key=lambda p: PAPER_TABLE1[p][4000], reverse=True)
+        lines += [f"Ranking here: {' > '.join(ours)}.", f"Ranking in the paper (4000 labels): {' > '.join(paper)}.", ""]
         logs = [r["last_train_log"] for r in full if r.get("last_train_log")]
         if logs:
             terms = defaultdict(list)
