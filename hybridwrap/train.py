@@ -19,7 +19,6 @@ import shutil
 import sys
 import time
 import warnings
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from .data import augment as aug
 from .data import load_data
 from .data.semisup import Split, TwoStreamBatches, make_split
 from .errors import CheckpointError, ConfigError, DataError, TrainingError
-from .model import HybridNet, build_from_config
+from .model import build_from_config
 from .presets import apply_preset
 from .serialization import atomic_write_text, save_model
 from .teachers import MeanTeacher, TemporalEnsembling

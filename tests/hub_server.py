@@ -117,11 +117,16 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return repo
 
-    def _revision(self, repo_id: str, repo: Repo, revision: str):
+    def _lookup(self, repo_id: str, revision: str):
+        """(repo, sha, files) at ``revision``, or None after answering the error."""
+        repo = self._repo(repo_id)
+        if repo is None:
+            return None
         found = repo.files(unquote(revision))
         if found is None:
             self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
-        return found
+            return None
+        return repo, *found
 
     # -- routes -----------------------------------------------------------------------------------
     def do_HEAD(self):
@@ -180,13 +185,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"url": url, "name": repo_id, "id": repo_id})
 
     def _info(self, repo_id, revision):
-        repo = self._repo(repo_id)
-        if repo is None:
-            return
-        found = self._revision(repo_id, repo, revision)
+        found = self._lookup(repo_id, revision)
         if found is None:
             return
-        sha, files = found
+        repo, sha, files = found
         self._json(200, {"id": repo_id, "modelId": repo_id, "sha": sha, "private": repo.private,
                          "siblings": [{"rfilename": p} for p in sorted(files)], "tags": [], "downloads": 0,
                          "likes": 0})
@@ -232,12 +234,10 @@ class _Handler(BaseHTTPRequestHandler):
         return [{"type": "file", "path": p, "size": len(files[p]), "oid": _sha(files[p])} for p in paths if p in files]
 
     def _paths_info(self, repo_id, revision):
-        repo = self._repo(repo_id)
-        if repo is None:
-            return
-        found = self._revision(repo_id, repo, revision)
+        found = self._lookup(repo_id, revision)
         if found is None:
             return
+        repo, sha, files = found
         body = self._body().decode()
         if self.headers.get("Content-Type", "").startswith("application/json"):
             paths = json.loads(body).get("paths", [])
@@ -245,28 +245,22 @@ class _Handler(BaseHTTPRequestHandler):
             from urllib.parse import parse_qs
 
             paths = parse_qs(body).get("paths", [])
-        self._json(200, self._entries(found[1], paths))
+        self._json(200, self._entries(files, paths))
 
     def _tree(self, repo_id, revision, prefix):
-        repo = self._repo(repo_id)
-        if repo is None:
-            return
-        found = self._revision(repo_id, repo, revision)
+        found = self._lookup(repo_id, revision)
         if found is None:
             return
-        files = found[1]
+        repo, sha, files = found
         prefix = unquote(prefix).strip("/")
         paths = [p for p in sorted(files) if not prefix or p.startswith(prefix + "/")]
         self._json(200, self._entries(files, paths))
 
     def _resolve(self, repo_id, revision, filename):
-        repo = self._repo(repo_id)
-        if repo is None:
-            return
-        found = self._revision(repo_id, repo, revision)
+        found = self._lookup(repo_id, revision)
         if found is None:
             return
-        sha, files = found
+        repo, sha, files = found
         if filename not in files:
             return self._error(404, "EntryNotFound", f"{filename} does not exist on {revision}")
         data = files[filename]
