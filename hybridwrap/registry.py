@@ -17,6 +17,7 @@ from typing import Callable
 import torch.nn as nn
 
 from .errors import UnknownBackboneError
+from .plugin_utils import timm_factory
 
 ENTRY_POINT_GROUP = "hybridwrap.backbones"
 
@@ -119,7 +120,7 @@ def get_backbone(name: str) -> BackboneEntry:
     if base in timm.list_models():
         return BackboneEntry(
             name=name,
-            factory=lambda **kw: timm.create_model(name, **kw),
+            factory=timm_factory(name),
             default_input_size=_timm_input_size(name),
             description="timm model",
             package="timm",

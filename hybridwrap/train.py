@@ -531,7 +531,7 @@ def config_from_args(args) -> TrainConfig:
     cfg = load_config(args.config or [default])
     if args.dataset:
         cfg.data.dataset = args.dataset
-        if args.dataset in DATASET_DEFAULTS and args.dataset != "digits":
+        if args.dataset in DATASET_DEFAULTS:
             apply_dict(cfg, DATASET_DEFAULTS[args.dataset], source="--dataset")
     cfg = load_config_overrides(cfg, args)
     return cfg

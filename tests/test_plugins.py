@@ -20,6 +20,17 @@ def test_first_party_plugins_come_from_entry_points():
     assert {"convlarge", "convlarge_stl10", "shakeshake26_2x96d", "places365_resnet50"} <= set(hybridwrap.list_backbones())
 
 
+def _install_distribution(root, monkeypatch, name: str, entry_point: str) -> None:
+    """A real installed distribution: a .dist-info with an entry point, on sys.path; discovery starts over."""
+    dist = root / f"{name.replace('-', '_')}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[hybridwrap.backbones]\n{entry_point}\n")
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setattr(registry, "_discovered", False)
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+
 def test_third_party_plugin_installed_only_through_an_entry_point(tmp_path, monkeypatch):
     (tmp_path / "tiny_hw_plugin.py").write_text(textwrap.dedent("""
         import torch.nn as nn
@@ -46,13 +57,7 @@ def test_third_party_plugin_installed_only_through_an_entry_point(tmp_path, monk
             register_backbone("tiny_hw_net", lambda pretrained=False, **kw: TinyNet(**kw),
                               default_input_size=(3, 16, 16), package="tiny-hw-plugin")
     """))
-    dist = tmp_path / "tiny_hw_plugin-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tiny-hw-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[hybridwrap.backbones]\ntiny = tiny_hw_plugin:register\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_discovered", False)
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    _install_distribution(tmp_path, monkeypatch, "tiny-hw-plugin", "tiny = tiny_hw_plugin:register")
     model = hybridwrap.wrap("tiny_hw_net", num_classes=4).train()
     out = model(torch.randn(2, 3, 16, 16))
     assert out.x_hat.shape == (2, 3, 16, 16)
@@ -61,13 +66,7 @@ def test_third_party_plugin_installed_only_through_an_entry_point(tmp_path, monk
 
 
 def test_broken_plugin_warns_and_names_the_fix(tmp_path, monkeypatch):
-    dist = tmp_path / "broken_hw-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-hw\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[hybridwrap.backbones]\nbroken = no_such_module_xyz:register\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_discovered", False)
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    _install_distribution(tmp_path, monkeypatch, "broken-hw", "broken = no_such_module_xyz:register")
     with pytest.warns(UserWarning, match="plugin 'broken'.*failed to load.*Reinstall or uninstall"):
         names = hybridwrap.list_backbones()
     assert "convlarge" in names
