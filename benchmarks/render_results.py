@@ -28,8 +28,27 @@ PAPER_TABLE1 = {
 }
 
 
+def is_table_run(r: dict) -> bool:
+    """Runs of the main tables; `select-*` (choosing λ) and `study-*` (one-knob sensitivity) runs are shown apart."""
+    return not r["tag"].startswith(("select-", "study-"))
+
+
+def run_id(r: dict) -> str:
+    """The run directory name benchmarks/ablation.py gives this result."""
+    return f"{r['tag']}-{r['preset']}-w{r['width']}-n{r['labels']}-it{r['iterations']}-s{r['seed']}"
+
+
 def load(pattern: str = "ablation-*.json") -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(RESULTS.glob(pattern))]
+
+
+def budgets(runs: list[dict]) -> dict[tuple, list[dict]]:
+    """Main-table runs grouped by (tag, width, labels, iterations), in a stable order."""
+    groups = defaultdict(list)
+    for r in runs:
+        if is_table_run(r):
+            groups[(r["tag"], r["width"], r["labels"], r["iterations"])].append(r)
+    return dict(sorted(groups.items()))
 
 
 def set_results_dir(path: Path) -> None:
@@ -65,16 +84,12 @@ def _mean_std(values: list[float]) -> str:
 def ablation_tables(runs: list[dict]) -> list[str]:
     lines = []
     groups = defaultdict(list)
-    for r in runs:
-        if r["tag"].startswith("select-"):
-            continue
-        groups[(r["tag"], r["width"], r["labels"], r["iterations"])].append(r)
-    for (tag, width, labels, iters), rs in sorted(groups.items()):
+    for (tag, width, labels, iters), rs in budgets(runs).items():
         seeds = sorted({r["seed"] for r in rs})
         lines += [f"### ConvLarge width {width}, {labels} labels, {iters} iterations, weights `{tag}`", "",
                   f"Seeds {', '.join(map(str, seeds))}; mean ± std over seeds. Test set: CIFAR-10 test (JPEG copy). "
                   f"Validation: {rs[0].get('val_size')} images held out of the training set.", "",
-                  "| preset | student test acc | teacher test acc | student val acc | seconds/run | paper (4000 labels, 600 epochs) |",
+                  f"| preset | student test acc | teacher test acc | student val acc | seconds/run | paper ({labels} labels, 600 epochs) |",
                   "|---|---|---|---|---|---|"]
         for preset in TABLE1:
             p = [r for r in rs if r["preset"] == preset]
@@ -116,17 +131,14 @@ def selection_lines(runs: list[dict]) -> list[str]:
 def diagnosis_lines(runs: list[dict]) -> list[str]:
     """Full HybridNet against classification + stability: who leads, how it evolves, and the loss scales."""
     lines = []
-    groups = defaultdict(list)
-    for r in runs:
-        if not r["tag"].startswith("select-"):
-            groups[(r["tag"], r["width"], r["labels"], r["iterations"])].append(r)
-    for key, rs in sorted(groups.items()):
+    for key, rs in budgets(runs).items():
         full = [r for r in rs if r["preset"] == "full"]
         stab = [r for r in rs if r["preset"] == "classification_stability"]
         if not full or not stab:
             continue
         tag, width, labels, iters = key
-        lines += [f"### Does full HybridNet beat classification + Mean Teacher? (`{tag}`, width {width}, {iters} iterations)",
+        lines += [f"### Does full HybridNet beat classification + Mean Teacher? (`{tag}`, width {width}, {labels} labels, "
+                  f"{iters} iterations)",
                   ""]
         steps = sorted({c["step"] for r in full + stab for c in r["curve"]})
         lines += ["| iteration | full (student) | classif.+stability (student) | difference | full (teacher) | "
@@ -159,8 +171,9 @@ def diagnosis_lines(runs: list[dict]) -> list[str]:
             lines += ["What the stability term adds at this budget (student test accuracy, mean over seeds): "
                       + "; ".join(effects) + ".", ""]
         ours = sorted(mean, key=mean.get, reverse=True)
-        paper = sorted(mean, key=lambda p: PAPER_TABLE1[p][4000], reverse=True)
-        lines += [f"Ranking here: {' > '.join(ours)}.", f"Ranking in the paper (4000 labels): {' > '.join(paper)}.", ""]
+        if labels in PAPER_TABLE1["full"]:
+            paper = sorted(mean, key=lambda p: PAPER_TABLE1[p][labels], reverse=True)
+            lines += [f"Ranking here: {' > '.join(ours)}.", f"Ranking in the paper ({labels} labels): {' > '.join(paper)}.", ""]
         logs = [r["last_train_log"] for r in full if r.get("last_train_log")]
         if logs:
             terms = defaultdict(list)
@@ -182,19 +195,19 @@ def diagnosis_lines(runs: list[dict]) -> list[str]:
 def picture_lines(runs: list[dict]) -> list[str]:
     """Where the Fig. 4 picture of the best run comes from (the picture itself is not committed)."""
     with_decoder = [r for r in runs if r["preset"] in ("hybrid_architecture", "full")  # both branches: x̂_c and x̂_u
-                    and not r["tag"].startswith("select-") and r.get("val_acc") is not None]
+                    and is_table_run(r) and r.get("val_acc") is not None]
     if not with_decoder:
         return []
-    best = max(with_decoder, key=lambda r: r["val_acc"])
-    run_id = f"{best['tag']}-{best['preset']}-w{best['width']}-n{best['labels']}-it{best['iterations']}-s{best['seed']}"
+    best = run_id(max(with_decoder, key=lambda r: r["val_acc"]))
     return ["### Reconstructions of the best CPU run", "",
-            f"The best two-branch run by validation accuracy is `{run_id}`. Its Fig. 4-style picture (rows x, x̂_c, x̂_u, x̂) "
+            f"The best two-branch run by validation accuracy is `{best}`. Its Fig. 4-style picture (rows x, x̂_c, x̂_u, x̂) "
             "shows CIFAR-10 test images, so it is not committed (nothing derived from the data is); draw it with:",
-            "", "```bash", f"hybridwrap visualize benchmarks/runs/{run_id} --output benchmarks/results/figures/{run_id}.png",
+            "", "```bash", f"hybridwrap visualize benchmarks/runs/{best} --output benchmarks/results/figures/{best}.png",
             "```", ""]
 
 
 def curve_plot(runs: list[dict], path: Path) -> bool:
+    """Student test accuracy against iterations: one panel per budget, full vs classification (+ stability)."""
     try:
         import matplotlib
 
@@ -202,26 +215,139 @@ def curve_plot(runs: list[dict], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    main = [r for r in runs if not r["tag"].startswith("select-") and r["preset"] in
-            ("full", "classification_stability", "classification")]
-    if not main:
+    shown = ("full", "classification_stability", "classification")
+    groups = {k: [r for r in rs if r["preset"] in shown] for k, rs in budgets(runs).items()}
+    groups = {k: rs for k, rs in groups.items() if rs}
+    if not groups:
         return False
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
     colors = {"full": "tab:red", "classification_stability": "tab:blue", "classification": "tab:gray"}
-    for r in main:
-        steps = [c["step"] for c in r["curve"] if "test_acc" in c]
-        acc = [c["test_acc"] for c in r["curve"] if "test_acc" in c]
-        ax.plot(steps, acc, color=colors[r["preset"]], alpha=0.8, marker="o", ms=3,
-                label=f"{r['preset']} (seed {r['seed']})")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("student test accuracy (%)")
-    ax.set_title("CIFAR-10 (JPEG test copy), ConvLarge, 4000 labels")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    for ax, ((tag, width, labels, iters), rs) in zip(axes[0], groups.items()):
+        for r in sorted(rs, key=lambda r: (shown.index(r["preset"]), r["seed"])):
+            steps = [c["step"] for c in r["curve"] if "test_acc" in c]
+            acc = [c["test_acc"] for c in r["curve"] if "test_acc" in c]
+            ax.plot(steps, acc, color=colors[r["preset"]], alpha=0.8, marker="o", ms=3,
+                    label=f"{r['preset']} (seed {r['seed']})")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("student test accuracy (%)")
+        ax.set_title(f"ConvLarge w{width}, {labels} labels, {iters} it. ({tag})", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.mean(values) if values else None
+
+
+def _signed(v) -> str:
+    return "-" if v is None else f"{v:+.2f}"
+
+
+def regime_lines(runs: list[dict]) -> list[str]:
+    """Per budget: how well `classification` fits its labels (fit_gap.py) and what each addition changes on validation."""
+    fits = {f["run"]: f for f in load("fitgap-*.json")}
+    rows = []
+    for (tag, width, labels, iters), rs in budgets(runs).items():
+        by = {p: [r for r in rs if r["preset"] == p] for p in TABLE1}
+        if not by["classification"] or not by["classification_stability"]:
+            continue
+        val = {p: _mean(r.get("val_acc") for r in v) for p, v in by.items()}
+        teacher_val = {p: _mean(r.get("teacher_val_acc") for r in v) for p, v in by.items()}
+        fit = [fits[run_id(r)] for r in by["classification"] if run_id(r) in fits]
+        labeled = _mean(f["student_labeled_acc"] for f in fit)
+        gap = _mean(f.get("student_gap") for f in fit)
+
+        def diff(a, b, table=val):
+            return None if table[a] is None or table[b] is None else table[a] - table[b]
+
+        rows.append((f"w{width}, {labels} labels, {iters} it. (`{tag}`)", len({r['seed'] for r in rs}), labeled,
+                     _mean(f.get("student_val_acc") for f in fit), gap, diff("classification_stability", "classification"),
+                     diff("full", "classification_stability"),
+                     diff("full", "classification_stability", teacher_val), diff("full", "classification")))
+    if not rows:
+        return []
+    lines = ["## Finding the regime: when do stability and reconstruction help?", "",
+             "Stability (Eq. 7) and the reconstruction terms are regularisers: they can only raise validation accuracy "
+             "once the classifier fits its labeled images better than it generalises. For each budget, `labeled acc` "
+             "is the accuracy of the trained `classification` student on its own labeled images (no augmentation, "
+             "`benchmarks/fit_gap.py`, over the runs it has measured), `fit gap` is that minus the same runs' validation "
+             "accuracy, and the last columns say what "
+             "each addition changes on the validation split (mean over seeds; the test set plays no part here).", "",
+             "| budget | seeds | classification: labeled acc | val acc | fit gap | stability − classification | "
+             "full − classif.+stability (student) | (teacher) | full − classification |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, seeds, labeled, v, gap, stab, full_stab, full_stab_t, full_cls in rows:
+        lines.append(f"| {name} | {seeds} | {_fmt(labeled)} | {_fmt(v)} | {_signed(gap)} | {_signed(stab)} | "
+                     f"{_signed(full_stab)} | {_signed(full_stab_t)} | {_signed(full_cls)} |")
+    ordered = sorted((r for r in rows if r[4] is not None and r[5] is not None), key=lambda r: r[4])
+    if len(ordered) > 1:
+        lines += ["", "Budgets ordered by the fit gap of `classification` (gap → what stability adds on validation): "
+                  + "; ".join(f"{r[0]}: {r[4]:+.2f} → {r[5]:+.2f}" for r in ordered) + "."]
+    fit_rows = []
+    for (tag, width, labels, iters), rs in budgets(runs).items():
+        for preset in TABLE1:
+            f = [fits[run_id(r)] for r in rs if r["preset"] == preset and run_id(r) in fits]
+            if f:
+                fit_rows.append(f"| w{width}, {labels} labels, {iters} it. | {preset} | {len(f)} | "
+                                f"{_fmt(_mean(x['student_labeled_acc'] for x in f))} | "
+                                f"{_fmt(_mean(x.get('student_val_acc') for x in f))} | {_signed(_mean(x.get('student_gap') for x in f))} |")
+    if fit_rows:
+        lines += ["", "How well every measured run fits its labeled images (student, mean over seeds):", "",
+                  "| budget | preset | runs | labeled acc | val acc | fit gap |", "|---|---|---|---|---|---|", *fit_rows,
+                  "", "```bash", "python benchmarks/fit_gap.py", "```"]
+    return lines + [""]
+
+
+def _args(command: str) -> dict[str, list[str]]:
+    """`--flag value...` pairs of an ablation.py command line (repeated flags such as --set accumulate)."""
+    import shlex
+
+    out, flag = defaultdict(list), None
+    for token in shlex.split(command)[2:]:
+        if token.startswith("--"):
+            flag = token
+            out[flag]
+        elif flag:
+            out[flag].append(token)
+    return out
+
+
+def _changed(mine: dict, theirs: dict) -> list[str]:
+    ignore = {"--tag", "--presets", "--seeds", "--eval-every", "--results-dir", "--runs-dir"}
+    changed = []
+    for flag in sorted(set(mine) | set(theirs)):
+        if flag in ignore or mine.get(flag) == theirs.get(flag):
+            continue
+        extra = [v for v in mine.get(flag, []) if v not in theirs.get(flag, [])]
+        changed.append(f"{flag} {' '.join(extra)}".strip())
+    return changed
+
+
+def study_lines(runs: list[dict]) -> list[str]:
+    """`study-*` runs against the main-table run of the same preset, budget and seed that differs least (validation)."""
+    studies = [r for r in runs if r["tag"].startswith("study-")]
+    if not studies:
+        return []
+    lines = ["### One knob at a time (validation only)", "",
+             "Each row changes one setting of a main-table run with the same preset, budget and seed (the reference).", "",
+             "| study | changed | preset | budget | seed | student val acc | teacher val acc | reference | "
+             "reference student val acc | difference |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(studies, key=lambda r: (r["tag"], r["preset"], r["seed"])):
+        mine = _args(r["command"])
+        same = [x for x in runs if is_table_run(x) and all(x[k] == r[k] for k in ("preset", "width", "labels", "iterations", "seed"))]
+        ref = min(same, key=lambda x: len(_changed(mine, _args(x["command"]))), default=None)
+        changed = _changed(mine, _args(ref["command"]) if ref else {})
+        ref_val = ref.get("val_acc") if ref else None
+        delta = None if ref_val is None or r.get("val_acc") is None else r["val_acc"] - ref_val
+        lines.append(f"| {r['tag']} | {', '.join(changed) or '-'} | {r['preset']} | {r['labels']} labels, "
+                     f"{r['iterations']} it. | {r['seed']} | {_fmt(r.get('val_acc'))} | {_fmt(r.get('teacher_val_acc'))} | "
+                     f"{ref['tag'] if ref else '-'} | {_fmt(ref_val)} | {_signed(delta)} |")
+    return lines + ["", "```bash", *sorted({r["command"] for r in studies}), "```", ""]
 
 
 def cost_lines() -> list[str]:
@@ -288,6 +414,8 @@ def render(out: Path | None = None) -> Path:
     if curve_plot(runs, RESULTS / "curves.png"):
         lines += [f"![accuracy vs iterations]({RESULTS.name}/curves.png)", ""]
     lines += diagnosis_lines(runs)
+    lines += regime_lines(runs)
+    lines += study_lines(runs)
     lines += picture_lines(runs)
     lines += cost_lines()
     lines += step_option_lines()

@@ -25,9 +25,9 @@ def test_ablation_and_render_smoke(tmp_path):
     results, runs = tmp_path / "results", tmp_path / "runs"
     common = ["--data", SHARED_CIFAR, "--iterations", 2, "--eval-every", 2, "--limit-images", 1500, "--val-size", 300,
               "--labels", 100, "--width", 0.125, "--tag", "smoke", "--results-dir", results, "--runs-dir", runs]
-    _run(BENCH / "ablation.py", "--presets", "classification_stability", "full", *common)
+    _run(BENCH / "ablation.py", "--presets", "classification", "classification_stability", "full", *common)
     files = sorted(results.glob("ablation-*.json"))
-    assert len(files) == 2
+    assert len(files) == 3
     r = json.loads(files[-1].read_text())
     for key in ("preset", "dataset", "labels", "seed", "backbone", "width", "iterations", "test_acc", "teacher_test_acc",
                 "val_acc", "seconds", "device", "commit", "curve", "command"):
@@ -35,9 +35,23 @@ def test_ablation_and_render_smoke(tmp_path):
     assert r["dataset"] == "cifar10-jpegtest" and r["iterations"] == 2
     again = _run(BENCH / "ablation.py", "--presets", "full", *common)  # accumulate: a finished run is skipped
     assert "[skip]" in again
+    study = [a if a != "smoke" else "study-lams" for a in common]
+    _run(BENCH / "ablation.py", "--presets", "classification_stability", *study, "--set", "loss.lambda_stability=10")
+    _run(BENCH / "fit_gap.py", "--runs-dir", runs, "--results-dir", results)
+    fit = json.loads((results / "fitgap-smoke-full-w0.125-n100-it2-s0.json").read_text())
+    assert fit["labels"] == 100 and fit["val_size"] == 300
+    assert fit["student_gap"] == fit["student_labeled_acc"] - fit["student_val_acc"] and "teacher_labeled_acc" in fit
+    assert len(list(results.glob("fitgap-*.json"))) == 4
     _run(BENCH / "render_results.py", "--results-dir", results, "--output", tmp_path / "R.md")
     md = (tmp_path / "R.md").read_text()
     assert "| full |" in md and "| classification_stability |" in md and "python benchmarks/ablation.py" in md
+    assert "## Finding the regime" in md and "| w0.125, 100 labels, 2 it. | full | 1 |" in md
+    assert "| study-lams | --set loss.lambda_stability=10 | classification_stability |" in md
+
+
+def test_fit_gap_without_runs_names_the_fix(tmp_path):
+    done = subprocess.run([sys.executable, BENCH / "fit_gap.py", "--runs-dir", tmp_path], capture_output=True, text=True)
+    assert done.returncode != 0 and "benchmarks/ablation.py first" in done.stderr
 
 
 def test_cost_smoke(tmp_path):
