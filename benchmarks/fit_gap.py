@@ -20,20 +20,31 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+_DATA_CACHE: dict[str, object] = {}  # runs of one benchmark share their training images: read them once
+
+
+def _training_images(saved: dict):
+    from hybridwrap.config import DataConfig
+    from hybridwrap.data import load_data
+
+    data_cfg = DataConfig(**{k: v for k, v in saved.items() if k in DataConfig.__dataclass_fields__})
+    data_cfg.max_eval_images = 1  # only the training images are read
+    key = json.dumps([data_cfg.dataset, data_cfg.path, data_cfg.image_size, data_cfg.max_train_images])
+    if key not in _DATA_CACHE:
+        _DATA_CACHE[key] = load_data(data_cfg)
+    return _DATA_CACHE[key]
+
+
 def measure(run_dir: Path) -> dict:
     import torch
 
-    from hybridwrap.config import DataConfig
-    from hybridwrap.data import Split, load_data
+    from hybridwrap.data import Split
     from hybridwrap.evaluate import accuracy
     from hybridwrap.serialization import load_model
 
     torch.manual_seed(0)
     model, teacher = load_model(run_dir / "model")
-    saved = json.loads((run_dir / "train_config.json").read_text())["data"]
-    data_cfg = DataConfig(**{k: v for k, v in saved.items() if k in DataConfig.__dataclass_fields__})
-    data_cfg.max_eval_images = 1  # only the training images are read
-    data = load_data(data_cfg)
+    data = _training_images(json.loads((run_dir / "train_config.json").read_text())["data"])
     split = Split.load(run_dir / "labels.json")
     parts = {"labeled": torch.tensor(split.labeled), "val": torch.tensor(split.val)}
     result = {"run": run_dir.name, "labels": len(split.labeled), "val_size": len(split.val)}

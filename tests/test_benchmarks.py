@@ -73,6 +73,7 @@ def test_step_options_smoke(tmp_path):
     assert res["options"]["fp32"]["speedup_vs_fp32"] == 1.0 and "bf16" in res["options"]
 
 
-def test_gpu_check_script_is_valid_bash():
+def test_benchmark_shell_scripts_are_valid_bash():
     subprocess.run(["bash", "-n", str(BENCH / "gpu_check.sh")], check=True)
     subprocess.run(["bash", "-n", str(BENCH / "cpu_ablation.sh")], check=True)
+    subprocess.run(["bash", "-n", str(BENCH / "regime_study.sh")], check=True)
