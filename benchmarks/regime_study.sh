@@ -5,7 +5,8 @@
 # 2. longer training (3000 iterations) at 4000 labels;
 # 3. one knob at a time on classification + stability (validation only): λ_s 10 instead of 100, a
 #    500-step ramp-up of λ_s instead of 200;
-# 4. the remaining Table 1 presets at 1000 labels;
+# 4. fewer labels still (250: each labeled image seen 80 times in 1000 iterations);
+# 5. the remaining Table 1 presets at 1000 labels;
 # then how far every run fits its labeled images (fit_gap.py), and the rendering.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,9 @@ done
 python benchmarks/ablation.py "${C[@]}" --tag official --labels 4000 --iterations 3000 --eval-every 500 --presets classification classification_stability full --seeds 0 "${OFF[@]}"
 python benchmarks/ablation.py "${C[@]}" --tag study-lambda_s10 --labels 4000 --iterations 1000 --presets classification_stability --seeds 0 "${OFF[@]}" --set loss.lambda_stability=10
 python benchmarks/ablation.py "${C[@]}" --tag study-rampup500 --labels 4000 --iterations 1000 --presets classification_stability --seeds 0 "${OFF[@]}" --rampup 500
+for s in 0 1; do
+  python benchmarks/ablation.py "${C[@]}" --tag official --labels 250 --iterations 1000 --presets classification classification_stability full --seeds $s "${OFF[@]}"
+done
 for s in 0 1; do
   python benchmarks/ablation.py "${C[@]}" --tag official --labels 1000 --iterations 1000 --presets autoencoder autoencoder_stability hybrid_architecture --seeds $s "${OFF[@]}"
 done
