@@ -52,7 +52,7 @@ def _device() -> str:
 
 def run_one(args, preset: str, seed: int) -> Path:
     from hybridwrap.config import load_config
-    from hybridwrap.train import train
+    from hybridwrap.train import checkpoint_dirs, train
 
     run_id = f"{args.tag}-{preset}-w{args.width}-n{args.labels}-it{args.iterations}-s{seed}"
     result_path = Path(args.results_dir) / f"ablation-{run_id}.json"
@@ -74,6 +74,8 @@ def run_one(args, preset: str, seed: int) -> Path:
     ] + ([f"data.max_train_images={args.limit_images}", f"data.max_eval_images={args.limit_images}"]
          if args.limit_images else []) + list(args.set)
     cfg = load_config(None, overrides)
+    done_before = checkpoint_dirs(run_dir) if run_dir.exists() else []
+    resumed_from = int(done_before[-1].name[len("step-"):]) if done_before else 0
     t0 = time.time()
     metrics = train(cfg, resume=run_dir.exists())
     curve = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -85,7 +87,8 @@ def run_one(args, preset: str, seed: int) -> Path:
         "backbone": "convlarge", "width": args.width, "iterations": args.iterations, "tag": args.tag,
         "test_acc": metrics["test_acc"], "teacher_test_acc": metrics.get("teacher_test_acc"),
         "val_acc": metrics.get("val_acc"), "teacher_val_acc": metrics.get("teacher_val_acc"),
-        "val_size": args.val_size, "seconds": round(time.time() - t0, 1), "device": _device(), "precision": args.precision, "channels_last": args.channels_last,
+        "val_size": args.val_size, "seconds": round(time.time() - t0, 1),
+        "resumed_from_step": resumed_from,  # > 0: `seconds` covers only the steps after it "device": _device(), "precision": args.precision, "channels_last": args.channels_last,
         "commit": COMMIT, "overrides": list(args.set),
         "branch": {k[len("branch/"):]: v for k, v in metrics.items() if k.startswith("branch/")},
         "curve": curve,

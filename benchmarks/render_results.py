@@ -97,10 +97,11 @@ def ablation_tables(runs: list[dict]) -> list[str]:
                 continue
             teacher = [r["teacher_test_acc"] for r in p if r.get("teacher_test_acc") is not None]
             val = [r["val_acc"] for r in p if r.get("val_acc") is not None]
-            secs = statistics.mean(r["seconds"] for r in p)
+            whole = [r["seconds"] for r in p if not r.get("resumed_from_step")]  # a resumed run timed only its tail
+            secs = f"{statistics.mean(whole):.0f}" if whole else "- (resumed)"
             paper = PAPER_TABLE1[preset].get(labels, "-")
             lines.append(f"| {preset} | {_mean_std([r['test_acc'] for r in p])} | {_mean_std(teacher)} | "
-                         f"{_mean_std(val)} | {secs:.0f} | {paper} |")
+                         f"{_mean_std(val)} | {secs} | {paper} |")
         full = [r for r in rs if r["preset"] == "full"]
         if full and full[0].get("branch"):
             shares = [r["branch"].get("energy_share_c") for r in full if r["branch"].get("energy_share_c") is not None]

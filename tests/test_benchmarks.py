@@ -30,9 +30,9 @@ def test_ablation_and_render_smoke(tmp_path):
     assert len(files) == 3
     r = json.loads(files[-1].read_text())
     for key in ("preset", "dataset", "labels", "seed", "backbone", "width", "iterations", "test_acc", "teacher_test_acc",
-                "val_acc", "seconds", "device", "commit", "curve", "command"):
+                "val_acc", "seconds", "resumed_from_step", "device", "commit", "curve", "command"):
         assert key in r, key
-    assert r["dataset"] == "cifar10-jpegtest" and r["iterations"] == 2
+    assert r["dataset"] == "cifar10-jpegtest" and r["iterations"] == 2 and r["resumed_from_step"] == 0
     again = _run(BENCH / "ablation.py", "--presets", "full", *common)  # accumulate: a finished run is skipped
     assert "[skip]" in again
     study = [a if a != "smoke" else "study-lams" for a in common]
