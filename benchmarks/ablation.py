@@ -88,7 +88,8 @@ def run_one(args, preset: str, seed: int) -> Path:
         "test_acc": metrics["test_acc"], "teacher_test_acc": metrics.get("teacher_test_acc"),
         "val_acc": metrics.get("val_acc"), "teacher_val_acc": metrics.get("teacher_val_acc"),
         "val_size": args.val_size, "seconds": round(time.time() - t0, 1),
-        "resumed_from_step": resumed_from,  # > 0: `seconds` covers only the steps after it "device": _device(), "precision": args.precision, "channels_last": args.channels_last,
+        "resumed_from_step": resumed_from,  # > 0: `seconds` covers only the steps after it
+        "device": _device(), "precision": args.precision, "channels_last": args.channels_last,
         "commit": COMMIT, "overrides": list(args.set),
         "branch": {k[len("branch/"):]: v for k, v in metrics.items() if k.startswith("branch/")},
         "curve": curve,
