@@ -53,7 +53,7 @@ class DataConfig:
     unlabeled_extra: bool = False  # SVHN: use the `extra` split as unlabeled data
     eval_batch_size: int = 256
     max_train_images: int | None = None  # use only the first N training images (quick runs)
-    max_eval_images: int | None = None
+    max_eval_images: int | None = None  # use N evenly spaced test images (quick runs)
 
 
 @dataclass

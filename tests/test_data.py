@@ -37,6 +37,18 @@ def test_npz_source(tmp_path):
     assert data.train_x.shape == (40, 3, 8, 8) and data.test_y.tolist()[:4] == [0, 1, 2, 3]
 
 
+def test_max_eval_images_keeps_a_class_grouped_test_set_balanced(tmp_path):
+    arrays = _tiny_arrays()
+    order = np.argsort(arrays["y_test"], kind="stable")  # stored grouped by class, like the CIFAR-10 JPEG copy
+    arrays["x_test"], arrays["y_test"] = arrays["x_test"][order], arrays["y_test"][order]
+    path = tmp_path / "grouped.npz"
+    np.savez(path, **arrays)
+    n_classes = len(set(arrays["y_test"].tolist()))
+    data = load_data(DataConfig(dataset="npz", path=str(path), max_eval_images=n_classes))
+    assert len(data.test_y) == n_classes and sorted(data.test_y.tolist()) == list(range(n_classes))
+    assert len(load_data(DataConfig(dataset="npz", path=str(path), max_eval_images=10_000)).test_y) == len(order)
+
+
 @pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason="../shared/data/cifar10.npz not present")
 def test_real_cifar10_npz():
     data = load_data(DataConfig(dataset="cifar10", path=str(SHARED_CIFAR), max_train_images=1000))

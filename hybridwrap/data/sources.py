@@ -233,8 +233,10 @@ def load_data(cfg) -> ImageData:
         raise DataError(f"Unknown dataset {name!r}. Use digits, cifar10, svhn, stl10, npz, imagefolder or disk.")
     if cfg.max_train_images:
         data.train_x, data.train_y = data.train_x[: cfg.max_train_images], data.train_y[: cfg.max_train_images]
-    if cfg.max_eval_images:
-        data.test_x, data.test_y = data.test_x[: cfg.max_eval_images], data.test_y[: cfg.max_eval_images]
+    if cfg.max_eval_images and cfg.max_eval_images < len(data.test_y):
+        # evenly spaced, not the first N: test sets stored grouped by class (the CIFAR-10 JPEG copy) stay balanced
+        keep = torch.linspace(0, len(data.test_y) - 1, cfg.max_eval_images).round().long()
+        data.test_x, data.test_y = data.test_x[keep], data.test_y[keep]
     if cfg.image_size:
         data.train_x, data.test_x = resize(data.train_x, cfg.image_size), resize(data.test_x, cfg.image_size)
         if data.unlabeled_x is not None:
