@@ -55,7 +55,7 @@ def reconstruction_grid(model, images_uint8: torch.Tensor, path: str | Path, til
 
 def visualize_run(run_dir: str | Path, output: str | Path | None = None, n: int = 8,
                   data_path: str | None = None) -> Path:
-    """Draw the grid for the first ``n`` test images of a run's own dataset."""
+    """Draw the grid for ``n`` evenly spaced test images of a run's own dataset (every class of a grouped test set)."""
     from .serialization import load_model
 
     run_dir = Path(run_dir)
