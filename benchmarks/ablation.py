@@ -80,8 +80,9 @@ def run_one(args, preset: str, seed: int) -> Path:
     metrics = train(cfg, resume=run_dir.exists())
     curve = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     train_log = [c for c in curve if c["split"] == "train"]
+    evals = {c["step"]: c for c in curve if c["split"] == "eval"}  # a run resumed at its end evaluates its last step again
     curve = [{k: c[k] for k in ("step", "test_acc", "teacher_test_acc", "val_acc", "teacher_val_acc") if k in c}
-             for c in curve if c["split"] == "eval"]
+             for _, c in sorted(evals.items())]
     result = {
         "preset": preset, "dataset": "cifar10-jpegtest", "labels": args.labels, "seed": seed,
         "backbone": "convlarge", "width": args.width, "iterations": args.iterations, "tag": args.tag,
