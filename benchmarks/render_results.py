@@ -250,7 +250,7 @@ def _signed(v) -> str:
 
 
 def regime_lines(runs: list[dict]) -> list[str]:
-    """Per budget: how well `classification` fits its labels (fit_gap.py) and what each addition changes on validation."""
+    """Per budget: how well the presets fit their labels (fit_gap.py) and what each addition changes on validation."""
     fits = {f["run"]: f for f in load("fitgap-*.json")}
     rows = []
     for (tag, width, labels, iters), rs in budgets(runs).items():
@@ -259,51 +259,64 @@ def regime_lines(runs: list[dict]) -> list[str]:
             continue
         val = {p: _mean(r.get("val_acc") for r in v) for p, v in by.items()}
         teacher_val = {p: _mean(r.get("teacher_val_acc") for r in v) for p, v in by.items()}
-        fit = [fits[run_id(r)] for r in by["classification"] if run_id(r) in fits]
-        labeled = _mean(f["student_labeled_acc"] for f in fit)
-        gap = _mean(f.get("student_gap") for f in fit)
+        fit = {p: [fits[run_id(r)] for r in v if run_id(r) in fits] for p, v in by.items()}
+        labeled = {p: _mean(f["student_labeled_acc"] for f in v) for p, v in fit.items()}
 
-        def diff(a, b, table=val):
+        def diff(a, b, table):
             return None if table[a] is None or table[b] is None else table[a] - table[b]
 
-        rows.append((f"w{width}, {labels} labels, {iters} it. (`{tag}`)", len({r['seed'] for r in rs}), labeled,
-                     _mean(f.get("student_val_acc") for f in fit), gap, diff("classification_stability", "classification"),
-                     diff("full", "classification_stability"),
-                     diff("full", "classification_stability", teacher_val), diff("full", "classification")))
+        rows.append({
+            "name": f"w{width}, {labels} labels, {iters} it. (`{tag}`)", "seeds": len({r["seed"] for r in rs}),
+            "labeled": labeled["classification"], "val": _mean(f.get("student_val_acc") for f in fit["classification"]),
+            "gap": _mean(f.get("student_gap") for f in fit["classification"]),
+            "stab_val": diff("classification_stability", "classification", val),
+            "stab_labeled": diff("classification_stability", "classification", labeled),
+            "full_val": diff("full", "classification_stability", val),
+            "full_teacher_val": diff("full", "classification_stability", teacher_val),
+            "full_labeled": diff("full", "classification_stability", labeled),
+            "full_cls_val": diff("full", "classification", val)})
     if not rows:
         return []
     lines = ["## Finding the regime: when do stability and reconstruction help?", "",
              "Stability (Eq. 7) and the reconstruction terms are regularisers. The hypothesis tested here: they can only "
-             "raise validation accuracy once the classifier fits its labeled images better than it generalises. For each budget, `labeled acc` "
-             "is the accuracy of the trained `classification` student on its own labeled images (no augmentation, "
-             "`benchmarks/fit_gap.py`, over the runs it has measured), `fit gap` is that minus the same runs' validation "
-             "accuracy, and the last columns say what "
-             "each addition changes on the validation split (mean over seeds; the test set plays no part here).", "",
-             "| budget | seeds | classification: labeled acc | val acc | fit gap | stability − classification | "
-             "full − classif.+stability (student) | (teacher) | full − classification |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for name, seeds, labeled, v, gap, stab, full_stab, full_stab_t, full_cls in rows:
-        lines.append(f"| {name} | {seeds} | {_fmt(labeled)} | {_fmt(v)} | {_signed(gap)} | {_signed(stab)} | "
-                     f"{_signed(full_stab)} | {_signed(full_stab_t)} | {_signed(full_cls)} |")
-    ordered = sorted((r for r in rows if r[4] is not None and r[5] is not None), key=lambda r: r[4])
+             "raise validation accuracy once the classifier fits its labeled images better than it generalises. For each "
+             "budget, `labeled acc` is the accuracy of the trained `classification` student on its own labeled images (no "
+             "augmentation, `benchmarks/fit_gap.py`, over the runs it has measured) and `fit gap` is that minus the same "
+             "runs' validation accuracy; the other columns say what each addition changes on the validation split and on "
+             "the labeled images (student unless marked; mean over seeds; the test set plays no part here).", "",
+             "| budget | seeds | classification: labeled acc | val acc | fit gap | stability − classification: val | "
+             "labeled | full − classif.+stability: val | val (teacher) | labeled | full − classification: val |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['seeds']} | {_fmt(r['labeled'])} | {_fmt(r['val'])} | {_signed(r['gap'])} | "
+                     f"{_signed(r['stab_val'])} | {_signed(r['stab_labeled'])} | {_signed(r['full_val'])} | "
+                     f"{_signed(r['full_teacher_val'])} | {_signed(r['full_labeled'])} | {_signed(r['full_cls_val'])} |")
+    ordered = sorted((r for r in rows if r["gap"] is not None and r["stab_val"] is not None), key=lambda r: r["gap"])
     if len(ordered) > 1:
         lines += ["", "Budgets ordered by the fit gap of `classification` (gap → what stability adds on validation): "
-                  + "; ".join(f"{r[0]}: {r[4]:+.2f} → {r[5]:+.2f}" for r in ordered) + "."]
-    if ordered and ordered[-1][5] <= 0:
-        lines += ["", f"Even the budget with the largest fit gap ({ordered[-1][0]}, {ordered[-1][4]:+.2f}) gains nothing "
-                      f"from stability ({ordered[-1][5]:+.2f}): the fit gap alone does not explain the stability effect here."]
-    helped = [r[0] for r in rows if r[5] is not None and r[5] > 0]
-    full_leads = [r[0] for r in rows if r[6] is not None and r[6] > 0]
-    measured = [r for r in rows if r[2] is not None]
+                  + "; ".join(f"{r['name']}: {r['gap']:+.2f} → {r['stab_val']:+.2f}" for r in ordered) + "."]
+        if ordered[-1]["stab_val"] <= 0:
+            lines[-1] += (" Even the budget with the largest fit gap gains nothing from stability: the fit gap alone "
+                          "does not explain the stability effect here.")
+    helped = [r["name"] for r in rows if r["stab_val"] is not None and r["stab_val"] > 0]
+    compared = [r for r in rows if r["full_val"] is not None]
+    full_leads = [r for r in compared if r["full_val"] > 0]
     lines += ["", f"Stability raised the student's validation accuracy over `classification` in {len(helped)} of "
                   f"{len(rows)} budgets{': ' + ', '.join(helped) if helped else ''}. Full HybridNet led classification + "
-                  f"stability on validation (student) in {len(full_leads)} of {len([r for r in rows if r[6] is not None])} "
-                  "budgets."]
+                  f"stability on validation (student) in {len(full_leads)} of {len(compared)} budgets."]
+    slowed = [r for r in rows if r["stab_val"] is not None and r["stab_labeled"] is not None]
+    if slowed and all(r["stab_val"] < 0 and r["stab_labeled"] < 0 for r in slowed):
+        lines[-1] += (f" In all {len(slowed)} budgets with fit measurements, stability lowered the accuracy on the labeled "
+                      "images as well as on validation: here it slows learning rather than curbing overfitting.")
+    sped = [r for r in rows if r["full_val"] is not None and r["full_labeled"] is not None]
+    if sped and all(r["full_val"] > 0 and r["full_labeled"] > 0 for r in sped):
+        lines[-1] += (f" The reconstruction terms of full HybridNet raised both, in all {len(sped)} such budgets: they "
+                      "help the encoder learn faster, which is what pays at these short budgets.")
+    measured = [r for r in rows if r["labeled"] is not None]
     if measured:
-        top = max(measured, key=lambda r: r[2])
-        lines[-1] += (f" The best fit of `classification` to its own labeled images is {top[2]:.2f}% ({top[0]}): "
-                      "every budget here is still learning to fit its labeled images." if top[2] < 90 else
-                      f" The best fit of `classification` to its own labeled images is {top[2]:.2f}% ({top[0]}).")
+        top = max(measured, key=lambda r: r["labeled"])
+        lines[-1] += f" The best fit of `classification` to its own labeled images is {top['labeled']:.2f}% ({top['name']})"
+        lines[-1] += ": every budget here is still learning to fit its labeled images." if top["labeled"] < 90 else "."
     fit_rows = []
     for (tag, width, labels, iters), rs in budgets(runs).items():
         for preset in TABLE1:
