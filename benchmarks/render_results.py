@@ -362,20 +362,48 @@ def study_lines(runs: list[dict]) -> list[str]:
     studies = [r for r in runs if r["tag"].startswith("study-")]
     if not studies:
         return []
+    fits = {f["run"]: f for f in load("fitgap-*.json")}
+
+    def labeled(r):
+        return fits.get(run_id(r), {}).get("student_labeled_acc") if r else None
+
     lines = ["### One knob at a time (validation only)", "",
-             "Each row changes one setting of a main-table run with the same preset, budget and seed (the reference).", "",
-             "| study | changed | preset | budget | seed | student val acc | teacher val acc | reference | "
-             "reference student val acc | difference |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(studies, key=lambda r: (r["tag"], r["preset"], r["seed"])):
+             "Each row changes one setting of a main-table run with the same preset, budget and seed (the reference); "
+             "`labeled` is the student's accuracy on its own labeled images (`fit_gap.py`).", "",
+             "| study | changed | preset | budget | seed | student val acc | teacher val acc | labeled | reference | "
+             "reference val acc | reference labeled | val difference |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    refs = {}
+    for r in sorted(studies, key=lambda r: (r["tag"], TABLE1.index(r["preset"]), r["seed"])):
         mine = _args(r["command"])
         same = [x for x in runs if is_table_run(x) and all(x[k] == r[k] for k in ("preset", "width", "labels", "iterations", "seed"))]
-        ref = min(same, key=lambda x: len(_changed(mine, _args(x["command"]))), default=None)
+        ref = refs[run_id(r)] = min(same, key=lambda x: len(_changed(mine, _args(x["command"]))), default=None)
         changed = _changed(mine, _args(ref["command"]) if ref else {})
         ref_val = ref.get("val_acc") if ref else None
         delta = None if ref_val is None or r.get("val_acc") is None else r["val_acc"] - ref_val
         lines.append(f"| {r['tag']} | {', '.join(changed) or '-'} | {r['preset']} | {r['labels']} labels, "
                      f"{r['iterations']} it. | {r['seed']} | {_fmt(r.get('val_acc'))} | {_fmt(r.get('teacher_val_acc'))} | "
-                     f"{ref['tag'] if ref else '-'} | {_fmt(ref_val)} | {_signed(delta)} |")
+                     f"{_fmt(labeled(r))} | {ref['tag'] if ref else '-'} | {_fmt(ref_val)} | {_fmt(labeled(ref))} | {_signed(delta)} |")
+    pairs = [("classification_stability", "classification", "stability − classification"),
+             ("full", "classification_stability", "full − classification + stability")]
+    notes = []
+    for tag in sorted({r["tag"] for r in studies}):
+        mine = {(r["preset"], r["seed"]): r for r in studies if r["tag"] == tag}
+        for a, b, what in pairs:
+            for seed in sorted(s for (p, s) in mine if p == a):
+                ra, fa = mine[(a, seed)], refs.get(run_id(mine[(a, seed)]))
+                # the other preset: from this study if it ran, else the reference setting's own run (marked)
+                rb = mine.get((b, seed)) or next((x for x in runs if fa and x["tag"] == fa["tag"] and x["preset"] == b and all(
+                    x[k] == ra[k] for k in ("width", "labels", "iterations", "seed"))), None)
+                if rb is None or None in (ra.get("val_acc"), rb.get("val_acc")):
+                    continue
+                fb = refs.get(run_id(rb)) if rb["tag"] == tag else rb
+                here = ra["val_acc"] - rb["val_acc"]
+                there = (fa["val_acc"] - fb["val_acc"]) if fa and fb and None not in (fa.get("val_acc"), fb.get("val_acc")) else None
+                against = "" if rb["tag"] == tag else f" (`{b}` from `{rb['tag']}`)"
+                notes.append(f"`{tag}` (seed {seed}): {what}{against} on validation {here:+.2f}"
+                             + (f"; reference setting: {there:+.2f}" if there is not None else "") + ".")
+    if notes:
+        lines += ["", "Within one study setting: " + " ".join(notes)]
     return lines + ["", "```bash", *sorted({r["command"] for r in studies}), "```", ""]
 
 
