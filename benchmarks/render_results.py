@@ -384,7 +384,8 @@ def study_lines(runs: list[dict]) -> list[str]:
                      f"{r['iterations']} it. | {r['seed']} | {_fmt(r.get('val_acc'))} | {_fmt(r.get('teacher_val_acc'))} | "
                      f"{_fmt(labeled(r))} | {ref['tag'] if ref else '-'} | {_fmt(ref_val)} | {_fmt(labeled(ref))} | {_signed(delta)} |")
     pairs = [("classification_stability", "classification", "stability − classification"),
-             ("full", "classification_stability", "full − classification + stability")]
+             ("full", "classification_stability", "full − classification + stability"),
+             ("full", "classification", "full − classification")]
     notes = []
     for tag in sorted({r["tag"] for r in studies}):
         mine = {(r["preset"], r["seed"]): r for r in studies if r["tag"] == tag}
