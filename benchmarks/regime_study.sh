@@ -8,6 +8,8 @@
 # 4. fewer labels still (250: each labeled image seen 80 times in 1000 iterations);
 # 5. the remaining Table 1 presets at 1000 labels;
 # then how far every run fits its labeled images (fit_gap.py), and the rendering.
+# Finished runs are skipped and interrupted ones resume, so the script can be run again to complete it. The
+# 2026-11-27 session ran it up to and including the 250-label seed-0 runs; RESULTS.md shows what exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OFF=(--set loss.lambda_rec=0.25 --set loss.lambda_rec_inter=0.5 --set loss.detach_intermediate_targets=true)
