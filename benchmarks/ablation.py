@@ -50,11 +50,16 @@ def _device() -> str:
     return f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
 
 
+def run_name(tag: str, preset: str, width: float, labels: int, iterations: int, seed: int) -> str:
+    """The run directory / result file name of one (configuration, preset, seed); render_results.py reuses it."""
+    return f"{tag}-{preset}-w{width}-n{labels}-it{iterations}-s{seed}"
+
+
 def run_one(args, preset: str, seed: int) -> Path:
     from hybridwrap.config import load_config
     from hybridwrap.train import checkpoint_dirs, train
 
-    run_id = f"{args.tag}-{preset}-w{args.width}-n{args.labels}-it{args.iterations}-s{seed}"
+    run_id = run_name(args.tag, preset, args.width, args.labels, args.iterations, seed)
     result_path = Path(args.results_dir) / f"ablation-{run_id}.json"
     if result_path.exists():
         print(f"[skip] {run_id}: {result_path.name} exists")

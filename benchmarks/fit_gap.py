@@ -67,8 +67,7 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="measure again even where a result exists")
     args = p.parse_args(argv)
     runs_dir, results = Path(args.runs_dir), Path(args.results_dir)
-    names = args.runs if args.runs else sorted(d.name for d in runs_dir.iterdir() if (d / "model").is_dir()) \
-        if runs_dir.is_dir() else []
+    names = args.runs or (sorted(d.name for d in runs_dir.iterdir() if (d / "model").is_dir()) if runs_dir.is_dir() else [])
     if not names:
         sys.exit(f"No finished runs under {runs_dir}: train some with benchmarks/ablation.py first.")
     for name in names:

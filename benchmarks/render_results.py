@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+from ablation import run_name  # this folder is on sys.path when the script runs
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -35,7 +38,7 @@ def is_table_run(r: dict) -> bool:
 
 def run_id(r: dict) -> str:
     """The run directory name benchmarks/ablation.py gives this result."""
-    return f"{r['tag']}-{r['preset']}-w{r['width']}-n{r['labels']}-it{r['iterations']}-s{r['seed']}"
+    return run_name(r["tag"], r["preset"], r["width"], r["labels"], r["iterations"], r["seed"])
 
 
 def load(pattern: str = "ablation-*.json") -> list[dict]:
@@ -83,7 +86,6 @@ def _mean_std(values: list[float]) -> str:
 
 def ablation_tables(runs: list[dict]) -> list[str]:
     lines = []
-    groups = defaultdict(list)
     for (tag, width, labels, iters), rs in budgets(runs).items():
         seeds = sorted({r["seed"] for r in rs})
         lines += [f"### ConvLarge width {width}, {labels} labels, {iters} iterations, weights `{tag}`", "",
@@ -362,8 +364,6 @@ def regime_lines(runs: list[dict]) -> list[str]:
 
 def _args(command: str) -> dict[str, list[str]]:
     """`--flag value...` pairs of an ablation.py command line (repeated flags such as --set accumulate)."""
-    import shlex
-
     out, flag = defaultdict(list), None
     for token in shlex.split(command)[2:]:
         if token.startswith("--"):
