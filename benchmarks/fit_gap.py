@@ -53,7 +53,8 @@ def measure(run_dir: Path) -> dict:
             continue
         for part, idx in parts.items():
             if len(idx):
-                result[f"{who}_{part}_acc"] = accuracy(net, data.train_x[idx], data.train_y[idx], 500)
+                result[f"{who}_{part}_acc"] = accuracy(net, data.train_x[idx], data.train_y[idx], 500,
+                                                        model.config.mean, model.config.std)
         if len(parts["val"]):
             result[f"{who}_gap"] = result[f"{who}_labeled_acc"] - result[f"{who}_val_acc"]
     return result

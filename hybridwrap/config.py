@@ -32,9 +32,31 @@ class ModelConfig:
     unsupervised_branch: bool = True  # E_u + D_u (False: auto-encoder E_c+D_c+C)
     decoder_c_mode: str = "nearest"  # paper: upsampling in D_c
     decoder_u_mode: str = "unpool"  # paper: unpooling with E_u's switches in D_u
-    decoder_depth: int = 2  # convolutions after each upsampling/unpooling
+    # convolutions after each upsampling/unpooling. None: the encoder's own block depth per level (a
+    # backbone declares it as `block_depth` in feature_info, e.g. 3 for ConvLarge), else 2
+    decoder_depth: int | None = None
     decoder_norm: str = "batch"  # "batch" or "none" (BatchNorm in the generated decoders)
+    # "mirror": the convolutions between the last level and the features (ConvLarge's 3x3-valid/1x1/1x1 tail)
+    # are undone one by one; "single": one layer (transposed conv or 1x1) stands for all of them
+    decoder_tail: str = "mirror"
+    # Eq. 5 pairs. "stages": one per stage output in feature_info, none where h_l *is* h_c (that pair would
+    # only ask a layer to copy its input); "downsampling": one per downsampling point (hybridwrap < 0.2)
+    pairs: str = "stages"
+    # Mean Teacher's second head: the stability cost acts on it, and a logit-distance cost ties it to the
+    # class head (Tarvainen & Valpola 2017, ResNet results; official HybridNet code). Not deployed.
+    stability_head: bool = False
+    # input normalisation the model expects, (x/255 - mean) / std per channel. None: the backbone's
+    # pretrained_cfg (timm), filled in when the model is built; the trainer sets it for data.normalize=dataset
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
     backbone_kwargs: dict = field(default_factory=dict)
+
+
+# What a config.json written before a ModelConfig field existed meant: loading an old checkpoint must rebuild
+# the architecture it was trained with, not today's default.
+LEGACY_MODEL_DEFAULTS = {"decoder_depth": 2, "decoder_tail": "single", "pairs": "downsampling",
+                         "stability_head": False, "mean": None, "std": None}  # mean/std: see below
+LEGACY_NORMALIZATION = 0.5  # hybridwrap < 0.2 fed every model (x/255 - 0.5) / 0.5
 
 
 @dataclass
@@ -49,7 +71,12 @@ class DataConfig:
     val_size: int = 0  # images held out of the *training* set for hyperparameter selection
     image_size: int | None = None  # resize images to this (e.g. 224 for STL-10 with Places ResNet-50)
     augment: str = "auto"  # auto (by dataset) | translate_flip | translate | none
-    translate: int = 2  # max translation in pixels (reflect padding)
+    # max translation in pixels (reflect padding). None: 1/8 of the image side, the Mean Teacher / official
+    # HybridNet protocol: 4 px at 32 px (CIFAR-10, SVHN), 12 px at 96 px (STL-10), 2 px for the 16 px digits
+    translate: int | None = None
+    # "backbone": the mean/std of the backbone's pretrained_cfg (ImageNet for timm / Places365 ResNets, 0.5
+    # for ConvLarge); "dataset": per-channel statistics of the training images
+    normalize: str = "backbone"
     unlabeled_extra: bool = False  # SVHN: use the `extra` split as unlabeled data
     eval_batch_size: int = 256
     max_train_images: int | None = None  # use only the first N training images (quick runs)
@@ -72,7 +99,8 @@ class LossConfig:
     ce_average: str = "labeled"  # labeled: (1/n_s) sum over labeled (Eq. 3) | batch: (1/n) (official code)
     detach_intermediate_targets: bool = False  # paper: gradients reach h_{b,l}; official code: detached
     norm: str = "mean"  # ||.||^2 of Eq. 4, 5, 7 as per-element means (λ=1 scale) or "sum" (literal norm)
-    ema_decay: float = 0.99  # Mean Teacher α (decay is min(1 - 1/(step+1), α))
+    ema_decay: float = 0.97  # Mean Teacher α (decay min(1 - 1/(step+1), α)); 0.97 as the official HybridNet code
+    lambda_logit_distance: float = 0.01  # Mean Teacher's two-head cost (only with model.stability_head)
     te_alpha: float = 0.6  # Temporal Ensembling momentum
     stability_rampup_steps: int = 0  # sigmoid ramp-up exp(-5 (1 - t)^2) of λ_s
     rec_rampup_steps: int = 0  # same ramp-up for λ_rec and λ_rec_inter
@@ -88,7 +116,10 @@ class OptimConfig:
     nesterov: bool = True
     beta1: float = 0.9
     lr_rampup_steps: int = 0
-    lr_rampdown_steps: int = 0  # cosine ramp-down over the last N steps (Temporal Ensembling style)
+    lr_rampdown_steps: int = 0  # ramp-down of the learning rate over the last N steps
+    # cosine: 0.5 (cos(pi t) + 1); gaussian: exp(-12.5 t^2), Temporal Ensembling's ramp-down (Laine & Aila 2017)
+    lr_rampdown_shape: str = "cosine"
+    beta1_rampdown: float | None = None  # Temporal Ensembling anneals Adam's beta1 to 0.5 during the ramp-down
     grad_clip: float | None = None
 
 
@@ -228,10 +259,28 @@ def model_config_from_dict(values: dict) -> ModelConfig:
     if unknown:
         raise ConfigError(f"Unknown model config keys {sorted(unknown)}: the config comes from a newer hybridwrap; "
                           "upgrade with `pip install -U hybridwrap`.")
-    values = dict(values)
-    if values.get("input_size") is not None:
-        values["input_size"] = tuple(values["input_size"])
+    legacy = {k: v for k, v in LEGACY_MODEL_DEFAULTS.items() if k not in values}
+    if "mean" in legacy:  # before `mean`/`std` existed every model was fed [-1, 1]
+        chans = int(values.get("in_chans", 3))
+        legacy["mean"], legacy["std"] = (LEGACY_NORMALIZATION,) * chans, (LEGACY_NORMALIZATION,) * chans
+    values = {**legacy, **values}
+    for key in ("input_size", "mean", "std"):
+        if values.get(key) is not None:
+            values[key] = tuple(values[key])
     return ModelConfig(**values)
+
+
+# Model fields that the trainer resolves from the data or the backbone when they are left at None: a run
+# resumed with them unset is the same run.
+RESOLVED_MODEL_FIELDS = ("input_size", "mean", "std")
+
+
+def fill_resolved(cfg: TrainConfig, saved: TrainConfig) -> TrainConfig:
+    """``cfg`` with every resolved model field it leaves at None taken from ``saved`` (in place)."""
+    for key in RESOLVED_MODEL_FIELDS:
+        if getattr(cfg.model, key) is None:
+            setattr(cfg.model, key, getattr(saved.model, key))
+    return cfg
 
 
 def fingerprint(cfg: TrainConfig) -> str:

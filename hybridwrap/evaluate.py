@@ -33,11 +33,13 @@ def resolve_model_dir(run_or_repo: str) -> tuple[Path, Path | None]:
 
 
 @torch.no_grad()
-def accuracy(net: torch.nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
+def accuracy(net: torch.nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
+             mean=(0.5,), std=(0.5,)) -> float:
+    """Top-1 accuracy (%) of ``net`` on uint8 images normalised with ``mean``/``std`` (the model's own)."""
     net.eval()
     correct = 0
     for i in range(0, len(y), batch_size):
-        logits = net(aug.normalize(x_uint8[i:i + batch_size]))
+        logits = net(aug.normalize(x_uint8[i:i + batch_size], mean, std))
         correct += int((logits.argmax(1) == y[i:i + batch_size]).sum())
     return 100.0 * correct / max(len(y), 1)
 
@@ -69,7 +71,9 @@ def evaluate_saved(run_or_repo: str, dataset: str | None = None, data_path: str 
         raise DataError(f"The test images are {data.channels}x{data.image_size[0]}x{data.image_size[1]} but the model "
                         f"takes {model.config.in_chans}x{size[0]}x{size[1]}: pass --image-size {size[0]} or another dataset.")
     res = {"dataset": data.name, "test_images": len(data.test_y),
-           "test_acc": accuracy(model.backbone, data.test_x, data.test_y, batch_size)}
+           "test_acc": accuracy(model.backbone, data.test_x, data.test_y, batch_size, model.config.mean,
+                                model.config.std)}
     if teacher is not None:
-        res["teacher_test_acc"] = accuracy(teacher, data.test_x, data.test_y, batch_size)
+        res["teacher_test_acc"] = accuracy(teacher, data.test_x, data.test_y, batch_size, model.config.mean,
+                                           model.config.std)
     return res

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .data.augment import MEAN, STD
 from .errors import ConfigError
 from .registry import get_backbone
 from .serialization import atomic_write_text, save_state_dict
@@ -41,8 +40,8 @@ def timm_config(model) -> dict:
             "interpolation": "bilinear",
             "crop_pct": 1.0,
             "crop_mode": "center",
-            "mean": [MEAN] * cfg.in_chans,
-            "std": [STD] * cfg.in_chans,
+            "mean": list(cfg.mean),
+            "std": list(cfg.std),
             "num_classes": cfg.num_classes,
             "pool_size": None,
             "first_conv": getattr(backbone, "pretrained_cfg", {}).get("first_conv"),
@@ -69,5 +68,6 @@ def export_classifier(model, directory: str | Path, teacher=None) -> Path:
         f"The encoder E_c and classifier C only ({'Mean Teacher weights' if teacher is not None else 'student weights'}); "
         "same parameters and cost as the bare timm model.\n\n"
         f"```python\n{how}import timm\n\nmodel = timm.create_model(\"hf-hub:OWNER/NAME\", pretrained=True)\n```\n"
-        "Inputs: images scaled to [-1, 1] ((x / 255 - 0.5) / 0.5).\n"))
+        f"Inputs: (x / 255 - mean) / std with mean {list(cfg['pretrained_cfg']['mean'])} and std "
+        f"{list(cfg['pretrained_cfg']['std'])} (the `pretrained_cfg` above).\n"))
     return directory

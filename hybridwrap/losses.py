@@ -82,6 +82,14 @@ def stability_loss(logits: torch.Tensor, target_probs: torch.Tensor, mask: torch
     return per_sample.mean()
 
 
+def logit_distance_loss(class_logits: torch.Tensor, stability_logits: torch.Tensor) -> torch.Tensor:
+    """Mean Teacher's two-head cost: (1/n) Σ_k ||ŷ_class - ŷ_stability||² / num_classes, on logits.
+
+    Gradients reach both heads (Tarvainen & Valpola 2017's symmetric MSE).
+    """
+    return (class_logits.float() - stability_logits.float()).pow(2).mean(1).mean()
+
+
 def objective_terms(out, x: torch.Tensor, labels: torch.Tensor, loss_cfg, z: torch.Tensor | None = None,
                     z_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Every active term of Eq. 2 for one batch (unweighted); ``labels`` is -1 for unlabeled images.
@@ -101,8 +109,12 @@ def objective_terms(out, x: torch.Tensor, labels: torch.Tensor, loss_cfg, z: tor
         for pair in out.pairs:
             terms[f"rec_inter_{pair.branch}{pair.level}"] = intermediate_reconstruction_loss(
                 pair.h_hat, pair.h, lc.detach_intermediate_targets, lc.norm)
-    if z is not None:
-        terms["stability"] = stability_loss(out.logits, z, z_mask, norm=lc.norm)
+    two_heads = getattr(out, "stability_logits", None) is not None
+    if z is not None:  # with two heads the stability cost acts on the second one, never on the deployed one
+        terms["stability"] = stability_loss(out.stability_logits if two_heads else out.logits, z, z_mask,
+                                            norm=lc.norm)
+    if two_heads and lc.lambda_logit_distance > 0:
+        terms["logit_distance"] = logit_distance_loss(out.logits, out.stability_logits)
     return terms
 
 
@@ -138,6 +150,14 @@ def cosine_rampdown(step: int, total: int) -> float:
     return float(0.5 * (math.cos(math.pi * t) + 1.0))
 
 
+def gaussian_rampdown(step: int, total: int) -> float:
+    """exp(-12.5 t²), t = step/total: Temporal Ensembling's ramp-down (1 at the start, e^-12.5 at the end)."""
+    if total <= 0:
+        return 1.0
+    t = min(max(step, 0), total) / total
+    return float(math.exp(-12.5 * t * t))
+
+
 def loss_weights(loss_cfg, step: int, max_steps: int) -> dict[str, float]:
     """λ of every term at ``step``, ramps applied."""
     rec_ramp = sigmoid_rampup(step, loss_cfg.rec_rampup_steps)
@@ -148,4 +168,5 @@ def loss_weights(loss_cfg, step: int, max_steps: int) -> dict[str, float]:
         "rec": loss_cfg.lambda_rec * rec_ramp,
         "rec_inter": loss_cfg.lambda_rec_inter * rec_ramp,
         "stability": loss_cfg.lambda_stability * sigmoid_rampup(step, loss_cfg.stability_rampup_steps),
+        "logit_distance": loss_cfg.lambda_logit_distance,
     }

@@ -24,6 +24,7 @@ Pooling switches for unpooling (D_u), chosen per level:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,8 @@ class Level:
     mid_channels: int  # channels entering the downsampling (= channels unpooled in D_u)
     pool: PoolSpec | None  # real max-pool switches, else "energy" switches
     switch_source: str | None  # energy switches: module whose output entered the downsampling (None: image)
+    block_depth: int | None = None  # convolutions of the encoder's block here (feature_info "block_depth")
+    is_features: bool = False  # h_l is the encoder's output h_c itself (ResNet's last stage)
 
     @property
     def factor(self) -> tuple[int, int]:
@@ -65,12 +68,27 @@ class Level:
 
 
 @dataclass(frozen=True)
+class ConvSpec:
+    """One stride-1 convolution of the encoder's tail (between the last level and the features)."""
+
+    in_chs: int
+    out_chs: int
+    kernel: tuple[int, int]
+    padding: tuple[int, int]
+    in_size: tuple[int, int]
+    out_size: tuple[int, int]
+
+
+@dataclass(frozen=True)
 class EncoderLayout:
     in_chans: int
     input_size: tuple[int, int]
     levels: tuple[Level, ...]
     features_channels: int
     features_size: tuple[int, int]
+    # the tail's convolutions in encoder order, when they form a plain chain that can be undone one by one
+    # (ConvLarge: 3x3 valid, 1x1, 1x1); None when they cannot (the decoder then uses one layer)
+    tail: tuple[ConvSpec, ...] | None = None
 
 
 def _pair(v) -> tuple[int, int]:
@@ -91,18 +109,27 @@ def _feature_info(model: nn.Module) -> list[dict]:
 
 
 @torch.no_grad()
-def analyze_encoder(model: nn.Module, in_chans: int, input_size: tuple[int, int]) -> EncoderLayout:
-    """Run one dummy forward pass and describe every downsampling level of ``model.forward_features``."""
+def analyze_encoder(model: nn.Module, in_chans: int, input_size: tuple[int, int],
+                    stages: bool = True) -> EncoderLayout:
+    """Run one dummy forward pass and describe the levels of ``model.forward_features``.
+
+    ``stages=True``: every stage of ``feature_info`` is a level, also one that keeps the resolution (factor
+    1, e.g. the first stage of a CIFAR ResNet). ``stages=False``: one level per downsampling point.
+    """
     info = _feature_info(model)
     modules = dict(model.named_modules())
     names = [d["module"] for d in info if d["module"] in modules]
+    block_depth = {d["module"]: d.get("block_depth") for d in info}
     calls: list[tuple[str, str, torch.Size, torch.Size]] = []  # (kind, name, in_shape, out_shape)
+    outputs: dict[str, torch.Tensor] = {}
     handles = []
 
     def tap(kind, name):
         def hook(_m, inputs, output):
             if torch.is_tensor(output) and output.dim() == 4:
                 calls.append((kind, name, inputs[0].shape, output.shape))
+                if kind == "feature":
+                    outputs[name] = output
 
         return hook
 
@@ -111,10 +138,13 @@ def analyze_encoder(model: nn.Module, in_chans: int, input_size: tuple[int, int]
     for name, m in modules.items():
         if isinstance(m, nn.MaxPool2d):
             handles.append(m.register_forward_hook(tap("pool", name)))
+        elif isinstance(m, nn.Conv2d):
+            handles.append(m.register_forward_hook(tap("conv", name)))
     was_training = model.training
     model.eval()
+    probe = torch.randn(1, in_chans, *input_size, generator=torch.Generator().manual_seed(0))
     try:
-        feats = model.forward_features(torch.zeros(1, in_chans, *input_size))
+        feats = model.forward_features(probe)
     except RuntimeError as exc:
         raise InputSizeError(
             f"The backbone cannot run on inputs of size {in_chans}x{input_size[0]}x{input_size[1]} ({exc}). "
@@ -140,12 +170,17 @@ def analyze_encoder(model: nn.Module, in_chans: int, input_size: tuple[int, int]
         if kind != "feature":
             continue
         size = tuple(out_shape[-2:])
+        if size == prev_size and stages:  # a stage that keeps the resolution: a level of factor 1
+            levels.append(Level(name, out_shape[1], size, size, out_shape[1], None, prev_source,
+                                block_depth.get(name)))
+            prev_channels, prev_source, last_call = out_shape[1], name, idx
+            continue
         if size == prev_size:  # no downsampling at this feature: it only sets what enters the next one
             prev_channels, prev_source, last_call = out_shape[1], name, idx
             continue
         if levels and size == levels[-1].size:  # same resolution as the last level: keep the later one
             levels[-1] = Level(name, out_shape[1], size, levels[-1].prev_size, levels[-1].mid_channels,
-                               levels[-1].pool, levels[-1].switch_source)
+                               levels[-1].pool, levels[-1].switch_source, block_depth.get(name))
             prev_channels, prev_source, last_call = out_shape[1], name, idx
             continue
         _check_mirrorable(prev_size, size, in_chans, input_size, name)
@@ -161,7 +196,7 @@ def analyze_encoder(model: nn.Module, in_chans: int, input_size: tuple[int, int]
                 mid = pout[1]
         if pool is None:
             mid = prev_channels if prev_source is not None else out_shape[1]
-        levels.append(Level(name, out_shape[1], size, prev_size, mid, pool, prev_source))
+        levels.append(Level(name, out_shape[1], size, prev_size, mid, pool, prev_source, block_depth.get(name)))
         prev_size, prev_channels, prev_source, last_call = size, out_shape[1], name, idx
 
     if not levels:
@@ -176,7 +211,37 @@ def analyze_encoder(model: nn.Module, in_chans: int, input_size: tuple[int, int]
             f"The features ({f_size}) cannot be mirrored back to the last level ({last}) at input size "
             f"{tuple(input_size)}. Use an input size that is a multiple of {_total_reduction(levels, input_size)}."
         )
-    return EncoderLayout(in_chans, tuple(input_size), tuple(levels), feats.shape[1], f_size)
+    last_module = levels[-1].module
+    if outputs.get(last_module) is feats or (outputs[last_module].shape == feats.shape
+                                             and torch.equal(outputs[last_module], feats)):
+        levels[-1] = dataclasses.replace(levels[-1], is_features=True)
+    last_index = max(i for i, c in enumerate(calls) if c[0] == "feature" and c[1] == last_module)
+    tail = _tail_chain([c for c in calls[last_index + 1:] if c[0] == "conv"], modules, levels[-1],
+                       feats.shape[1], f_size)
+    return EncoderLayout(in_chans, tuple(input_size), tuple(levels), feats.shape[1], f_size, tail)
+
+
+MAX_TAIL_CONVS = 4
+
+
+def _tail_chain(conv_calls, modules, last: Level, features_channels: int,
+                features_size: tuple[int, int]) -> tuple[ConvSpec, ...] | None:
+    """The tail's convolutions if they form a short plain chain from the last level to the features."""
+    if len(conv_calls) > MAX_TAIL_CONVS:
+        return None
+    chain, chs, size = [], last.channels, last.size
+    for _kind, name, in_shape, out_shape in conv_calls:
+        m = modules[name]
+        if _pair(m.stride) != (1, 1) or m.groups != 1 or _pair(m.dilation) != (1, 1) or m.padding_mode != "zeros":
+            return None
+        if isinstance(m.padding, str) or in_shape[1] != chs or tuple(in_shape[-2:]) != size:
+            return None
+        chain.append(ConvSpec(m.in_channels, m.out_channels, _pair(m.kernel_size), _pair(m.padding), size,
+                              tuple(out_shape[-2:])))
+        chs, size = out_shape[1], tuple(out_shape[-2:])
+    if chs != features_channels or size != tuple(features_size):
+        return None
+    return tuple(chain)
 
 
 def _total_reduction(levels, input_size) -> int:
@@ -222,6 +287,8 @@ def pooling_switches(level: Level, pool_input: torch.Tensor | None, source: torc
 
 
 def unpool(x: torch.Tensor, level: Level, switches: torch.Tensor) -> torch.Tensor:
+    if level.factor == (1, 1):
+        return x
     if switches.shape[1] == 1 and x.shape[1] != 1:
         switches = switches.expand(-1, x.shape[1], -1, -1)
     if level.pool is not None:
@@ -247,7 +314,7 @@ def conv_bn_act(in_chs: int, out_chs: int, kernel: int = 3, norm: str = "batch")
 
 
 class DecoderBlock(nn.Module):
-    """Mirror of one downsampling level: ĥ_l -> channels in -> upsample|unpool -> convs -> ĥ_{l-1}."""
+    """Mirror of one level: ĥ_l -> channels in -> upsample|unpool (none at factor 1) -> convs -> ĥ_{l-1}."""
 
     def __init__(self, level: Level, out_chs: int, mode: str, depth: int, final: bool, norm: str = "batch"):
         super().__init__()
@@ -263,17 +330,41 @@ class DecoderBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, switches: torch.Tensor | None = None) -> torch.Tensor:
         x = self.pre(x)
-        if self.mode == "unpool":
+        if self.level.factor == (1, 1):
+            pass
+        elif self.mode == "unpool":
             x = unpool(x, self.level, switches)
         else:
             x = F.interpolate(x, size=self.level.prev_size, mode=self.mode)
         return self.post(x)
 
 
-class MirrorDecoder(nn.Module):
-    """D_c (``mode="nearest"``/``"bilinear"`` upsampling) or D_u (``mode="unpool"``)."""
+DEFAULT_BLOCK_DEPTH = 2  # decoder convolutions per level when the backbone declares no block_depth
 
-    def __init__(self, layout: EncoderLayout, mode: str = "nearest", depth: int = 2, norm: str = "batch"):
+
+def _mirror_tail(tail: tuple[ConvSpec, ...], norm: str) -> nn.Sequential:
+    """Undo the tail's convolutions in reverse order: a size-keeping conv by a conv with the channels swapped,
+    a valid (shrinking) conv by the transposed conv of the same kernel."""
+    layers = []
+    for c in reversed(tail):
+        if c.in_size == c.out_size:
+            layers.append(conv_bn_act(c.out_chs, c.in_chs, c.kernel[0], norm))
+        else:
+            layers.append(nn.Sequential(
+                nn.ConvTranspose2d(c.out_chs, c.in_chs, c.kernel, padding=c.padding, bias=norm != "batch"),
+                norm_layer(norm, c.in_chs), nn.LeakyReLU(0.1, inplace=True)))
+    return nn.Sequential(*layers)
+
+
+class MirrorDecoder(nn.Module):
+    """D_c (``mode="nearest"``/``"bilinear"`` upsampling) or D_u (``mode="unpool"``).
+
+    ``depth``: convolutions per level (None: each level's ``block_depth``, else 2). ``tail="mirror"`` undoes
+    the encoder's tail convolution by convolution when the layout allows it; ``"single"`` uses one layer.
+    """
+
+    def __init__(self, layout: EncoderLayout, mode: str = "nearest", depth: int | None = 2, norm: str = "batch",
+                 tail: str = "single"):
         super().__init__()
         if mode not in ("nearest", "bilinear", "unpool"):
             raise ValueError(f"decoder mode must be 'nearest', 'bilinear' or 'unpool', got {mode!r}")
@@ -281,7 +372,9 @@ class MirrorDecoder(nn.Module):
         levels = layout.levels
         last = levels[-1]
         kind, k = _bottleneck_resize(layout.features_size, last.size)
-        if kind == "transpose":
+        if tail == "mirror" and layout.tail is not None:
+            self.bottleneck = _mirror_tail(layout.tail, norm)
+        elif kind == "transpose":
             self.bottleneck = nn.Sequential(
                 nn.ConvTranspose2d(layout.features_channels, last.channels, k, bias=norm != "batch"),
                 norm_layer(norm, last.channels), nn.LeakyReLU(0.1, inplace=True))
@@ -291,7 +384,8 @@ class MirrorDecoder(nn.Module):
         blocks = []
         for i in reversed(range(len(levels))):
             out = levels[i - 1].channels if i > 0 else layout.in_chans
-            blocks.append(DecoderBlock(levels[i], out, mode, depth, final=(i == 0), norm=norm))
+            d = depth if depth is not None else (levels[i].block_depth or DEFAULT_BLOCK_DEPTH)
+            blocks.append(DecoderBlock(levels[i], out, mode, d, final=(i == 0), norm=norm))
         self.blocks = nn.ModuleList(blocks)  # deepest level first
 
     def forward(self, h: torch.Tensor, switches: list[torch.Tensor] | None = None):

@@ -34,6 +34,7 @@ class IntermediatePair:
 @dataclass
 class HybridOutput:
     logits: torch.Tensor
+    stability_logits: torch.Tensor | None = None  # Mean Teacher's second head (model.stability_head)
     x_hat: torch.Tensor | None = None
     x_hat_c: torch.Tensor | None = None
     x_hat_u: torch.Tensor | None = None
@@ -78,10 +79,12 @@ class _LevelTap:
         finally:
             self.store = None
 
-    def switches(self, store: dict, x: torch.Tensor) -> list[torch.Tensor]:
+    def switches(self, store: dict, x: torch.Tensor) -> list[torch.Tensor | None]:
         out = []
         for lv in self.levels:
-            if lv.pool is not None:
+            if lv.factor == (1, 1):  # a stage that keeps the resolution: nothing to unpool
+                out.append(None)
+            elif lv.pool is not None:
                 out.append(pooling_switches(lv, store["in:" + lv.pool.module], x))
             else:
                 source = store[lv.switch_source] if lv.switch_source else x
@@ -98,11 +101,16 @@ class HybridNet(nn.Module):
         self.config = config
         self.layout = layout
         self.backbone = backbone  # E_c + C
-        self.decoder_c = (MirrorDecoder(layout, config.decoder_c_mode, config.decoder_depth, config.decoder_norm)
-                          if config.discriminative_decoder else None)
+        decoder = dict(depth=config.decoder_depth, norm=config.decoder_norm, tail=config.decoder_tail)
+        self.decoder_c = MirrorDecoder(layout, config.decoder_c_mode, **decoder) if config.discriminative_decoder else None
         self.encoder_u = encoder_u
-        self.decoder_u = (MirrorDecoder(layout, config.decoder_u_mode, config.decoder_depth, config.decoder_norm)
-                          if encoder_u is not None else None)
+        self.decoder_u = MirrorDecoder(layout, config.decoder_u_mode, **decoder) if encoder_u is not None else None
+        # Mean Teacher's second head on the pooled features of E_c; the deployed classifier never uses it
+        self.stability_head = (nn.Linear(int(backbone.num_features), config.num_classes)
+                               if config.stability_head else None)
+        # Eq. 5 pairs: which levels get one (see ModelConfig.pairs)
+        self.pair_levels = tuple(i for i, lv in enumerate(layout.levels)
+                                 if config.pairs == "downsampling" or not lv.is_features)
         self._tap_c = _LevelTap(backbone, layout.levels, switches=False) if self.decoder_c is not None else None
         self._tap_u = (_LevelTap(encoder_u, layout.levels, switches=config.decoder_u_mode == "unpool")
                        if encoder_u is not None else None)
@@ -129,21 +137,34 @@ class HybridNet(nn.Module):
         out = HybridOutput(logits=None)
         with (self._tap_c.recording() if self._tap_c else contextlib.nullcontext({})) as store_c:
             h_c = self.backbone.forward_features(x)
-        out.logits = self.backbone.forward_head(h_c)
+        if self.stability_head is None:
+            out.logits = self.backbone.forward_head(h_c)
+        else:
+            pooled = self.backbone.forward_head(h_c, pre_logits=True)
+            out.logits = self.backbone.get_classifier()(pooled)
+            out.stability_logits = self.stability_head(pooled)
         if self.decoder_c is not None:
             out.x_hat_c, h_hats = self.decoder_c(h_c)
-            for lv, (level, h_hat) in enumerate(zip(self.layout.levels, h_hats)):
-                out.pairs.append(IntermediatePair("c", lv, store_c[level.module], h_hat))
+            self._add_pairs(out, "c", store_c, h_hats)
             out.x_hat = out.x_hat_c
         if self.encoder_u is not None:
             with self._tap_u.recording() as store_u:
                 h_u = self.encoder_u.forward_features(x)
             switches = self._tap_u.switches(store_u, x) if self.decoder_u.mode == "unpool" else None
             out.x_hat_u, h_hats = self.decoder_u(h_u, switches)
-            for lv, (level, h_hat) in enumerate(zip(self.layout.levels, h_hats)):
-                out.pairs.append(IntermediatePair("u", lv, store_u[level.module], h_hat))
+            self._add_pairs(out, "u", store_u, h_hats)
             out.x_hat = out.x_hat_u if out.x_hat is None else out.x_hat + out.x_hat_u
         return out
+
+    def _add_pairs(self, out: HybridOutput, branch: str, store: dict, h_hats: list[torch.Tensor]) -> None:
+        for lv in self.pair_levels:
+            out.pairs.append(IntermediatePair(branch, lv, store[self.layout.levels[lv].module], h_hats[lv]))
+
+    def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        """uint8 images -> the model's input: (x/255 - mean) / std with the config's per-channel values."""
+        from .data.augment import normalize
+
+        return normalize(x_uint8, self.config.mean, self.config.std)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.config.in_chans:
@@ -206,8 +227,11 @@ def wrap(
     unsupervised_branch: bool = True,
     decoder_c_mode: str = "nearest",
     decoder_u_mode: str = "unpool",
-    decoder_depth: int = 2,
+    decoder_depth: int | None = None,
     decoder_norm: str = "batch",
+    decoder_tail: str = "mirror",
+    pairs: str = "stages",
+    stability_head: bool = False,
     **backbone_kwargs,
 ) -> HybridNet:
     """Build a :class:`HybridNet` around ``backbone`` (a plugin name or any timm CNN name).
@@ -223,7 +247,8 @@ def wrap(
         backbone=backbone, num_classes=num_classes, in_chans=in_chans, input_size=input_size,
         discriminative_decoder=discriminative_decoder, unsupervised_branch=unsupervised_branch,
         decoder_c_mode=decoder_c_mode, decoder_u_mode=decoder_u_mode, decoder_depth=decoder_depth,
-        decoder_norm=decoder_norm, backbone_kwargs=backbone_kwargs,
+        decoder_norm=decoder_norm, decoder_tail=decoder_tail, pairs=pairs, stability_head=stability_head,
+        backbone_kwargs=backbone_kwargs,
     )
     return build_from_config(config, pretrained=pretrained, checkpoint_path=checkpoint_path)
 
@@ -234,8 +259,18 @@ def validate_model_config(config: ModelConfig) -> None:
         raise ConfigError(f"num_classes must be an integer >= 2 (a classifier needs two classes), got {num_classes!r}.")
     if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
         raise ConfigError(f"in_chans must be a positive integer (3 for RGB, 1 for grayscale), got {in_chans!r}.")
-    if config.decoder_depth < 1:
-        raise ConfigError(f"decoder_depth must be >= 1, got {config.decoder_depth}.")
+    if config.decoder_depth is not None and (isinstance(config.decoder_depth, bool) or config.decoder_depth < 1):
+        raise ConfigError(f"decoder_depth must be >= 1, or null to follow the encoder's block depth, got "
+                          f"{config.decoder_depth!r}.")
+    for name, allowed in (("decoder_tail", ("mirror", "single")), ("pairs", ("stages", "downsampling"))):
+        if getattr(config, name) not in allowed:
+            raise ConfigError(f"{name} must be {' or '.join(map(repr, allowed))}, got {getattr(config, name)!r}.")
+    for name in ("mean", "std"):
+        v = getattr(config, name)
+        if v is not None and len(v) != config.in_chans:
+            raise ConfigError(f"model.{name} has {len(v)} values but in_chans={config.in_chans}: give one per channel.")
+    if config.std is not None and min(config.std) <= 0:
+        raise ConfigError(f"model.std must be positive, got {list(config.std)}.")
     for name in ("decoder_c_mode", "decoder_u_mode"):
         if getattr(config, name) not in ("nearest", "bilinear", "unpool"):
             raise ConfigError(f"{name} must be 'nearest', 'bilinear' (upsampling) or 'unpool', got "
@@ -254,7 +289,9 @@ def build_from_config(config: ModelConfig, pretrained: bool = False, checkpoint_
     if config.input_size is None:
         config.input_size = tuple(entry.default_input_size[-2:])
     backbone = _create_backbone(entry, config, pretrained, checkpoint_path)
-    layout = analyze_encoder(backbone, config.in_chans, tuple(config.input_size))
+    if config.mean is None or config.std is None:
+        config.mean, config.std = backbone_normalization(backbone, config.in_chans)
+    layout = analyze_encoder(backbone, config.in_chans, tuple(config.input_size), stages=config.pairs == "stages")
     encoder_u = None
     if config.unsupervised_branch:
         # A second instance, not a copy: its own (fresh or pretrained) weights, and no classifier.
@@ -262,6 +299,22 @@ def build_from_config(config: ModelConfig, pretrained: bool = False, checkpoint_
         encoder_u.reset_classifier(0)
         _drop_modules_unused_by_features(encoder_u, config.in_chans, tuple(config.input_size))
     return HybridNet(config, backbone, encoder_u, layout)
+
+
+def backbone_normalization(backbone: nn.Module, in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """mean/std of the backbone's ``pretrained_cfg`` (what its weights expect), one value per input channel.
+
+    A backbone without them is fed [-1, 1] (0.5, 0.5). With another channel count than the cfg's (a 1-channel
+    model of an RGB backbone) every channel gets the cfg's average.
+    """
+    cfg = getattr(backbone, "pretrained_cfg", None) or {}
+    mean, std = cfg.get("mean"), cfg.get("std")
+    if not mean or not std:
+        return (0.5,) * in_chans, (0.5,) * in_chans
+    mean, std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+    if len(mean) != in_chans or len(std) != in_chans:
+        mean, std = (sum(mean) / len(mean),) * in_chans, (sum(std) / len(std),) * in_chans
+    return mean, std
 
 
 def _drop_modules_unused_by_features(encoder: nn.Module, in_chans: int, input_size: tuple[int, int]) -> None:

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 
 from . import losses
-from .config import TrainConfig, apply_overrides, fingerprint, from_dict, load_config, to_dict
+from .config import TrainConfig, apply_overrides, fill_resolved, fingerprint, from_dict, load_config, to_dict
 from .data import augment as aug
 from .data import load_data
 from .data.semisup import Split, TwoStreamBatches, make_split
@@ -79,6 +79,7 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
         return
     if saved.exists():
         old = from_dict(json.loads(saved.read_text()))
+        fill_resolved(cfg, old)  # input size, normalisation: resolved from the data, not differences
         if fingerprint(old) != fingerprint(cfg):
             a, b = to_dict(old), to_dict(cfg)
             diffs = [f"{s}.{k}: {a[s][k]!r} -> {b[s][k]!r}" for s in ("model", "data", "loss", "optim")
@@ -105,14 +106,21 @@ def _check_data_fits_model(cfg: TrainConfig, data, model_input_size) -> None:
                             f"Set model.num_classes={int(y.max()) + 1}.")
 
 
-def _lr_at(cfg: TrainConfig, step: int) -> float:
+def optimizer_schedule(cfg: TrainConfig, step: int) -> tuple[float, float]:
+    """(learning rate, Adam β1) at ``step``: sigmoid ramp-up, then the ramp-down of the last N steps.
+
+    Temporal Ensembling's protocol (``lr_rampdown_shape=gaussian``, ``beta1_rampdown=0.5``) anneals β1
+    from its value to 0.5 with the same curve as the learning rate.
+    """
     o = cfg.optim
-    lr = o.lr * losses.sigmoid_rampup(step, o.lr_rampup_steps)
+    lr, down = o.lr * losses.sigmoid_rampup(step, o.lr_rampup_steps), 1.0
     if o.lr_rampdown_steps > 0:
         start = cfg.max_steps - o.lr_rampdown_steps
         if step >= start:
-            lr *= losses.cosine_rampdown(step - start, o.lr_rampdown_steps)
-    return lr
+            curve = losses.gaussian_rampdown if o.lr_rampdown_shape == "gaussian" else losses.cosine_rampdown
+            down = curve(step - start, o.lr_rampdown_steps)
+    beta1 = o.beta1 if o.beta1_rampdown is None else down * o.beta1 + (1.0 - down) * o.beta1_rampdown
+    return lr * down, beta1
 
 
 def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -139,6 +147,17 @@ def _validate(cfg: TrainConfig, world: int) -> None:
         raise ConfigError(f"loss.ce_average must be 'labeled' (paper) or 'batch' (official code), got {cfg.loss.ce_average!r}.")
     if cfg.loss.norm not in ("mean", "sum"):
         raise ConfigError(f"loss.norm must be 'mean' or 'sum', got {cfg.loss.norm!r}.")
+    if d.normalize not in aug.NORMALIZE_MODES:
+        raise ConfigError(f"data.normalize must be 'backbone' (the backbone's pretrained_cfg mean/std) or 'dataset' "
+                          f"(statistics of the training images), got {d.normalize!r}.")
+    if d.translate is not None and d.translate < 0:
+        raise ConfigError(f"data.translate must be >= 0 pixels, or null for 1/8 of the image side; got {d.translate}.")
+    if cfg.optim.lr_rampdown_shape not in ("cosine", "gaussian"):
+        raise ConfigError(f"optim.lr_rampdown_shape must be 'cosine' or 'gaussian' (Temporal Ensembling), got "
+                          f"{cfg.optim.lr_rampdown_shape!r}.")
+    if cfg.optim.beta1_rampdown is not None and not 0 <= cfg.optim.beta1_rampdown < 1:
+        raise ConfigError(f"optim.beta1_rampdown must be in [0, 1) (Temporal Ensembling: 0.5), got "
+                          f"{cfg.optim.beta1_rampdown}.")
     if cfg.max_steps < 1:
         raise ConfigError(f"max_steps must be >= 1, got {cfg.max_steps}.")
     if cfg.mixed_precision not in ("no", "bf16", "fp16"):
@@ -221,12 +240,16 @@ class Run:
         self.batches = TwoStreamBatches(self.split.labeled, train_pool, cfg.data.labeled_batch_size,
                                         cfg.data.unlabeled_batch_size, cfg.seed)
         self.augment_mode = aug.resolve(cfg.data.augment, cfg.data.dataset)
+        self.translate = aug.translation(cfg.data.translate, self.data.image_size)
+        if cfg.data.normalize == "dataset" and cfg.model.mean is None:
+            cfg.model.mean, cfg.model.std = aug.image_statistics(self.data.train_x)
 
         # model, stability target, optimiser
         torch.manual_seed(cfg.seed)
         model = build_from_config(cfg.model)
         _check_data_fits_model(cfg, self.data, model.layout.input_size)
         cfg.model.input_size = tuple(model.layout.input_size)
+        cfg.model.mean, cfg.model.std = model.config.mean, model.config.std
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(memory_format=self.memory_format)
         self.teacher = MeanTeacher(model.backbone, cfg.loss.ema_decay) if cfg.loss.stability == "mean_teacher" else None
@@ -276,9 +299,9 @@ class Run:
         lab, unl = self.batches(step)
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 7_919 + 17)
         raw = self.images[torch.cat([lab, unl])]
-        views = [aug.augment(raw, self.augment_mode, cfg.data.translate, g)]
+        views = [aug.augment(raw, self.augment_mode, self.translate, g)]
         if self.teacher is not None:  # Mean Teacher: the teacher sees another draw of the augmentation
-            views.append(aug.augment(raw, self.augment_mode, cfg.data.translate, g))
+            views.append(aug.augment(raw, self.augment_mode, self.translate, g))
         ns, nu = len(lab) // self.world, len(unl) // self.world
         mine = torch.cat([torch.arange(self.rank * ns, (self.rank + 1) * ns),
                           len(lab) + torch.arange(self.rank * nu, (self.rank + 1) * nu)])
@@ -286,10 +309,13 @@ class Run:
         labels = torch.cat([self.labels[idx[:ns]], torch.full((nu,), -1, dtype=torch.long)])
         dev = self.accelerator.device
         fmt = self.memory_format
-        x = aug.normalize(views[0][mine]).to(dev).contiguous(memory_format=fmt)
-        x_teacher = (aug.normalize(views[1][mine]).to(dev).contiguous(memory_format=fmt)
+        x = self._normalize(views[0][mine].to(dev)).contiguous(memory_format=fmt)
+        x_teacher = (self._normalize(views[1][mine].to(dev)).contiguous(memory_format=fmt)
                      if self.teacher is not None else None)
         return idx.to(dev), x, labels.to(dev), x_teacher
+
+    def _normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        return aug.normalize(x_uint8, self.cfg.model.mean, self.cfg.model.std)
 
     def _check_replicas(self) -> None:
         """Every process must hold the same weights (DDP keeps them in sync; this proves it)."""
@@ -332,9 +358,11 @@ class Run:
             step = self.state.step
             torch.manual_seed(cfg.seed * 1_000_003 + step * 31 + self.rank)  # dropout/noise: a function of the step
             idx, x, labels, x_teacher = self._batch(step)
-            lr = _lr_at(cfg, step)
+            lr, beta1 = optimizer_schedule(cfg, step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
+                if "betas" in group:
+                    group["betas"] = (beta1, group["betas"][1])
             weights = losses.loss_weights(cfg.loss, step, cfg.max_steps)
             with acc.autocast():
                 out = self.model(x)
@@ -385,7 +413,7 @@ class Run:
         correct = total = 0
         for x, y in loader:
             with self.accelerator.autocast():
-                logits = net(aug.normalize(x))
+                logits = net(self._normalize(x))
             pred, y = self.accelerator.gather_for_metrics((logits.argmax(1), y))
             correct += int((pred == y).sum())
             total += len(y)
@@ -404,7 +432,7 @@ class Run:
             if self.teacher is not None:
                 res["teacher_val_acc"] = self._accuracy(self.teacher.model, self.val_loader)
         if model.decoder_c is not None:
-            x = aug.normalize(self.data.test_x[:64]).to(self.accelerator.device)
+            x = self._normalize(self.data.test_x[:64].to(self.accelerator.device))
             res.update({f"branch/{k}": v for k, v in branch_statistics(model(x, reconstruct=True), x).items()})
             weak = collapsed_branch(res.get("branch/energy_share_c"))
             if weak and self.accelerator.is_main_process:

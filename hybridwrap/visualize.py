@@ -28,7 +28,7 @@ def reconstruction_grid(model, images_uint8: torch.Tensor, path: str | Path, til
     from PIL import Image, ImageDraw
 
     model.eval()
-    x = aug.normalize(images_uint8)
+    x = model.normalize(images_uint8)
     out = model(x, reconstruct=True)
     rows = [("x", x)] + [(k, getattr(out, k)) for k in ("x_hat_c", "x_hat_u", "x_hat") if getattr(out, k) is not None]
     if len(rows) == 1:

@@ -174,3 +174,20 @@ def test_augmentation_translates_flips_and_is_reproducible():
     assert torch.equal(aug.augment(x, "none", 2, torch.Generator()), x)
     assert aug.resolve("auto", "svhn") == "translate"  # never flip digits
     assert aug.resolve("auto", "cifar10") == "translate_flip"
+
+
+@pytest.mark.parametrize("size,expected", [((16, 16), 2), ((32, 32), 4), ((96, 96), 12), ((33, 45), 4)])
+def test_translation_is_one_eighth_of_the_image_side_unless_set(size, expected):
+    assert aug.translation(None, size) == expected
+    assert aug.translation(3, size) == 3
+
+
+def test_dataset_statistics_normalisation():
+    x = torch.zeros(4, 3, 2, 2, dtype=torch.uint8)
+    x[:, 1] = 255
+    x[:2, 2] = 255
+    mean, std = aug.image_statistics(x, chunk=3)
+    assert mean == pytest.approx((0.0, 1.0, 0.5)) and std[2] == pytest.approx(0.5)
+    assert std[0] == pytest.approx(1e-3)  # a constant channel is not divided by zero
+    y = aug.normalize(x, mean, std)
+    assert y[:, 2].mean().item() == pytest.approx(0.0, abs=1e-6) and y[:, 2].std(unbiased=False).item() == pytest.approx(1.0)

@@ -86,10 +86,9 @@ def test_ramps():
     assert losses.sigmoid_rampup(200, 100) == 1.0 and losses.sigmoid_rampup(3, 0) == 1.0
     assert losses.cosine_rampdown(0, 10) == 1.0 and losses.cosine_rampdown(10, 10) == pytest.approx(0.0)
 
-    class L:
-        lambda_cls, lambda_rec, lambda_rec_inter, lambda_stability = 1.0, 0.25, 0.5, 100.0
-        rec_rampup_steps, rec_rampdown, stability_rampup_steps = 0, True, 10
+    from hybridwrap.config import LossConfig
 
+    L = LossConfig(lambda_rec=0.25, lambda_rec_inter=0.5, rec_rampdown=True, stability_rampup_steps=10)
     w = losses.loss_weights(L, step=5, max_steps=10)
     assert w["rec"] == pytest.approx(0.25 * 0.5) and w["rec_inter"] == pytest.approx(0.5 * 0.5)
     assert w["stability"] == pytest.approx(100 * math.exp(-5 * 0.25))
@@ -169,3 +168,54 @@ def test_branch_statistics_and_collapse_detection():
     assert collapsed_branch(0.005) == "discriminative (x̂_c)"
     assert collapsed_branch(0.999) == "unsupervised (x̂_u)"
     assert collapsed_branch(None) is None
+
+
+def test_logit_distance_gradient_reaches_both_heads():
+    """Mean Teacher's two-head cost: mean over batch of ||a - b||² / C, symmetric gradient 2(a - b)/(n C)."""
+    a = torch.randn(4, 10, requires_grad=True)
+    b = torch.randn(4, 10, requires_grad=True)
+    loss = losses.logit_distance_loss(a, b)
+    assert loss.item() == pytest.approx(((a - b) ** 2).sum().item() / (4 * 10), rel=1e-6)
+    loss.backward()
+    expected = 2 * (a - b).detach() / (4 * 10)
+    torch.testing.assert_close(a.grad, expected)
+    torch.testing.assert_close(b.grad, -expected)
+
+
+def test_two_heads_stability_on_the_second_head_and_logit_distance_in_the_objective():
+    from hybridwrap.config import LossConfig
+
+    torch.manual_seed(0)
+    model = hybridwrap.wrap("convlarge", num_classes=10, width=0.125, input_size=16, stability_head=True).train()
+    x = torch.randn(4, 3, 16, 16)
+    out = model(x)
+    z = torch.softmax(torch.randn(4, 10), 1)
+    cfg = LossConfig(reconstruction=False, intermediate=False)
+    terms = losses.objective_terms(out, x, torch.tensor([1, -1, -1, -1]), cfg, z)
+    assert set(terms) == {"cls", "stability", "logit_distance"}
+    torch.testing.assert_close(terms["stability"], losses.stability_loss(out.stability_logits, z))
+    assert losses.loss_weights(cfg, 0, 10)["logit_distance"] == 0.01
+    # the stability cost reaches the deployed head only through the logit distance, never directly
+    model.zero_grad()
+    terms["stability"].backward(retain_graph=True)
+    assert model.backbone.fc.weight.grad is None or model.backbone.fc.weight.grad.abs().sum() == 0
+    assert model.stability_head.weight.grad.abs().sum() > 0
+    model.zero_grad()
+    terms["logit_distance"].backward()
+    assert model.backbone.fc.weight.grad.abs().sum() > 0 and model.stability_head.weight.grad.abs().sum() > 0
+
+
+def test_temporal_ensembling_rampdown_anneals_lr_and_beta1():
+    from hybridwrap.config import TrainConfig
+    from hybridwrap.train import optimizer_schedule
+
+    cfg = TrainConfig(max_steps=100)
+    cfg.optim.lr, cfg.optim.lr_rampdown_steps = 0.003, 50
+    cfg.optim.lr_rampdown_shape, cfg.optim.beta1_rampdown = "gaussian", 0.5
+    assert optimizer_schedule(cfg, 10) == (0.003, 0.9)
+    lr, beta1 = optimizer_schedule(cfg, 100)
+    assert lr == pytest.approx(0.003 * math.exp(-12.5)) and beta1 == pytest.approx(0.5 + 0.4 * math.exp(-12.5))
+    lr, beta1 = optimizer_schedule(cfg, 75)
+    assert lr == pytest.approx(0.003 * math.exp(-12.5 / 4)) and beta1 == pytest.approx(0.5 + 0.4 * math.exp(-12.5 / 4))
+    cfg.optim.lr_rampdown_shape, cfg.optim.beta1_rampdown = "cosine", None
+    assert optimizer_schedule(cfg, 75) == (pytest.approx(0.0015), 0.9)

@@ -33,15 +33,89 @@ def test_wrap_forward_backward(name, size):
     assert out.logits.shape == (2, 10)
     assert out.x_hat.shape == x.shape
     torch.testing.assert_close(out.x_hat, out.x_hat_c + out.x_hat_u, rtol=0, atol=0)
-    n_levels = len(model.layout.levels)
-    assert [p.branch for p in out.pairs] == ["c"] * n_levels + ["u"] * n_levels
+    n_pairs = len(model.pair_levels)
+    assert n_pairs >= 1
+    assert [p.branch for p in out.pairs] == ["c"] * n_pairs + ["u"] * n_pairs
     for pair in out.pairs:
         assert pair.h.shape == pair.h_hat.shape, (pair.branch, pair.level)
+        assert not model.layout.levels[pair.level].is_features  # no pair asks a layer to copy h_c
     loss = out.logits.logsumexp(1).mean() + (out.x_hat - x).pow(2).mean()
     loss = loss + sum((p.h_hat - p.h).pow(2).mean() for p in out.pairs)
     loss.backward()
     for part in (model.backbone, model.decoder_c, model.encoder_u, model.decoder_u):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+
+
+def _pairs_by_module(model):
+    return [model.layout.levels[i].module for i in model.pair_levels]
+
+
+def test_resnet50_pairs_are_stage_outputs_without_the_degenerate_last_one():
+    model = hybridwrap.wrap("resnet50", num_classes=10, input_size=64)
+    assert [lv.module for lv in model.layout.levels] == ["act1", "layer1", "layer2", "layer3", "layer4"]
+    assert model.layout.levels[-1].is_features  # layer4's output *is* h_c
+    assert _pairs_by_module(model) == ["act1", "layer1", "layer2", "layer3"]
+    out = model.train()(torch.randn(2, 3, 64, 64))
+    assert [tuple(p.h.shape[1:]) for p in out.pairs if p.branch == "c"] == [(64, 32, 32), (256, 16, 16),
+                                                                            (512, 8, 8), (1024, 4, 4)]
+    # the legacy layout kept one pair per downsampling point, layer4 included
+    legacy = hybridwrap.wrap("resnet50", num_classes=10, input_size=64, pairs="downsampling", decoder_tail="single")
+    assert _pairs_by_module(legacy) == ["act1", "layer1", "layer2", "layer3", "layer4"]
+
+
+def test_shakeshake_pairs_at_every_stage_including_the_one_that_keeps_the_resolution():
+    model = hybridwrap.wrap("shakeshake26_2x96d", num_classes=10, base_width=8)
+    assert [(lv.module, lv.factor) for lv in model.layout.levels] == [("stage1", (1, 1)), ("stage2", (2, 2)),
+                                                                       ("stage3", (2, 2))]
+    assert _pairs_by_module(model) == ["stage1", "stage2"]  # stage3's output is h_c
+    out = model.train()(torch.randn(2, 3, 32, 32))
+    assert [tuple(p.h.shape[1:]) for p in out.pairs if p.branch == "u"] == [(8, 32, 32), (16, 16, 16)]
+    for p in out.pairs:
+        assert p.h.shape == p.h_hat.shape
+
+
+def test_convlarge_decoder_is_a_true_mirror():
+    model = hybridwrap.wrap("convlarge", num_classes=10, width=0.25)
+    convs = lambda m: [type(c).__name__ for c in m.modules() if isinstance(c, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    # the 3-layer tail (3x3 valid 64->128, 1x1 128->64, 1x1 64->32) is undone layer by layer, in reverse
+    tail = model.decoder_c.bottleneck
+    assert convs(tail) == ["Conv2d", "Conv2d", "ConvTranspose2d"]
+    assert [(c.in_channels, c.out_channels) for c in tail.modules()
+            if isinstance(c, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))] == [(32, 64), (64, 128), (128, 64)]
+    # every level: 3 convolutions like the encoder block it mirrors
+    assert [len(convs(b.post)) for b in model.decoder_c.blocks] == [3, 3]
+    legacy = hybridwrap.wrap("convlarge", num_classes=10, width=0.25, decoder_depth=2, decoder_tail="single")
+    assert [len(convs(b.post)) for b in legacy.decoder_c.blocks] == [2, 2]
+    assert convs(legacy.decoder_c.bottleneck) == ["ConvTranspose2d"]
+
+
+def test_config_without_the_new_fields_rebuilds_the_legacy_architecture():
+    from hybridwrap.config import model_config_from_dict
+
+    old = {"backbone": "convlarge", "num_classes": 10, "in_chans": 1, "input_size": [16, 16],
+           "discriminative_decoder": True, "unsupervised_branch": True, "decoder_c_mode": "nearest",
+           "decoder_u_mode": "unpool", "decoder_depth": 2, "decoder_norm": "batch", "backbone_kwargs": {}}
+    cfg = model_config_from_dict(old)
+    assert (cfg.decoder_tail, cfg.pairs, cfg.stability_head) == ("single", "downsampling", False)
+    assert cfg.mean == (0.5,) and cfg.std == (0.5,)  # hybridwrap < 0.2 fed every model [-1, 1]
+
+
+def test_normalization_comes_from_the_backbone_pretrained_cfg():
+    assert hybridwrap.wrap("resnet18", input_size=64).config.mean == pytest.approx((0.485, 0.456, 0.406))
+    assert hybridwrap.wrap("convlarge", width=0.25).config.std == (0.5, 0.5, 0.5)
+    gray = hybridwrap.wrap("resnet18", input_size=64, in_chans=1).config
+    assert gray.mean == pytest.approx(((0.485 + 0.456 + 0.406) / 3,))
+    places = hybridwrap.wrap("places365_resnet50", num_classes=10, input_size=64).config
+    assert places.mean == pytest.approx((0.485, 0.456, 0.406)) and places.std == pytest.approx((0.229, 0.224, 0.225))
+
+
+def test_stability_head_is_trained_but_never_deployed():
+    model = hybridwrap.wrap("convlarge", num_classes=10, width=0.25, stability_head=True)
+    x = torch.randn(3, 3, 32, 32)
+    out = model.train()(x)
+    assert out.stability_logits.shape == out.logits.shape == (3, 10)
+    model.eval()
+    torch.testing.assert_close(model(x), model.backbone(x))  # the deployed classifier is the backbone alone
 
 
 def _count(model):

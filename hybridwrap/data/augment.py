@@ -2,18 +2,24 @@
 
 Per dataset (§4 and the Mean Teacher / Temporal Ensembling protocols): CIFAR-10 and STL-10 random
 translation (reflect padding) + horizontal flip; SVHN translation only (flipping digits changes them).
+The shift is 1/8 of the image side unless set: 4 px at 32 px as in Mean Teacher's ResNet protocol and
+the official HybridNet code, 12 px at 96 px (STL-10), 2 px for the 16 px digits.
 ConvLarge's Gaussian input noise (σ = 0.15) is part of the network itself (training mode only), so
 it is not added here.
+
+Normalisation is per channel, (x/255 - mean) / std, with the mean/std the model records in its config
+(from the backbone's ``pretrained_cfg`` or the training images' statistics: see ``image_statistics``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
-MEAN, STD = 0.5, 0.5  # images are fed in [-1, 1]
-
 AUTO = {"cifar10": "translate_flip", "stl10": "translate_flip", "svhn": "translate", "digits": "translate"}
+NORMALIZE_MODES = ("backbone", "dataset")
 
 
 def resolve(augment: str, dataset: str) -> str:
@@ -24,8 +30,36 @@ def resolve(augment: str, dataset: str) -> str:
     return augment
 
 
-def normalize(x_uint8: torch.Tensor) -> torch.Tensor:
-    return (x_uint8.float() / 255.0 - MEAN) / STD
+def translation(translate: int | None, image_size: Sequence[int]) -> int:
+    """Max shift in pixels: ``translate`` if set, else 1/8 of the shorter image side (at least 1)."""
+    if translate is not None:
+        if translate < 0:
+            raise ValueError(f"data.translate must be >= 0 pixels, got {translate}")
+        return translate
+    return max(1, min(image_size) // 8)
+
+
+def normalize(x_uint8: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(x/255 - mean) / std per channel; ``mean``/``std`` hold one value per channel."""
+    shape = (1, -1, 1, 1)
+    m = torch.as_tensor(mean, dtype=torch.float32, device=x_uint8.device).view(shape)
+    s = torch.as_tensor(std, dtype=torch.float32, device=x_uint8.device).view(shape)
+    return (x_uint8.float() / 255.0 - m) / s
+
+
+def image_statistics(x_uint8: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images (N, C, H, W) in [0, 1], computed in chunks."""
+    total = torch.zeros(x_uint8.shape[1], dtype=torch.float64)
+    total_sq = torch.zeros_like(total)
+    count = 0
+    for i in range(0, len(x_uint8), chunk):
+        part = x_uint8[i:i + chunk].double() / 255.0
+        total += part.sum((0, 2, 3))
+        total_sq += part.pow(2).sum((0, 2, 3))
+        count += part.shape[0] * part.shape[2] * part.shape[3]
+    mean = total / max(count, 1)
+    std = (total_sq / max(count, 1) - mean.pow(2)).clamp(min=1e-12).sqrt()
+    return tuple(round(float(v), 6) for v in mean), tuple(round(float(v), 6) for v in std.clamp(min=1e-3))
 
 
 def augment(x: torch.Tensor, mode: str, translate: int, generator: torch.Generator) -> torch.Tensor:

@@ -66,7 +66,8 @@ class ConvLarge(nn.Module):
             self.add_module(f"block{i}", nn.Sequential(*layers))
             self.add_module(f"pool{i}", nn.MaxPool2d(2, 2))
             self.add_module(f"drop{i}", nn.Dropout(drop_rate))
-            self.feature_info.append(dict(num_chs=c, reduction=2**i, module=f"pool{i}"))
+            # block_depth: the mirrored decoder undoes the block's 3 convolutions with 3 of its own
+            self.feature_info.append(dict(num_chs=c, reduction=2**i, module=f"pool{i}", block_depth=3))
             prev = c
         self.n_blocks = len(chs)
         self.tail = nn.Sequential(*(_conv(prev, tail[0], 3, 0, norm) + _conv(tail[0], tail[1], 1, 0, norm)

@@ -7,8 +7,14 @@ Valpola, "Mean teachers are better role models" (NeurIPS 2017, §3.4 and Appendi
 this network with "shift-conv" downsampling: the shortcut of a strided block concatenates the input
 subsampled at (0, 0) and at the shifted (1, 1) positions and mixes them with a grouped 1x1 conv + BN.
 
-Layout: conv 3x3 3->16 + BN, then 3 stages of 4 shake-shake blocks (96, 192, 384 channels; strides 1,
-2, 2), each branch ReLU-conv3x3-BN-ReLU-conv3x3-BN; global average pooling; fully connected.
+Layout, by default exactly Mean Teacher's ``cifar_shakeshake26`` (``ResNet32x32`` with shift-conv
+downsampling): conv 3x3 3->16 (no BatchNorm), then 3 stages of 4 shake-shake blocks (96, 192, 384
+channels; strides 1, 2, 2), each branch ReLU-conv3x3-BN-ReLU-conv3x3-BN; no activation after the last
+stage; global average pooling; fully connected; convolutions initialised N(0, sqrt(2 / (k*k*out))), BatchNorm
+to (1, 0). Mean Teacher's second head ("fc2") is hybridwrap's generic ``stability_head=True`` option.
+
+Each difference from that network that hybridwrap < 0.2 had is an option: ``stem_norm=True`` (BatchNorm
+after the stem), ``final_act=True`` (ReLU after the last stage), ``init="default"`` (PyTorch's default init).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import torch
 import torch.nn as nn
 from timm.models import build_model_with_cfg, register_model
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"  # 0.2.0: Mean Teacher's exact network by default (no stem BN, no final ReLU, its init)
 
 
 class ShakeShake(torch.autograd.Function):
@@ -77,25 +83,38 @@ class ShakeBlock(nn.Module):
 
 class ShakeShakeResNet(nn.Module):
     def __init__(self, num_classes: int = 10, in_chans: int = 3, depth: int = 26, base_width: int = 96,
-                 stem_width: int = 16, global_pool: str = "avg"):
+                 stem_width: int = 16, global_pool: str = "avg", stem_norm: bool = False, final_act: bool = False,
+                 init: str = "mean_teacher"):
         super().__init__()
         if (depth - 2) % 6:
             raise ValueError(f"shake-shake depth must be 6n+2 (e.g. 26), got {depth}")
         n = (depth - 2) // 6
         self.num_classes = num_classes
-        self.stem = nn.Sequential(nn.Conv2d(in_chans, stem_width, 3, 1, 1, bias=False), nn.BatchNorm2d(stem_width))
+        if init not in ("mean_teacher", "default"):
+            raise ValueError(f"shake-shake init must be 'mean_teacher' or 'default', got {init!r}")
+        stem = [nn.Conv2d(in_chans, stem_width, 3, 1, 1, bias=False)]
+        self.stem = nn.Sequential(*stem, nn.BatchNorm2d(stem_width)) if stem_norm else nn.Sequential(*stem)
         widths = [base_width, base_width * 2, base_width * 4]
-        self.feature_info = [dict(num_chs=stem_width, reduction=1, module="stem")]
+        # the stages only (as the official HybridNet code's intermediate pairs): the stem is no stage
+        self.feature_info = []
         prev = stem_width
         for i, (w, stride) in enumerate(zip(widths, (1, 2, 2)), start=1):
             blocks = [ShakeBlock(prev if j == 0 else w, w, stride if j == 0 else 1) for j in range(n)]
             self.add_module(f"stage{i}", nn.Sequential(*blocks))
             self.feature_info.append(dict(num_chs=w, reduction=2 ** (i - 1), module=f"stage{i}"))
             prev = w
-        self.act = nn.ReLU()
+        self.act = nn.ReLU() if final_act else nn.Identity()
         self.num_features = self.head_hidden_size = prev
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(prev, num_classes) if num_classes > 0 else nn.Identity()
+        if init == "mean_teacher":
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+                    nn.init.normal_(m.weight, 0.0, (2.0 / fan_out) ** 0.5)
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
 
     def get_classifier(self):
         return self.fc
