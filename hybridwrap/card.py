@@ -10,11 +10,6 @@ import yaml
 from .presets import PRESETS
 
 TEMPLATE = Path(__file__).parent / "model_cards" / "hybridnet.md"
-HUB_DATASETS = {"cifar10": "uoft-cs/cifar10", "svhn": "ufldl-stanford/svhn", "stl10": "tanganke/stl10"}
-DATASET_NOTES = {
-    "cifar10": "If this run used the JPEG copy of the CIFAR-10 test set (the `.npz` of the project's benchmark "
-               "data), report it as \"CIFAR-10 test (JPEG copy)\": it scores 2-3 points below the original files.",
-}
 PICTURE = "reconstructions.png"
 
 
@@ -40,21 +35,32 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, picture_dir: st
     repo_id = repo_id or f"your-name/hybridnet-{model['backbone']}-{dataset}-{data['num_labels']}"
     name = repo_id.split("/")[-1]
 
+    from .data.sources import describe_source
+
+    source = describe_source(data)
+    test_images = (metrics or {}).get("test_images") or data.get("max_eval_images")
+    split_name = source["copy"] or "test"
+    preset_uses_unlabeled = PRESETS[cfg["preset"]].reconstruction or PRESETS[cfg["preset"]].stability
     eval_results = []
     if metrics and "test_acc" in metrics:
         for key, label in (("test_acc", "top-1 accuracy (student)"), ("teacher_test_acc", "top-1 accuracy (teacher)")):
             if key in metrics:
                 eval_results.append(EvalResult(
-                    task_type="image-classification", task_name="Semi-supervised image classification",
-                    dataset_type=HUB_DATASETS.get(dataset, dataset), dataset_name=dataset, dataset_split="test",
+                    task_type="image-classification",
+                    task_name=("Semi-supervised image classification" if preset_uses_unlabeled
+                               else "Image classification"),
+                    dataset_type=source["hub_id"] or dataset,
+                    dataset_name=f"{dataset} ({source['source']}" + (f", {test_images} test images)" if test_images else ")"),
+                    dataset_split=split_name,
                     metric_type="accuracy", metric_name=label, metric_value=round(float(metrics[key]), 4),
                     metric_config=f"{data['num_labels']} labels, seed {cfg['seed']}"))
     backbone_kwargs = model.get("backbone_kwargs") or {}
     checkpoint = str(backbone_kwargs.get("checkpoint_path", ""))
     card_data = ModelCardData(
         library_name="hybridwrap", license="apache-2.0", model_name=name,
-        tags=["semi-supervised", "hybridnet", "image-classification", model["backbone"], "pytorch", "timm"],
-        datasets=[HUB_DATASETS[dataset]] if dataset in HUB_DATASETS else None,
+        tags=(["semi-supervised"] if preset_uses_unlabeled else []) + ["hybridnet", "image-classification",
+                                                                        model["backbone"], "pytorch", "timm"],
+        datasets=[source["hub_id"]] if source["hub_id"] else None,
         base_model=checkpoint[len("hf://"):].rsplit("/", 1)[0] if checkpoint.startswith("hf://") else None,
         eval_results=eval_results or None, pipeline_tag="image-classification",
     )
@@ -100,8 +106,10 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, picture_dir: st
         preset=cfg["preset"], preset_description=PRESETS[cfg["preset"]].description, seed=cfg["seed"],
         steps=(metrics or {}).get("steps", "an unknown number of"), has_metrics=bool(metrics and "test_acc" in metrics),
         test_acc=fmt_acc("test_acc"), teacher_test_acc=fmt_acc("teacher_test_acc"),
-        test_images=(f"{data['max_eval_images']} images" if data.get("max_eval_images") else "all images"),
-        dataset_note=DATASET_NOTES.get(dataset) if str(data.get("path") or "").endswith(".npz") else None,
+        test_images=(f"{test_images} images" if test_images else "all images"), source=source["source"],
+        split_name=split_name, uses_unlabeled=preset_uses_unlabeled,
+        dataset_note=(f"The test split of this file is the {source['copy']}, not the original files: compare with "
+                      "runs evaluated on the same copy." if source["copy"] else None),
         branch_rows=branch_rows, picture=picture, plugin_import=plugin_import, timm_name=timm_name,
         in_chans=model["in_chans"], input_h=size[0], input_w=size[1],
         config_yaml=yaml.safe_dump(cfg, sort_keys=False),

@@ -5,16 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import HybridWrapError
-
-
-def run_user_command(fn) -> int:
-    """Run ``fn``; a hybridwrap error becomes one clear line on stderr and exit status 2, not a traceback."""
-    try:
-        return fn() or 0
-    except HybridWrapError as exc:
-        print(f"hybridwrap: error: {exc}", file=sys.stderr)
-        return 2
+from .errors import ConfigError, run_user_command
 
 
 def _cmd_backbones(args) -> int:
@@ -104,6 +95,35 @@ def _cmd_visualize(args) -> int:
     return 0
 
 
+def _cmd_tune(args) -> int:
+    from .train import config_from_args
+    from .tune import parse_grid, tune
+
+    seeds = args.seeds
+    args.output_dir, args.seeds, args.baseline, args.no_progress = None, None, False, True  # not tune options
+    cfg = config_from_args(args)
+    if args.val_size is not None:
+        if args.val_size < 1:
+            raise ConfigError(f"--val-size must be at least 1 image, got {args.val_size}.")
+        cfg.data.val_size = args.val_size
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}.")
+    grid = parse_grid(args.grid, cfg.preset)
+    summary = tune(cfg, grid, args.tune_dir, seeds=[cfg.seed + k for k in range(seeds)],
+                   metric=args.metric, early_stop=args.early_stop)
+    metric = summary["metric"]
+    print(f"{'rank':<5} {'setting':<50} {metric:>16}")
+    for i, row in enumerate(summary["ranking"], 1):
+        setting = " ".join(f"{k}={v}" for k, v in row["settings"].items())
+        print(f"{i:<5} {setting:<50} {row[metric]:>15.2f}%")
+    for row in summary["stopped_early"]:
+        setting = " ".join(f"{k}={v}" for k, v in row["settings"].items())
+        print(f"{'-':<5} {setting:<50} {row[metric]:>15.2f}% at step {summary['early_stop_step']} (stopped early)")
+    print(f"chosen on {summary['val_size']} validation images (test set unused): {args.tune_dir}/best.yaml")
+    print(f"train it with: hybridwrap train --config {args.tune_dir}/best.yaml")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .train import add_train_arguments
 
@@ -112,6 +132,28 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("train", help="train a HybridNet (defaults to the embedded digits quickstart)")
     add_train_arguments(p)
+
+    p = sub.add_parser("tune", help="choose hyperparameters on a validation split of the training images",
+                       description="Train one trial per grid setting on a validation split held out of the training "
+                                   "images (never the test set) and write trials.jsonl, tune.json and best.yaml (a "
+                                   "config for `hybridwrap train --config`). Re-running resumes.")
+    p.add_argument("--config", action="append", help="YAML config(s), as for train (default: the digits quickstart)")
+    p.add_argument("--preset", help="Table 1/2 preset to tune")
+    p.add_argument("--dataset", help="digits | cifar10 | svhn | stl10 | npz | imagefolder | disk")
+    p.add_argument("--data-path", help="local file/folder for the dataset")
+    p.add_argument("--max-steps", type=int, help="training steps of a finished trial")
+    p.add_argument("--seed", type=int, help="first seed")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override a config field")
+    p.add_argument("--tune-dir", default="runs/tune", help="where trials and results go (default: runs/tune)")
+    p.add_argument("--grid", action="append", metavar="SECTION.FIELD=V1,V2,...",
+                   help="values to try (repeatable; the grid is their product). Default: the paper's "
+                        "loss.lambda_rec=0.25,0.5,1.0 x loss.lambda_rec_inter=0.25,0.5,1.0")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per setting (scores are averaged; default 1)")
+    p.add_argument("--val-size", type=int, help="training images held out for validation (default: a fifth, <= 5000)")
+    p.add_argument("--metric", default="val_acc", help="val_acc (student, default) or teacher_val_acc")
+    p.add_argument("--early-stop", type=float, default=0.5,
+                   help="score every trial at this fraction of max_steps and finish only the better half (0: off)")
+    p.set_defaults(fn=_cmd_tune)
 
     p = sub.add_parser("eval", help="evaluate a trained run's student and teacher on a test set")
     p.add_argument("run", help="run directory (or its model/ folder)")

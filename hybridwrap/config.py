@@ -141,6 +141,11 @@ class TrainConfig:
     channels_last: bool = False  # NHWC memory format (measured faster on CPU: benchmarks/step_options.py)
     progress_bar: bool = True
     compare_baseline: bool = False  # also train the labeled-only "classification" preset and print both
+    # overrides (section.field=value) for that baseline only: its own settings, chosen by its own `tune`
+    baseline_overrides: list = field(default_factory=list)
+    seeds: int = 1  # train seeds seed, seed+1, ... (each with its own labeled subset) and report mean ± std
+    selected_by: str = ""  # how the settings were chosen (written by `hybridwrap tune`; printed with results)
+    evaluate_test: bool = True  # False: never load the test split (hybridwrap tune's trials)
     check_replicas_every: int = 0  # multi-process: every N steps verify that all processes hold equal weights
 
 
@@ -151,10 +156,13 @@ def _fields(cls) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
-def _unknown(key: str, where: str, known) -> ConfigError:
-    close = difflib.get_close_matches(key, list(known), n=3)
+def _unknown(key: str, section: str, source: str, known) -> ConfigError:
+    prefix = f"{section}." if section else ""
+    close = [prefix + c for c in difflib.get_close_matches(key, list(known), n=3)]
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    return ConfigError(f"Unknown config key {where}{key!r}.{hint} Valid keys: {', '.join(sorted(known))}.")
+    where = f" ({section} section)" if section else ""
+    return ConfigError(f"Unknown config key {prefix + key!r} in {source}.{hint} Valid keys{where}: "
+                       f"{', '.join(sorted(known))}.")
 
 
 def _coerce(value: Any, current: Any, name: str):
@@ -199,7 +207,7 @@ def apply_dict(cfg: TrainConfig, values: dict, source: str = "config") -> TrainC
     top = _fields(TrainConfig)
     for key, value in (values or {}).items():
         if key not in top:
-            raise _unknown(key, f"in {source}: ", top)
+            raise _unknown(key, "", source, top)
         if key in SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(f"In {source}: {key!r} must be a mapping of fields, got {value!r}.")
@@ -207,7 +215,7 @@ def apply_dict(cfg: TrainConfig, values: dict, source: str = "config") -> TrainC
             known = _fields(SECTIONS[key])
             for sub, subval in value.items():
                 if sub not in known:
-                    raise _unknown(sub, f"in {source}: {key}.", known)
+                    raise _unknown(sub, key, source, known)
                 setattr(section, sub, _coerce(subval, getattr(section, sub), f"{key}.{sub}"))
         else:
             setattr(cfg, key, _coerce(value, getattr(cfg, key), key))

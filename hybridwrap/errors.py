@@ -1,5 +1,7 @@
 """Typed errors. Every message says what went wrong *and* how to fix it."""
 
+import sys
+
 
 class HybridWrapError(Exception):
     """Base class of every error hybridwrap raises on purpose."""
@@ -32,3 +34,12 @@ class DataError(HybridWrapError, ValueError):
 
 class TrainingError(HybridWrapError, RuntimeError):
     """Training had to stop (e.g. a non-finite loss)."""
+
+
+def run_user_command(fn) -> int:
+    """Run ``fn``; a hybridwrap error becomes one clear line on stderr and exit status 2, not a traceback."""
+    try:
+        return fn() or 0
+    except HybridWrapError as exc:
+        print(f"hybridwrap: error: {exc}", file=sys.stderr)
+        return 2

@@ -67,9 +67,13 @@ def evaluate_saved(run_or_repo: str, dataset: str | None = None, data_path: str 
     data_cfg.max_train_images = 1  # only the test split is needed
     data = load_data(data_cfg)
     size = tuple(model.layout.input_size)
-    if tuple(data.image_size) != size or data.channels != model.config.in_chans:
-        raise DataError(f"The test images are {data.channels}x{data.image_size[0]}x{data.image_size[1]} but the model "
-                        f"takes {model.config.in_chans}x{size[0]}x{size[1]}: pass --image-size {size[0]} or another dataset.")
+    if data.channels != model.config.in_chans:
+        raise DataError(f"The {data.name} test images have {data.channels} channel(s) but the model takes "
+                        f"{model.config.in_chans}: evaluate it on a {model.config.in_chans}-channel dataset (without "
+                        "--dataset, a run is evaluated on its own test set).")
+    if tuple(data.image_size) != size:
+        raise DataError(f"The test images are {data.image_size[0]}x{data.image_size[1]} but the model takes "
+                        f"{size[0]}x{size[1]}: pass --image-size {size[0]} to resize them.")
     res = {"dataset": data.name, "test_images": len(data.test_y),
            "test_acc": accuracy(model.backbone, data.test_x, data.test_y, batch_size, model.config.mean,
                                 model.config.std)}

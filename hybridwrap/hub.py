@@ -80,14 +80,29 @@ def download_model(repo_id: str, *, revision: str | None = None, token: str | No
     return config_file.parent
 
 
+def _installed(distribution: str) -> bool:
+    import importlib.metadata
+
+    try:
+        importlib.metadata.version(distribution)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
 def from_pretrained(repo_id_or_dir: str | Path, *, revision: str | None = None, token: str | None = None,
                     cache_dir: str | Path | None = None, local_files_only: bool = False,
                     force_download: bool = False, with_teacher: bool = False):
     """Load a HybridNet from a local directory or a Hub repo (strict: every key must match).
 
-    ``with_teacher=True`` returns ``(model, teacher_backbone_or_None)``.
+    ``with_teacher=True`` returns ``(model, teacher_backbone_or_None)``. Models come back in eval mode, as
+    Hugging Face models do: call ``.train()`` to fine-tune.
     """
     path = Path(repo_id_or_dir)
+    text = str(repo_id_or_dir)
+    if not path.is_dir() and (text.startswith((".", "/", "~")) or text.count("/") != 1 or path.exists()):
+        raise CheckpointError(f"{text!r} is not a directory, and not a Hub repo id (namespace/name) either. Pass a "
+                              "directory written by save_pretrained() or a training run (RUN_DIR or RUN_DIR/model).")
     if path.is_dir():
         directory = path / "model" if (path / "model" / CONFIG_NAME).is_file() else path
     else:
@@ -97,9 +112,17 @@ def from_pretrained(repo_id_or_dir: str | Path, *, revision: str | None = None, 
     try:
         model, teacher = load_model(directory)
     except UnknownBackboneError as exc:
-        pkg = cfg.get("backbone_package") or "the plugin package that provides it"
-        raise CheckpointError(f"This model needs the backbone {cfg['model']['backbone']!r}, which is not installed: "
-                              f"pip install {pkg}") from exc
+        name, pkg = cfg["model"]["backbone"], cfg.get("backbone_package")
+        if pkg and _installed(pkg):
+            raise CheckpointError(f"This model needs the backbone {name!r}, which the installed {pkg} does not register "
+                                  f"(config.json says it came from {pkg} {cfg.get('backbone_version') or ''}). Check the "
+                                  "name (`hybridwrap backbones` lists the registered ones), or install the version of "
+                                  f"{pkg} that wrote it.") from exc
+        raise CheckpointError(f"This model needs the backbone {name!r}, which is not installed: "
+                              f"pip install {pkg or 'the plugin package that provides it'}") from exc
+    model.eval()
+    if teacher is not None:
+        teacher.eval()
     return (model, teacher) if with_teacher else model
 
 

@@ -83,15 +83,32 @@ def discover_plugins(force: bool = False) -> None:
     _discovered = True
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
+            before = set(_REGISTRY)
             obj = ep.load()
             if callable(obj):
                 obj()
+            _record_distribution(set(_REGISTRY) - before, ep)
         except Exception as exc:  # a broken third-party plugin must not break the others
             warnings.warn(
                 f"hybridwrap plugin {ep.name!r} ({ep.value}) failed to load: {exc}. "
                 "Reinstall or uninstall the package that provides it.",
                 stacklevel=2,
             )
+
+
+def _record_distribution(names: set[str], ep) -> None:
+    """Fill in the distribution (name, version) that provides backbones an entry point registered without
+    saying so: config.json records it, so that from_pretrained elsewhere can say what to install."""
+    import dataclasses
+
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return
+    for name in names:
+        entry = _REGISTRY[name]
+        if not entry.package or not entry.version:
+            _REGISTRY[name] = dataclasses.replace(entry, package=entry.package or dist.metadata["Name"],
+                                                  version=entry.version or dist.version)
 
 
 def list_backbones(include_timm: bool = False, pattern: str = "") -> list[str]:
@@ -127,7 +144,7 @@ def get_backbone(name: str) -> BackboneEntry:
             version=timm.__version__,
             timm_name=name,
         )
-    candidates = list(_REGISTRY) + timm.list_models()
+    candidates = list(dict.fromkeys(list(_REGISTRY) + timm.list_models()))  # plugins are timm models too
     close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise UnknownBackboneError(

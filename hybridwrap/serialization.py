@@ -70,10 +70,49 @@ def read_config(directory: str | Path) -> dict:
         cfg = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path} is not valid JSON ({exc}); the save was interrupted or the file edited.") from exc
+    from . import __version__
+
+    written_by = str(cfg.get("hybridwrap_version", "unknown"))
+    newer = _version_tuple(written_by) > _version_tuple(__version__)
     if cfg.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} was written by a newer hybridwrap ({cfg.get('hybridwrap_version')}); "
-                              "upgrade with `pip install -U hybridwrap`.")
+        why = (f"it was written by hybridwrap {written_by}, newer than this {__version__}: upgrade with "
+               "`pip install -U hybridwrap`" if newer else
+               f"hybridwrap {__version__} reads format_version <= {FORMAT_VERSION}, and the file says it was written "
+               f"by hybridwrap {written_by}, which never wrote that format: the file was edited; restore it")
+        raise CheckpointError(f"{path} has format_version {cfg.get('format_version')}: {why}.")
+    if newer:
+        import warnings
+
+        warnings.warn(f"{path} was written by hybridwrap {written_by}, newer than this {__version__}; if loading "
+                      "fails, upgrade with `pip install -U hybridwrap`.", stacklevel=2)
+    if not isinstance(cfg.get("model"), dict) or not cfg["model"].get("backbone"):
+        raise CheckpointError(f"{path} names no model.backbone: it is not a complete hybridwrap config. Restore the "
+                              "file written with the weights (save_pretrained / the training run).")
+    if newer or cfg.get("format_version", 0) > FORMAT_VERSION:
+        return cfg
+    _check_model_keys(cfg["model"], path)
     return cfg
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def _check_model_keys(model: dict, path: Path) -> None:
+    """Keys this hybridwrap does not know, in a config it could have written: a typo, named with its fix."""
+    import difflib
+
+    from .config import ModelConfig
+
+    known = list(ModelConfig.__dataclass_fields__)
+    for key in sorted(set(model) - set(known)):
+        close = difflib.get_close_matches(key, known, n=1)
+        fix = f"rename it to {close[0]!r}" if close else "remove it"
+        raise CheckpointError(f"{path}: unknown key model.{key!r}; {fix}. (Valid keys: {', '.join(known)}.)")
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:

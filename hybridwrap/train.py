@@ -30,7 +30,7 @@ from .config import TrainConfig, apply_overrides, fill_resolved, fingerprint, fr
 from .data import augment as aug
 from .data import load_data
 from .data.semisup import Split, TwoStreamBatches, make_split
-from .errors import CheckpointError, ConfigError, DataError, TrainingError
+from .errors import CheckpointError, ConfigError, DataError, TrainingError, run_user_command
 from .model import build_from_config
 from .presets import apply_preset
 from .serialization import atomic_write_text, save_model
@@ -100,7 +100,8 @@ def _check_data_fits_model(cfg: TrainConfig, data, model_input_size) -> None:
         raise DataError(f"The {data.name} images are {data.image_size[0]}x{data.image_size[1]} but the model was "
                         f"wrapped for {model_input_size[0]}x{model_input_size[1]}. Set data.image_size="
                         f"{model_input_size[0]} to resize them, or model.input_size={list(data.image_size)}.")
-    for name, y in (("training", data.train_y), ("test", data.test_y)):
+    checked = [("training", data.train_y)] + ([("test", data.test_y)] if cfg.evaluate_test else [])
+    for name, y in checked:
         if y.numel() and (int(y.min()) < 0 or int(y.max()) >= cfg.model.num_classes):
             raise DataError(f"{name} labels span {int(y.min())}..{int(y.max())}, outside 0..{cfg.model.num_classes - 1}. "
                             f"Set model.num_classes={int(y.max()) + 1}.")
@@ -256,8 +257,10 @@ class Run:
         self.ensemble = (TemporalEnsembling(len(self.images), cfg.model.num_classes, cfg.loss.te_alpha)
                          if cfg.loss.stability == "temporal_ensembling" else None)
         optimizer = _make_optimizer(cfg, model)
-        eval_set = torch.utils.data.TensorDataset(self.data.test_x, self.data.test_y)
-        eval_loader = torch.utils.data.DataLoader(eval_set, batch_size=cfg.data.eval_batch_size, shuffle=False)
+        eval_loader = None
+        if cfg.evaluate_test:  # hybridwrap tune's trials never touch the test split
+            eval_set = torch.utils.data.TensorDataset(self.data.test_x, self.data.test_y)
+            eval_loader = torch.utils.data.DataLoader(eval_set, batch_size=cfg.data.eval_batch_size, shuffle=False)
         val_loader = None
         if self.split.val:
             idx = torch.tensor(self.split.val)
@@ -265,7 +268,8 @@ class Run:
                 torch.utils.data.TensorDataset(self.data.train_x[idx], self.data.train_y[idx]),
                 batch_size=cfg.data.eval_batch_size, shuffle=False)
             val_loader = acc.prepare(val_loader)
-        self.model, self.optimizer, self.eval_loader = acc.prepare(model, optimizer, eval_loader)
+        self.model, self.optimizer = acc.prepare(model, optimizer)
+        self.eval_loader = acc.prepare(eval_loader) if eval_loader is not None else None
         self.val_loader = val_loader
         self.state = TrainState()
         acc.register_for_checkpointing(self.state)
@@ -344,9 +348,34 @@ class Run:
             all_idx, all_probs = self.accelerator.gather((idx, probs))
             self.ensemble.update(all_idx, all_probs)
 
+    def _schedule(self, step: int) -> float:
+        """Set this step's learning rate (and Adam β1, for Temporal Ensembling's ramp-down); return the lr."""
+        lr, beta1 = optimizer_schedule(self.cfg, step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+            if "betas" in group:
+                group["betas"] = (beta1, group["betas"][1])
+        return lr
+
+    def _check_finite(self, step: int, terms: dict, loss: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The detached terms; a non-finite one stops training and keeps the last good checkpoint."""
+        values = {k: v.detach().float() for k, v in terms.items()}
+        bad = [k for k, v in values.items() if not torch.isfinite(v)]
+        if bad or not torch.isfinite(loss.detach()):
+            kept = checkpoint_dirs(self.run_dir)
+            raise TrainingError(
+                f"Non-finite loss at step {step}: term(s) {bad or ['total']} = "
+                f"{[float(values[k]) for k in bad] if bad else float(loss)}. Training stopped; the last good "
+                f"checkpoint ({kept[-1] if kept else 'none yet'}) is kept. Lower optim.lr or the λ of that term, "
+                "or enable optim.grad_clip.")
+        return values
+
     # -- the loop ------------------------------------------------------------------------------
-    def fit(self) -> dict:
+    def fit(self, stop_at: int | None = None) -> dict:
+        """Train to ``max_steps`` (or pause at ``stop_at`` with a checkpoint: the schedule stays that of
+        the whole run, so resuming later is the uninterrupted run) and return the final metrics."""
         cfg, acc = self.cfg, self.accelerator
+        end = min(cfg.max_steps, stop_at) if stop_at else cfg.max_steps
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.max_steps, initial=self.state.step, disable=not (acc.is_local_main_process and cfg.progress_bar),
@@ -354,29 +383,17 @@ class Run:
         t0 = time.time()
         self.model.train()
         last = {}
-        while self.state.step < cfg.max_steps:
+        while self.state.step < end:
             step = self.state.step
             torch.manual_seed(cfg.seed * 1_000_003 + step * 31 + self.rank)  # dropout/noise: a function of the step
             idx, x, labels, x_teacher = self._batch(step)
-            lr, beta1 = optimizer_schedule(cfg, step)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-                if "betas" in group:
-                    group["betas"] = (beta1, group["betas"][1])
+            lr = self._schedule(step)
             weights = losses.loss_weights(cfg.loss, step, cfg.max_steps)
             with acc.autocast():
                 out = self.model(x)
             terms = self._terms(out, x, labels, idx, x_teacher)
             loss = losses.total_loss(terms, weights)
-            values = {k: v.detach().float() for k, v in terms.items()}
-            bad = [k for k, v in values.items() if not torch.isfinite(v)]
-            if bad or not torch.isfinite(loss.detach()):
-                kept = checkpoint_dirs(self.run_dir)
-                raise TrainingError(
-                    f"Non-finite loss at step {step}: term(s) {bad or ['total']} = "
-                    f"{[float(values[k]) for k in bad] if bad else float(loss)}. Training stopped; the last good "
-                    f"checkpoint ({kept[-1] if kept else 'none yet'}) is kept. Lower optim.lr or the λ of that term, "
-                    "or enable optim.grad_clip.")
+            values = self._check_finite(step, terms, loss)
             self.optimizer.zero_grad(set_to_none=True)
             acc.backward(loss)
             if cfg.optim.grad_clip:
@@ -398,9 +415,11 @@ class Run:
             if self.state.step % cfg.eval_every == 0 and self.state.step < cfg.max_steps:
                 self._log("eval", self.evaluate())
                 self.model.train()
-            if self.state.step % cfg.checkpoint_every == 0 or self.state.step == cfg.max_steps:
+            if self.state.step % cfg.checkpoint_every == 0 or self.state.step in (cfg.max_steps, end):
                 self.save_checkpoint()
         bar.close()
+        if end < cfg.max_steps:  # paused: scores so far, no final model
+            return {"steps": self.state.step, **self.evaluate()}
         final = self.evaluate(final=True)
         self._log("eval", final)
         result = self._finish(final, time.time() - t0)
@@ -423,16 +442,20 @@ class Run:
     def evaluate(self, final: bool = False) -> dict:
         model = self.accelerator.unwrap_model(self.model)
         model.eval()
-        res = {"test_acc": self._accuracy(model.backbone, self.eval_loader)}
+        res = {}
         if self.teacher is not None:
             self.teacher.model.eval()
-            res["teacher_test_acc"] = self._accuracy(self.teacher.model, self.eval_loader)
+        if self.eval_loader is not None:
+            res["test_acc"] = self._accuracy(model.backbone, self.eval_loader)
+            if self.teacher is not None:
+                res["teacher_test_acc"] = self._accuracy(self.teacher.model, self.eval_loader)
         if self.val_loader is not None:
             res["val_acc"] = self._accuracy(model.backbone, self.val_loader)
             if self.teacher is not None:
                 res["teacher_val_acc"] = self._accuracy(self.teacher.model, self.val_loader)
         if model.decoder_c is not None:
-            x = self._normalize(self.data.test_x[:64].to(self.accelerator.device))
+            images = self.data.test_x if self.eval_loader is not None else self.images[torch.tensor(self.split.val)]
+            x = self._normalize(images[:64].to(self.accelerator.device))
             res.update({f"branch/{k}": v for k, v in branch_statistics(model(x, reconstruct=True), x).items()})
             weak = collapsed_branch(res.get("branch/energy_share_c"))
             if weak and self.accelerator.is_main_process:
@@ -481,6 +504,7 @@ class Run:
             "preset": cfg.preset, "dataset": self.data.name, "backbone": cfg.model.backbone,
             "labels": cfg.data.num_labels, "labels_seed": cfg.data.labels_seed, "seed": cfg.seed,
             "steps": self.state.step, "seconds": round(seconds, 2), "processes": self.world,
+            **({"test_images": len(self.data.test_y)} if self.eval_loader is not None else {}),
             "device": str(acc.device), **final,
         }
         if acc.is_main_process:
@@ -502,29 +526,81 @@ def _has_tensorboard() -> bool:
         return False
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> dict:
+def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None) -> dict:
     """Train one run; returns the final metrics (also written to ``output_dir/metrics.json``)."""
-    return Run(cfg, resume=resume).fit()
+    return Run(cfg, resume=resume).fit(stop_at=stop_at)
+
+
+def seed_configs(cfg: TrainConfig) -> list[TrainConfig]:
+    """One config per seed: seed k also draws labeled subset k. One seed keeps ``output_dir``; several
+    get ``output_dir/seed-K``."""
+    import copy
+
+    if cfg.seeds < 1:
+        raise ConfigError(f"seeds must be >= 1, got {cfg.seeds}.")
+    out = []
+    for k in range(cfg.seeds):
+        c = copy.deepcopy(cfg)
+        if cfg.seeds > 1:
+            c.seed, c.data.labels_seed = cfg.seed + k, cfg.data.labels_seed + k
+            c.output_dir = str(Path(cfg.output_dir) / f"seed-{c.seed}")
+        out.append(c)
+    return out
+
+
+def baseline_config(cfg: TrainConfig) -> TrainConfig:
+    """The labeled-only ``classification`` preset of ``cfg``, with its own ``baseline_overrides``."""
+    import copy
+
+    base = copy.deepcopy(cfg)
+    base.preset = "classification"
+    base.output_dir = str(Path(cfg.output_dir) / "baseline")
+    return apply_overrides(base, list(cfg.baseline_overrides))
 
 
 def train_with_baseline(cfg: TrainConfig, resume: bool = False) -> list[dict]:
-    """Train ``cfg``, then the labeled-only ``classification`` preset of the same config, and compare."""
-    import copy
-
-    results = [train(copy.deepcopy(cfg), resume=resume)]
+    """Train ``cfg`` for each seed, then (``compare_baseline``) the labeled-only baseline for each seed."""
+    runs = seed_configs(cfg)
     if cfg.compare_baseline and cfg.preset != "classification":
-        base = copy.deepcopy(cfg)
-        base.preset = "classification"
-        base.output_dir = str(Path(cfg.output_dir) / "baseline")
-        results.append(train(base, resume=resume))
-    return results
+        runs += seed_configs(baseline_config(cfg))
+    return [train(run, resume=resume) for run in runs]
 
 
-def format_results(results: list[dict]) -> str:
-    lines = [f"{'run':<28} {'student test acc':>17} {'teacher test acc':>17}"]
+def _mean_std(values: list[float]) -> str:
+    import statistics
+
+    if len(values) == 1:
+        return f"{values[0]:.2f}%"
+    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}%"
+
+
+def format_results(results: list[dict], selected_by: str = "") -> str:
+    """Student/teacher test accuracy per preset (mean ± std over seeds) and, with a baseline, who wins."""
+    import statistics
+
+    groups: dict[str, list[dict]] = {}
     for r in results:
-        teacher = f"{r['teacher_test_acc']:.2f}%" if "teacher_test_acc" in r else "-"
-        lines.append(f"{r['preset'] + ' (' + r['dataset'] + ')':<28} {r['test_acc']:>16.2f}% {teacher:>17}")
+        groups.setdefault(f"{r['preset']} ({r['dataset']})", []).append(r)
+    n = max(len(g) for g in groups.values())
+    head = "test accuracy" + (f", mean ± std over {n} seeds (seed k trains on labeled subset k)" if n > 1 else "")
+    lines = [head, f"{'run':<28} {'student':>17} {'teacher':>17}"]
+    for name, g in groups.items():
+        teacher = _mean_std([r["teacher_test_acc"] for r in g]) if all("teacher_test_acc" in r for r in g) else "-"
+        lines.append(f"{name:<28} {_mean_std([r['test_acc'] for r in g]):>17} {teacher:>17}")
+    if selected_by:
+        lines.append(f"settings: {selected_by}")
+    runs = list(groups.values())
+    if len(runs) == 2 and runs[1][0]["preset"] == "classification" and len(runs[0]) == len(runs[1]):
+        diffs = [a["test_acc"] - b["test_acc"] for a, b in zip(runs[0], runs[1])]
+        mean = statistics.fmean(diffs)
+        spread = f" ± {statistics.stdev(diffs):.2f}" if len(diffs) > 1 else ""
+        wins = sum(d > 0 for d in diffs)
+        who = f"HybridNet ({runs[0][0]['preset']})"
+        if mean > 0:
+            verdict = f"{who} is ahead of its labeled-only baseline by {mean:.2f}{spread} points"
+        else:
+            verdict = f"{who} does NOT beat its labeled-only baseline here: {mean:+.2f}{spread} points"
+        lines.append(f"{verdict} (student, test set, ahead in {wins} of {len(diffs)} seeds).")
     return "\n".join(lines)
 
 
@@ -536,8 +612,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help="digits | cifar10 | svhn | stl10 | npz | imagefolder | disk")
     p.add_argument("--data-path", help="local file/folder for the dataset (npz, ImageFolder root, save_to_disk dir)")
     p.add_argument("--output-dir", help="run directory (checkpoints, metrics, model)")
-    p.add_argument("--max-steps", type=int)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--max-steps", type=int, help="training steps (batches of labeled + unlabeled images)")
+    p.add_argument("--seed", type=int, help="random seed of the first run (weights, batches, labeled subset)")
+    p.add_argument("--seeds", type=int, help="train this many seeds (seed, seed+1, ...) and report mean ± std")
     p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
     p.add_argument("--baseline", action="store_true", help="also train the labeled-only classification baseline")
     p.add_argument("--no-progress", action="store_true")
@@ -552,15 +629,41 @@ DATASET_DEFAULTS = {  # what --dataset changes besides the source (the quickstar
 }
 
 
+def _forget_digits_selection(cfg: TrainConfig) -> None:
+    """The quickstart's tuned values were chosen on the digits: on another dataset, back to the defaults."""
+    fresh = TrainConfig()
+    for key in ("seeds", "selected_by", "baseline_overrides"):
+        setattr(cfg, key, getattr(fresh, key))
+    cfg.loss.lambda_rec, cfg.loss.lambda_rec_inter = fresh.loss.lambda_rec, fresh.loss.lambda_rec_inter
+
+
+def saved_run_config(run_dir: Path) -> TrainConfig | None:
+    """The config a run in ``run_dir`` was started with (its first seed's, for a several-seed run), or None."""
+    own = run_dir / "train_config.json"
+    if own.is_file():
+        return from_dict(json.loads(own.read_text()))
+    seeds = sorted(run_dir.glob("seed-*/train_config.json"), key=lambda p: int(p.parent.name[len("seed-"):]))
+    if not seeds:
+        return None
+    cfg = from_dict(json.loads(seeds[0].read_text()))
+    cfg.output_dir = str(run_dir)  # seed k of that config writes to run_dir/seed-k again
+    return cfg
+
+
 def config_from_args(args) -> TrainConfig:
     from .config import apply_dict
 
+    if getattr(args, "resume", False) and not args.config and args.output_dir:
+        saved = saved_run_config(Path(args.output_dir))  # `--resume --output-dir RUN`: the run's own config
+        if saved is not None:
+            return load_config_overrides(saved, args)
     default = Path(__file__).parent / "configs" / "quickstart.yaml"  # package data: works installed
     cfg = load_config(args.config or [default])
     if args.dataset:
         cfg.data.dataset = args.dataset
         if args.dataset in DATASET_DEFAULTS:
             apply_dict(cfg, DATASET_DEFAULTS[args.dataset], source="--dataset")
+            _forget_digits_selection(cfg)
     cfg = load_config_overrides(cfg, args)
     return cfg
 
@@ -568,7 +671,8 @@ def config_from_args(args) -> TrainConfig:
 def load_config_overrides(cfg: TrainConfig, args) -> TrainConfig:
     from .config import apply_dict
 
-    simple = {"preset": args.preset, "output_dir": args.output_dir, "max_steps": args.max_steps, "seed": args.seed}
+    simple = {"preset": args.preset, "output_dir": args.output_dir, "max_steps": args.max_steps, "seed": args.seed,
+              "seeds": getattr(args, "seeds", None)}
     apply_dict(cfg, {k: v for k, v in simple.items() if v is not None}, source="command line")
     if args.data_path:
         cfg.data.path = args.data_path
@@ -583,13 +687,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hybridwrap train", description="Train a HybridNet semi-supervised.")
     add_train_arguments(parser)
     args = parser.parse_args(argv)
-    from .cli import run_user_command
-
     def go():
         cfg = config_from_args(args)
         results = train_with_baseline(cfg, resume=args.resume)
         if int(os.environ.get("RANK", "0")) == 0:  # set by `accelerate launch`; one table, not one per process
-            print(format_results(results))
+            print(format_results(results, cfg.selected_by))
             print(f"run directory: {cfg.output_dir}")
         return 0
 

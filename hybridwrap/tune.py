@@ -187,7 +187,8 @@ class Tuner:
             "grid": self.grid, "seeds": self.seeds, "metric": self.metric, "max_steps": full,
             "early_stop_step": rung if 0 < rung < full else None, "val_size": self.base.data.val_size,
             "dataset": self.base.data.dataset, "preset": self.base.preset, "trials": len(self.trials),
-            "train_val_size": self.train_val_size,
+            "train_val_size": self.train_val_size, "labels": self.base.data.num_labels,
+            "precision": self.base.mixed_precision, "channels_last": self.base.channels_last,
             "ranking": [{"settings": json.loads(s), self.metric: self._score(s, full)} for s in ranking],
             "stopped_early": [{"settings": json.loads(s), self.metric: self._score(s, rung)}
                               for s in settings if s not in survivors],
@@ -220,7 +221,7 @@ def best_yaml(base: TrainConfig, best: dict, summary: dict) -> str:
     d["selected_by"] = (f"hybridwrap tune on {summary['val_size']} validation images held out of the {summary['dataset']} "
                         f"training set ({summary['metric']}, {len(summary['seeds'])} seed(s), {summary['trials']} "
                         f"trials, test set unused): {chosen}")
-    header = (f"# Written by `hybridwrap tune` on {datetime.date.today().isoformat()}. {d['selected_by']}.\n"
+    header = (f"# Written on {datetime.date.today().isoformat()} by {d['selected_by']}.\n"
               "# Train with: hybridwrap train --config THIS_FILE\n")
     return header + yaml.safe_dump(d, sort_keys=False)
 

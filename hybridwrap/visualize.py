@@ -1,7 +1,7 @@
 """Fig. 4-style pictures: rows x, x̂_c, x̂_u, x̂ for a few test images (``hybridwrap visualize RUN_DIR``).
 
-All rows share one intensity mapping ([-1, 1] -> [0, 255], clipped), so a partial reconstruction looks as
-strong as it really is in the sum x̂ = x̂_c + x̂_u.
+All rows share one intensity mapping (the model's normalisation undone, then clipped to [0, 255]), so a
+partial reconstruction looks as strong as it really is in the sum x̂ = x̂_c + x̂_u.
 """
 
 from __future__ import annotations
@@ -12,15 +12,17 @@ from pathlib import Path
 import torch
 
 from .config import DataConfig
-from .data import augment as aug
 from .data import load_data
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 ROW_NAMES = {"x": "x", "x_hat_c": "x_c", "x_hat_u": "x_u", "x_hat": "x_hat"}
 
 
-def _to_uint8(t: torch.Tensor) -> torch.Tensor:
-    return ((t.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+def _to_uint8(t: torch.Tensor, mean, std) -> torch.Tensor:
+    """Undo the model's normalisation, (x/255 - mean) / std, with one mapping for every row."""
+    shape = (1, -1, 1, 1)
+    m, s = torch.as_tensor(mean).view(shape), torch.as_tensor(std).view(shape)
+    return ((t.float() * s + m).clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 @torch.no_grad()
@@ -41,7 +43,7 @@ def reconstruction_grid(model, images_uint8: torch.Tensor, path: str | Path, til
     draw = ImageDraw.Draw(canvas)
     for r, (name, t) in enumerate(rows):
         draw.text((4, r * (h + gap) + h // 2 - 5), ROW_NAMES[name], fill="black")
-        imgs = _to_uint8(t)
+        imgs = _to_uint8(t, model.config.mean, model.config.std)
         for c in range(n):
             arr = imgs[c].permute(1, 2, 0).numpy()
             tile_img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr[..., :3])
@@ -49,7 +51,9 @@ def reconstruction_grid(model, images_uint8: torch.Tensor, path: str | Path, til
             canvas.paste(tile_img, (label_w + c * (w + gap), r * (h + gap)))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    canvas.save(tmp, format="PNG")
+    tmp.replace(path)  # an existing picture is replaced only by a complete new one
     return path
 
 
@@ -58,6 +62,8 @@ def visualize_run(run_dir: str | Path, output: str | Path | None = None, n: int 
     """Draw the grid for ``n`` evenly spaced test images of a run's own dataset (every class of a grouped test set)."""
     from .serialization import load_model
 
+    if n < 1:
+        raise ConfigError(f"--num must be at least 1 test image, got {n}; nothing was written.")
     run_dir = Path(run_dir)
     model, _ = load_model(run_dir / "model")
     saved = json.loads((run_dir / "train_config.json").read_text())["data"]

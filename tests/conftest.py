@@ -29,6 +29,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 HUB_TOKEN = "hf_test_token_do_not_leak"
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10.npz"
+ENV_TESTS = {**os.environ, "PYTHONPATH": str(REPO / "tests")}  # for subprocesses of the CLI
 
 TINY = {
     "preset": "full",

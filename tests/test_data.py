@@ -103,7 +103,9 @@ def test_imagefolder_source(tmp_path):
 
 
 @pytest.mark.parametrize("cfg,match", [
-    (DataConfig(dataset="npz", path="/no/such.npz"), "not found.*data.path"),
+    (DataConfig(dataset="npz", path="/no/such.npz"), "not found. Pass --data-path"),
+    (DataConfig(dataset="npz"), "read from a .npz file: pass --data-path"),
+    (DataConfig(dataset="imagefolder"), "--dataset imagefolder needs --data-path ROOT"),
     (DataConfig(dataset="disk", path="/no/such/dir"), "not found.*save_to_disk"),
     (DataConfig(dataset="imagefolder", path="/no/such/dir"), "must contain train/<class>/"),
     (DataConfig(dataset="mnist-typo"), "Unknown dataset 'mnist-typo'"),
@@ -111,6 +113,14 @@ def test_imagefolder_source(tmp_path):
 def test_missing_or_unknown_data(cfg, match):
     with pytest.raises(DataError, match=match):
         load_data(cfg)
+
+
+def test_imagefolder_with_empty_class_folders(tmp_path):
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (tmp_path / split / cls).mkdir(parents=True)
+    with pytest.raises(DataError, match=r"No images under .*train/<class>/ \(looked for"):
+        load_data(DataConfig(dataset="imagefolder", path=str(tmp_path)))
 
 
 def test_unreadable_npz(tmp_path):

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 import hybridwrap
-from conftest import HUB_TOKEN, REPO, cli, write_config
+from conftest import HUB_TOKEN, REPO, SHARED_CIFAR, cli, write_config
 from hybridwrap import CheckpointError, ConfigError
 from hybridwrap.config import load_config
 from hybridwrap.hub import HubError, push_run
@@ -209,13 +209,26 @@ def test_config_from_a_newer_hybridwrap_or_missing_plugin(tmp_path, run_dir):
     shutil.copytree(run_dir / "model", newer)
     cfg = json.loads((newer / "config.json").read_text())
     (newer / "config.json").write_text(json.dumps({**cfg, "format_version": 99, "hybridwrap_version": "9.0"}))
-    with pytest.raises(CheckpointError, match="written by a newer hybridwrap.*pip install -U hybridwrap"):
+    with pytest.raises(CheckpointError, match="written by hybridwrap 9.0, newer than this .*pip install -U hybridwrap"):
         hybridwrap.from_pretrained(newer)
     future_key = tmp_path / "future-key"
     shutil.copytree(run_dir / "model", future_key)
-    (future_key / "config.json").write_text(json.dumps({**cfg, "model": {**cfg["model"], "new_option": 1}}))
-    with pytest.raises(ConfigError, match="newer hybridwrap"):
+    (future_key / "config.json").write_text(json.dumps({**cfg, "hybridwrap_version": "9.0.0",
+                                                        "model": {**cfg["model"], "new_option": 1}}))
+    with pytest.warns(UserWarning, match="written by hybridwrap 9.0.0, newer"), \
+            pytest.raises(ConfigError, match="newer hybridwrap"):
         hybridwrap.from_pretrained(future_key)
+    for name, changed, error in (
+        ("typo", {"model": {**{k: v for k, v in cfg["model"].items() if k != "num_classes"}, "num_clases": 10}},
+         "unknown key model.'num_clases'; rename it to 'num_classes'"),
+        ("edited-format", {"format_version": 2}, "format_version 2: .* the file was edited"),
+        ("no-backbone", {"model": {k: v for k, v in cfg["model"].items() if k != "backbone"}}, "names no model.backbone"),
+    ):
+        bad = tmp_path / name
+        shutil.copytree(run_dir / "model", bad)
+        (bad / "config.json").write_text(json.dumps({**cfg, **changed}))
+        with pytest.raises(CheckpointError, match=error):
+            hybridwrap.from_pretrained(bad)
     plugin = tmp_path / "plugin"
     shutil.copytree(run_dir / "model", plugin)
     (plugin / "config.json").write_text(json.dumps({**cfg, "model": {**cfg["model"], "backbone": "wavenet_cnn"},
@@ -256,3 +269,92 @@ def test_cli_eval_from_a_hub_repo(hub, run_dir):
     metrics = json.loads((run_dir / "metrics.json").read_text())  # the run was evaluated on the same 40 images
     assert f"test_acc: {metrics['test_acc']:.2f}" in done.stdout
     assert f"teacher_test_acc: {metrics['teacher_test_acc']:.2f}" in done.stdout
+
+
+def test_from_pretrained_returns_eval_mode_and_names_a_missing_local_path(run_dir, tmp_path):
+    model, teacher = hybridwrap.from_pretrained(run_dir, with_teacher=True)
+    assert not model.training and not any(m.training for m in model.modules())
+    assert teacher is None or not teacher.training
+    for bad in (str(tmp_path / "nope"), "./nope", "runs/x/model"):
+        with pytest.raises(CheckpointError, match="is not a directory, and not a Hub repo id"):
+            hybridwrap.from_pretrained(bad)
+
+
+def test_unknown_backbone_of_an_installed_package_is_not_told_to_install_it(run_dir, tmp_path):
+    bad = tmp_path / "typo"
+    shutil.copytree(run_dir / "model", bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    (bad / "config.json").write_text(json.dumps({**cfg, "model": {**cfg["model"], "backbone": "convlarg"},
+                                                 "backbone_package": "hybridwrap"}))
+    with pytest.raises(CheckpointError, match="which the installed hybridwrap does not register") as info:
+        hybridwrap.from_pretrained(bad)
+    assert "pip install hybridwrap" not in str(info.value)
+
+
+def test_unknown_backbone_suggestions_are_unique():
+    with pytest.raises(hybridwrap.UnknownBackboneError) as info:
+        hybridwrap.wrap("convlarg")
+    suggestions = str(info.value).split("Did you mean: ")[1].split("?")[0].split(", ")
+    assert len(suggestions) == len(set(suggestions)) and "convlarge" in suggestions
+
+
+def test_eval_on_images_with_other_channels_names_the_real_fix(run_dir, tmp_path):
+    import numpy as np
+
+    from hybridwrap import DataError
+    from hybridwrap.evaluate import evaluate_saved
+
+    rgb = tmp_path / "rgb.npz"
+    x = np.zeros((20, 16, 16, 3), np.uint8)
+    np.savez(rgb, x_train=x, y_train=np.arange(20) % 10, x_test=x, y_test=np.arange(20) % 10)
+    with pytest.raises(DataError, match="have 3 channel.*takes 1: evaluate it on a 1-channel dataset") as info:
+        evaluate_saved(str(run_dir), dataset="npz", data_path=str(rgb))
+    assert "--image-size" not in str(info.value)  # resizing would not change the channels
+
+
+def test_visualize_num_0_keeps_the_existing_picture(run_dir):
+    from hybridwrap import ConfigError
+    from hybridwrap.visualize import visualize_run
+
+    picture = visualize_run(run_dir, run_dir / "pic.png", n=2)
+    before = picture.read_bytes()
+    with pytest.raises(ConfigError, match="--num must be at least 1"):
+        visualize_run(run_dir, picture, n=0)
+    assert picture.read_bytes() == before
+
+
+def test_card_names_a_local_npz_its_test_image_count_and_a_baseline_is_not_semi_supervised(tmp_path):
+    import numpy as np
+
+    from hybridwrap.card import render_card
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (60, 16, 16, 1), dtype=np.uint8)
+    npz = tmp_path / "my_subset.npz"
+    np.savez(npz, x_train=x, y_train=np.arange(60) % 10, x_test=x[:30], y_test=np.arange(30) % 10)
+    cards = {}
+    for preset in ("full", "classification"):
+        cfg = load_config(write_config(tmp_path / f"{preset}.yaml", preset=preset, max_steps=2,
+                                       data={"dataset": "npz", "path": str(npz), "image_size": None,
+                                             "max_eval_images": 25}))
+        cfg.output_dir = str(tmp_path / preset)
+        train(cfg)
+        cards[preset] = render_card(tmp_path / preset, repo_id="tester/x")
+    full = cards["full"]
+    result = full.data.eval_results[0]
+    assert result.dataset_type == "my_subset" and result.dataset_split == "test"
+    assert result.dataset_name == "my_subset (local file my_subset.npz, 25 test images)"
+    assert "Data: local file my_subset.npz." in full.text and "(25 images)" in full.text
+    assert "trained semi-supervised" in full.text and "semi-supervised" in full.data.tags
+    base = cards["classification"]
+    assert "semi-supervised" not in base.data.tags and "trained semi-supervised" not in base.text
+    assert "uses no unlabeled" in base.text and base.data.eval_results[0].task_name == "Image classification"
+
+
+@pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason="../shared/data/cifar10.npz not present")
+def test_the_shared_cifar_copy_is_called_a_jpeg_copy():
+    from hybridwrap.data.sources import describe_source
+
+    source = describe_source({"dataset": "cifar10", "path": str(SHARED_CIFAR)})
+    assert source == {"source": "local file cifar10.npz", "hub_id": None, "copy": "CIFAR-10 test (JPEG copy)"}
+    assert describe_source({"dataset": "cifar10", "path": None})["hub_id"] == "uoft-cs/cifar10"

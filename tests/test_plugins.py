@@ -54,14 +54,19 @@ def test_third_party_plugin_installed_only_through_an_entry_point(tmp_path, monk
                 return x if pre_logits else self.fc(x)
 
         def register():
+            # no package= / version=: hybridwrap reads them from the distribution of the entry point
             register_backbone("tiny_hw_net", lambda pretrained=False, **kw: TinyNet(**kw),
-                              default_input_size=(3, 16, 16), package="tiny-hw-plugin")
+                              default_input_size=(3, 16, 16))
     """))
     _install_distribution(tmp_path, monkeypatch, "tiny-hw-plugin", "tiny = tiny_hw_plugin:register")
     model = hybridwrap.wrap("tiny_hw_net", num_classes=4).train()
     out = model(torch.randn(2, 3, 16, 16))
     assert out.x_hat.shape == (2, 3, 16, 16)
     assert "tiny_hw_net" in hybridwrap.list_backbones()
+    from hybridwrap.serialization import config_dict
+
+    saved = config_dict(model.config)  # what config.json records, so from_pretrained elsewhere names the install
+    assert (saved["backbone_package"], saved["backbone_version"]) == ("tiny-hw-plugin", "0.1")
     sys.modules.pop("tiny_hw_plugin", None)
 
 

@@ -102,7 +102,7 @@ def test_multi_process_matches_one_process(tiny_config, tmp_path):
                           *args, "--output-dir", str(tmp_path / "two")], capture_output=True, text=True, env=ENV,
                          timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
-    assert two.stdout.count("student test acc") == 1  # the table is printed by rank 0 only
+    assert two.stdout.count("test accuracy") == 1  # the table is printed by rank 0 only
     one = subprocess.run([sys.executable, *args, "--output-dir", str(tmp_path / "one")], capture_output=True,
                          text=True, env=ENV, timeout=300)
     assert one.returncode == 0, one.stderr[-3000:]
@@ -168,7 +168,7 @@ def test_labels_outside_num_classes(tiny_config, tmp_path):
 
 
 def test_unknown_config_key_is_named(tiny_config):
-    with pytest.raises(ConfigError, match=r"Unknown config key .*loss.'lambda_recon'.*Did you mean lambda_rec"):
+    with pytest.raises(ConfigError, match=r"Unknown config key 'loss.lambda_recon' in .*Did you mean loss.lambda_rec"):
         load_config(tiny_config(loss={"lambda_recon": 0.5}))
     with pytest.raises(ConfigError, match=r"Unknown config key .*'epochs'"):
         load_config(tiny_config(epochs=3))
@@ -204,8 +204,10 @@ def test_cli_train_on_real_cifar10(tmp_path):
                               "--set", "data.max_eval_images=100", "--set", "data.num_labels=100"),
                          capture_output=True, text=True, env=ENV)
     assert done.returncode == 0, done.stderr
-    m = json.loads((out / "metrics.json").read_text())
+    m = json.loads((out / "metrics.json").read_text())  # one seed: the quickstart's 3 seeds are digits-only
     assert m["dataset"] == "cifar10" and m["labels"] == 100
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["selected_by"] == "" and saved["loss"]["lambda_rec"] == 1.0  # digits choices not carried over
 
 
 @pytest.mark.parametrize("args,match", [
@@ -231,3 +233,81 @@ def test_every_shipped_config_loads():
     layered = load_config([REPO / "configs" / "cifar10_convlarge.yaml", REPO / "configs" / "official_code.yaml"])
     assert (layered.loss.lambda_rec, layered.loss.lambda_rec_inter, layered.loss.detach_intermediate_targets) == (0.25, 0.5, True)
     assert layered.model.backbone == "convlarge" and layered.data.num_labels == 4000
+
+
+def test_format_results_mean_std_and_an_honest_verdict():
+    from hybridwrap.train import format_results
+
+    def res(preset, acc, seed, teacher=None):
+        r = {"preset": preset, "dataset": "digits", "test_acc": acc, "seed": seed}
+        return {**r, "teacher_test_acc": teacher} if teacher is not None else r
+
+    ahead = [res("full", a, s, a + 1) for s, a in enumerate((95.0, 96.0, 97.0))] + \
+            [res("classification", a, s) for s, a in enumerate((94.0, 94.0, 94.0))]
+    text = format_results(ahead, "hybridwrap tune on 288 validation images")
+    assert "mean ± std over 3 seeds" in text and "96.00 ± 1.00%" in text and "97.00 ± 1.00%" in text
+    assert "settings: hybridwrap tune on 288 validation images" in text
+    assert "is ahead of its labeled-only baseline by 2.00 ± 1.00 points" in text and "ahead in 3 of 3 seeds" in text
+    behind = [res("full", 93.0, s) for s in range(3)] + [res("classification", 94.0, s) for s in range(3)]
+    assert "does NOT beat its labeled-only baseline here: -1.00 ± 0.00 points" in format_results(behind)
+
+
+def test_seeds_and_baseline_overrides(tiny_config, tmp_path):
+    from hybridwrap.train import baseline_config, seed_configs
+
+    cfg = load_config(tiny_config(seeds=3, baseline_overrides=["optim.lr=0.001"]))
+    cfg.output_dir = str(tmp_path / "q")
+    runs = seed_configs(cfg)
+    assert [(c.seed, c.data.labels_seed, Path(c.output_dir).name) for c in runs] == [
+        (0, 0, "seed-0"), (1, 1, "seed-1"), (2, 2, "seed-2")]
+    base = baseline_config(cfg)
+    assert base.preset == "classification" and base.optim.lr == 0.001 and cfg.optim.lr == 0.003
+    assert Path(base.output_dir) == tmp_path / "q" / "baseline"
+
+
+def test_cli_train_several_seeds_with_baseline(tmp_path, tiny_config):
+    out = tmp_path / "seeds"
+    done = subprocess.run(cli("train", "--config", str(tiny_config(max_steps=2)), "--output-dir", str(out), "--baseline",
+                              "--seeds", "2", "--no-progress"), capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr
+    assert "mean ± std over 2 seeds" in done.stdout and "labeled-only baseline" in done.stdout
+    for d in ("seed-0", "seed-1", "baseline/seed-0", "baseline/seed-1"):
+        assert (out / d / "metrics.json").is_file()
+    labels = [json.loads((out / d / "labels.json").read_text())["labeled"] for d in ("seed-0", "seed-1")]
+    assert labels[0] != labels[1]  # seed k trains on labeled subset k
+
+
+def test_translation_and_normalisation_reach_the_run(tiny_config, tmp_path):
+    from hybridwrap.train import Run
+
+    run = Run(_cfg(tiny_config(), tmp_path / "t"))
+    assert run.translate == 2  # 16 px digits: 1/8 of the side
+    assert run.cfg.model.mean == (0.5,)  # ConvLarge's pretrained_cfg, one value for the 1-channel images
+    run2 = Run(_cfg(tiny_config(data={"translate": 3, "normalize": "dataset"}), tmp_path / "t2"))
+    assert run2.translate == 3
+    mean = run2.data.train_x.double().mean().item() / 255
+    assert run2.cfg.model.mean[0] == pytest.approx(mean, abs=1e-5)
+    saved = json.loads((tmp_path / "t2" / "train_config.json").read_text())
+    assert saved["model"]["mean"] == list(run2.cfg.model.mean)  # recorded with the run, reused on resume
+
+
+def test_resume_with_resolved_fields_left_unset_is_not_a_difference(tiny_config, tmp_path):
+    path = tiny_config(model={"input_size": None}, data={"image_size": 32})  # None: the backbone default, 32
+    out = tmp_path / "r"
+    train(_cfg(path, out, max_steps=2))
+    train(_cfg(path, out, max_steps=4), resume=True)  # input size, mean and std were resolved: not differences
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 4
+
+
+def test_resume_from_the_run_directory_alone(tiny_config, tmp_path):
+    out = tmp_path / "own"
+    first = subprocess.run(cli("train", "--config", str(tiny_config(max_steps=2, seeds=2)), "--output-dir", str(out),
+                               "--no-progress"), capture_output=True, text=True, env=ENV)
+    assert first.returncode == 0, first.stderr
+    # the documented resume: no --config, the run's own one (here a 2-seed run); --max-steps extends it
+    again = subprocess.run(cli("train", "--resume", "--output-dir", str(out), "--max-steps", "4", "--no-progress"),
+                           capture_output=True, text=True, env=ENV)
+    assert again.returncode == 0, again.stderr
+    for seed in (0, 1):
+        m = json.loads((out / f"seed-{seed}" / "metrics.json").read_text())
+        assert m["steps"] == 4 and m["seed"] == seed

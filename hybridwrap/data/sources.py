@@ -84,8 +84,11 @@ def load_digits() -> ImageData:
 
 def load_npz(path: str, name: str = "npz") -> ImageData:
     if not path or not os.path.isfile(path):
-        raise DataError(f"Data file {path!r} not found. Pass data.path=/path/to/file.npz "
-                        "(arrays x_train, y_train, x_test, y_test).")
+        if not path:
+            raise DataError("This dataset is read from a .npz file: pass --data-path /path/to/file.npz (data.path in "
+                            "a config), with arrays x_train, y_train, x_test, y_test.")
+        raise DataError(f"Data file {path!r} not found. Pass --data-path /path/to/file.npz (data.path in a config) "
+                        "with arrays x_train, y_train, x_test, y_test.")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -150,7 +153,7 @@ def load_hub(name: str, hub_id: str | None = None, unlabeled_extra: bool = False
     except Exception as exc:
         raise DataError(
             f"Could not load {name!r} from the Hugging Face hub ({repo}): {exc}. Check your internet connection "
-            f"or HF_DATASETS_OFFLINE, or pass a local copy with data.dataset=npz|imagefolder|disk and data.path=..."
+            f"or HF_DATASETS_OFFLINE, or pass a local copy with --dataset npz|imagefolder|disk and --data-path ..."
         ) from exc
     return _from_dataset_dict(dd, name, image_col, label_col, unl_split if unlabeled_extra else None)
 
@@ -159,7 +162,8 @@ def load_from_disk(path: str) -> ImageData:
     import datasets
 
     if not path or not os.path.isdir(path):
-        raise DataError(f"Dataset folder {path!r} not found. Pass data.path= a folder written by save_to_disk().")
+        raise DataError(f"Dataset folder {path!r} not found. Pass --data-path (data.path in a config) with a folder "
+                        "written by save_to_disk().")
     try:
         dd = datasets.load_from_disk(path)
     except Exception as exc:
@@ -173,7 +177,10 @@ def load_imagefolder(root: str, image_size: int | None = None) -> ImageData:
     from PIL import Image
 
     root_path = Path(root or "")
-    if not root or not (root_path / "train").is_dir() or not (root_path / "test").is_dir():
+    if not root:
+        raise DataError("--dataset imagefolder needs --data-path ROOT (data.path in a config), a folder with "
+                        "train/<class>/ and test/<class>/ sub-folders.")
+    if not (root_path / "train").is_dir() or not (root_path / "test").is_dir():
         raise DataError(f"ImageFolder root {root!r} must contain train/<class>/ and test/<class>/ folders.")
     classes = sorted(p.name for p in (root_path / "train").iterdir() if p.is_dir())
     if len(classes) < 2:
@@ -202,11 +209,42 @@ def load_imagefolder(root: str, image_size: int | None = None) -> ImageData:
 
     tx, ty = split("train")
     vx, vy = split("test")
+    for name, y in (("train", ty), ("test", vy)):
+        if len(y) == 0:
+            raise DataError(f"No images under {root_path / name}/<class>/ (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}). "
+                            "Put the images in one sub-folder per class.")
     unl = None
     if (root_path / "unlabeled").is_dir():
         files = sorted(f for f in (root_path / "unlabeled").rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
         unl = _to_nchw(read(files))
     return ImageData(root_path.name, tx, ty, vx, vy, classes, unl)
+
+
+# Local copies whose test split is not the original files (sha256 of the file -> what to call its test split)
+KNOWN_COPIES = {
+    "d3efad3454a8f728970e97fbe0eb99643bc20ab964f2d74edb085f5a0b2ec6bd": "CIFAR-10 test (JPEG copy)",
+}
+
+
+def describe_source(data_cfg: dict) -> dict:
+    """Where a run's images came from, as they were: for model cards (``data_cfg`` is train_config's data)."""
+    name, path = data_cfg.get("dataset"), data_cfg.get("path")
+    if name == "digits":
+        return {"source": "scikit-learn's 8x8 digits (embedded in the package)", "hub_id": None, "copy": None}
+    if name in HF_DATASETS and not (path and str(path).endswith(".npz")):
+        hub_id = path or HF_DATASETS[name][0]
+        return {"source": f"Hugging Face dataset {hub_id}", "hub_id": hub_id, "copy": None}
+    kind = {"imagefolder": "ImageFolder", "disk": "save_to_disk folder"}.get(name, "local file")
+    copy = None
+    if path and str(path).endswith(".npz") and os.path.isfile(path):
+        import hashlib
+
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        copy = KNOWN_COPIES.get(digest.hexdigest())
+    return {"source": f"{kind} {Path(str(path)).name}", "hub_id": None, "copy": copy}
 
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -222,7 +260,7 @@ def load_data(cfg) -> ImageData:
     if name == "digits":
         data = load_digits()
     elif name == "npz" or (name in HF_DATASETS and cfg.path and cfg.path.endswith(".npz")):
-        data = load_npz(cfg.path, name="cifar10" if name == "cifar10" else Path(cfg.path).stem)
+        data = load_npz(cfg.path, name="cifar10" if name == "cifar10" else Path(cfg.path or "npz").stem)
     elif name in HF_DATASETS:
         data = load_hub(name, hub_id=cfg.path, unlabeled_extra=cfg.unlabeled_extra)
     elif name == "imagefolder":
