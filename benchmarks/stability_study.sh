@@ -8,7 +8,8 @@
 #    changes it: translation, input noise): translation 2 px, Gaussian input noise off, EMA 0.99 / 0.999,
 #    λ_s ramp-up 500 steps instead of 200, Mean Teacher's two heads with the logit distance.
 # Finished runs are skipped and interrupted ones resume: run it again to complete it. RESULTS.md renders
-# whatever exists ("Stability under the faithful protocol").
+# whatever exists ("Stability under the faithful protocol"). The 2026-11-28 session ran all of it (about
+# 40 minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OFF=(--set loss.lambda_rec=0.25 --set loss.lambda_rec_inter=0.5 --set loss.detach_intermediate_targets=true)

@@ -19,7 +19,7 @@ def export_classifier(model, directory, teacher=None):
 
     return _export(model, directory, teacher=teacher)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "wrap", "from_pretrained", "export_classifier", "HybridNet", "HybridOutput", "IntermediatePair", "ModelConfig", "build_from_config",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import hybridwrap.train as train_module
-from conftest import ENV_TESTS, cli
+from conftest import ENV_TESTS, SHARED_CIFAR, cli
 from hybridwrap import ConfigError
 from hybridwrap.config import load_config
 from hybridwrap.tune import parse_grid, tune
@@ -168,3 +168,18 @@ def test_the_readme_says_what_the_measured_first_command_shows():
     established = statistics.fmean(diffs) > statistics.stdev(diffs) and all(d > 0 for d in diffs)
     assert ("gain over its baseline is not established" in readme) == (not established)
     assert q["seconds"] <= 300 and q["seeds"] >= 3  # the README promises about five minutes on 2 cores
+
+
+@pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason="../shared/data/cifar10.npz not present")
+def test_cli_tune_end_to_end_on_the_cifar10_npz(tmp_path):
+    done = subprocess.run(cli("tune", "--dataset", "cifar10", "--data-path", str(SHARED_CIFAR),
+                              "--tune-dir", str(tmp_path / "c"), "--max-steps", "2", "--val-size", "100",
+                              "--grid", "loss.lambda_rec=0.25,1.0", "--set", "data.max_train_images=600",
+                              "--set", "data.num_labels=100", "--set", "model.backbone_kwargs={width: 0.125}",
+                              "--set", "data.labeled_batch_size=4", "--set", "data.unlabeled_batch_size=8",
+                              "--set", "eval_every=1", "--set", "checkpoint_every=1"),
+                          capture_output=True, text=True, env=ENV_TESTS)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "c" / "tune.json").read_text())
+    assert summary["dataset"] == "cifar10" and summary["val_size"] == 100 and summary["trials"] == 2
+    assert "test set unused" in done.stdout

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 from timm.models import build_model_with_cfg, register_model
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"  # 0.2.0: block_depth in feature_info (mirrored decoders)
 
 
 class GaussianNoise(nn.Module):
