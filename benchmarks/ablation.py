@@ -35,7 +35,8 @@ TABLE1 = ["classification", "classification_stability", "autoencoder", "autoenco
 def git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hybridwrap", "plugins"], cwd=HERE,
+        # pathspecs are relative to cwd: run from the repository root, or the check never sees hybridwrap/
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hybridwrap", "plugins"], cwd=HERE.parent,
                                capture_output=True, text=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except OSError:
