@@ -55,7 +55,7 @@ class ModelConfig:
 # What a config.json written before a ModelConfig field existed meant: loading an old checkpoint must rebuild
 # the architecture it was trained with, not today's default.
 LEGACY_MODEL_DEFAULTS = {"decoder_depth": 2, "decoder_tail": "single", "pairs": "downsampling",
-                         "stability_head": False, "mean": None, "std": None}  # mean/std: see below
+                         "stability_head": False}
 LEGACY_NORMALIZATION = 0.5  # hybridwrap < 0.2 fed every model (x/255 - 0.5) / 0.5
 
 
@@ -268,7 +268,7 @@ def model_config_from_dict(values: dict) -> ModelConfig:
         raise ConfigError(f"Unknown model config keys {sorted(unknown)}: the config comes from a newer hybridwrap; "
                           "upgrade with `pip install -U hybridwrap`.")
     legacy = {k: v for k, v in LEGACY_MODEL_DEFAULTS.items() if k not in values}
-    if "mean" in legacy:  # before `mean`/`std` existed every model was fed [-1, 1]
+    if "mean" not in values:  # before `mean`/`std` existed every model was fed [-1, 1]
         chans = int(values.get("in_chans", 3))
         legacy["mean"], legacy["std"] = (LEGACY_NORMALIZATION,) * chans, (LEGACY_NORMALIZATION,) * chans
     values = {**legacy, **values}

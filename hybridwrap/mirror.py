@@ -287,8 +287,6 @@ def pooling_switches(level: Level, pool_input: torch.Tensor | None, source: torc
 
 
 def unpool(x: torch.Tensor, level: Level, switches: torch.Tensor) -> torch.Tensor:
-    if level.factor == (1, 1):
-        return x
     if switches.shape[1] == 1 and x.shape[1] != 1:
         switches = switches.expand(-1, x.shape[1], -1, -1)
     if level.pool is not None:
@@ -330,12 +328,11 @@ class DecoderBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, switches: torch.Tensor | None = None) -> torch.Tensor:
         x = self.pre(x)
-        if self.level.factor == (1, 1):
-            pass
-        elif self.mode == "unpool":
-            x = unpool(x, self.level, switches)
-        else:
-            x = F.interpolate(x, size=self.level.prev_size, mode=self.mode)
+        if self.level.factor != (1, 1):  # a stage that keeps the resolution has no resizing to undo
+            if self.mode == "unpool":
+                x = unpool(x, self.level, switches)
+            else:
+                x = F.interpolate(x, size=self.level.prev_size, mode=self.mode)
         return self.post(x)
 
 

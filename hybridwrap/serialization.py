@@ -88,9 +88,8 @@ def read_config(directory: str | Path) -> dict:
     if not isinstance(cfg.get("model"), dict) or not cfg["model"].get("backbone"):
         raise CheckpointError(f"{path} names no model.backbone: it is not a complete hybridwrap config. Restore the "
                               "file written with the weights (save_pretrained / the training run).")
-    if newer or cfg.get("format_version", 0) > FORMAT_VERSION:
-        return cfg
-    _check_model_keys(cfg["model"], path)
+    if not newer:  # a newer hybridwrap may know keys this one does not: config.py says so when building
+        _check_model_keys(cfg["model"], path)
     return cfg
 
 

@@ -412,14 +412,16 @@ class Run:
                 last.update({f"branch/{k}": v for k, v in branch_statistics(out, x).items()})
                 self._log("train", last)
                 bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-            if self.state.step % cfg.eval_every == 0 and self.state.step < cfg.max_steps:
+            if self.state.step % cfg.eval_every == 0 and self.state.step < end:
                 self._log("eval", self.evaluate())
                 self.model.train()
             if self.state.step % cfg.checkpoint_every == 0 or self.state.step in (cfg.max_steps, end):
                 self.save_checkpoint()
         bar.close()
         if end < cfg.max_steps:  # paused: scores so far, no final model
-            return {"steps": self.state.step, **self.evaluate()}
+            paused = self.evaluate()
+            self._log("eval", paused)
+            return {"steps": self.state.step, **paused}
         final = self.evaluate(final=True)
         self._log("eval", final)
         result = self._finish(final, time.time() - t0)
@@ -454,8 +456,10 @@ class Run:
             if self.teacher is not None:
                 res["teacher_val_acc"] = self._accuracy(self.teacher.model, self.val_loader)
         if model.decoder_c is not None:
-            images = self.data.test_x if self.eval_loader is not None else self.images[torch.tensor(self.split.val)]
-            x = self._normalize(images[:64].to(self.accelerator.device))
+            # branch statistics on 64 test images, or on validation images when the test split is off limits
+            images = (self.data.test_x[:64] if self.eval_loader is not None
+                      else self.images[torch.tensor(self.split.val[:64], dtype=torch.long)])
+            x = self._normalize(images.to(self.accelerator.device))
             res.update({f"branch/{k}": v for k, v in branch_statistics(model(x, reconstruct=True), x).items()})
             weak = collapsed_branch(res.get("branch/energy_share_c"))
             if weak and self.accelerator.is_main_process:

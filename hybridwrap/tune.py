@@ -112,7 +112,7 @@ def default_val_size(num_train: int) -> int:
 
 class Tuner:
     def __init__(self, base: TrainConfig, grid: dict[str, list], tune_dir: Path, seeds: list[int],
-                 metric: str = "val_acc", early_stop: float = 0.5, log=print):
+                 metric: str = "val_acc", early_stop: float = 0.5, log=print, train_val_size: int = 0):
         if metric not in METRICS:
             raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}.")
         if metric == "teacher_val_acc" and base.loss.stability != "mean_teacher":
@@ -127,7 +127,7 @@ class Tuner:
         for t in self.trials:  # every setting must be a valid override before anything trains
             trial_config(base, t, self.dir)
         self.results: dict[tuple[str, int], dict] = {}  # (trial name, step) -> metrics
-        self.train_val_size = 0  # val_size of the config best.yaml writes (the user's own)
+        self.train_val_size = train_val_size  # val_size of the config best.yaml writes (the user's own)
 
     # -- results on disk: trials.jsonl is append-only, so an interrupted tune loses nothing ---------
     def _load(self) -> None:
@@ -234,8 +234,6 @@ def tune(base: TrainConfig, grid: dict[str, list], tune_dir: str | Path, seeds: 
     if base.data.val_size <= 0:
         from .data import load_data
 
-        probe = copy.deepcopy(base.data)
-        base.data.val_size = default_val_size(len(load_data(probe).train_y))
-    tuner = Tuner(base, grid, Path(tune_dir), seeds if seeds is not None else [base.seed], metric, early_stop, log)
-    tuner.train_val_size = train_val_size
-    return tuner.run()
+        base.data.val_size = default_val_size(len(load_data(base.data).train_y))
+    return Tuner(base, grid, Path(tune_dir), seeds if seeds is not None else [base.seed], metric, early_stop, log,
+                 train_val_size).run()

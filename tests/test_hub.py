@@ -204,6 +204,14 @@ def test_directory_without_config_or_weights(tmp_path, run_dir):
         hybridwrap.from_pretrained(model_dir)
 
 
+def _edited_copy(run_dir, target, edit):
+    """A copy of the run's saved model whose config.json is ``edit(config)``."""
+    shutil.copytree(run_dir / "model", target)
+    cfg = json.loads((target / "config.json").read_text())
+    (target / "config.json").write_text(json.dumps(edit(cfg)))
+    return target
+
+
 def test_config_from_a_newer_hybridwrap_or_missing_plugin(tmp_path, run_dir):
     newer = tmp_path / "newer"
     shutil.copytree(run_dir / "model", newer)
@@ -211,10 +219,8 @@ def test_config_from_a_newer_hybridwrap_or_missing_plugin(tmp_path, run_dir):
     (newer / "config.json").write_text(json.dumps({**cfg, "format_version": 99, "hybridwrap_version": "9.0"}))
     with pytest.raises(CheckpointError, match="written by hybridwrap 9.0, newer than this .*pip install -U hybridwrap"):
         hybridwrap.from_pretrained(newer)
-    future_key = tmp_path / "future-key"
-    shutil.copytree(run_dir / "model", future_key)
-    (future_key / "config.json").write_text(json.dumps({**cfg, "hybridwrap_version": "9.0.0",
-                                                        "model": {**cfg["model"], "new_option": 1}}))
+    future_key = _edited_copy(run_dir, tmp_path / "future-key", lambda c: {
+        **c, "hybridwrap_version": "9.0.0", "model": {**c["model"], "new_option": 1}})
     with pytest.warns(UserWarning, match="written by hybridwrap 9.0.0, newer"), \
             pytest.raises(ConfigError, match="newer hybridwrap"):
         hybridwrap.from_pretrained(future_key)
@@ -224,9 +230,7 @@ def test_config_from_a_newer_hybridwrap_or_missing_plugin(tmp_path, run_dir):
         ("edited-format", {"format_version": 2}, "format_version 2: .* the file was edited"),
         ("no-backbone", {"model": {k: v for k, v in cfg["model"].items() if k != "backbone"}}, "names no model.backbone"),
     ):
-        bad = tmp_path / name
-        shutil.copytree(run_dir / "model", bad)
-        (bad / "config.json").write_text(json.dumps({**cfg, **changed}))
+        bad = _edited_copy(run_dir, tmp_path / name, lambda c, changed=changed: {**c, **changed})
         with pytest.raises(CheckpointError, match=error):
             hybridwrap.from_pretrained(bad)
     plugin = tmp_path / "plugin"
@@ -281,11 +285,8 @@ def test_from_pretrained_returns_eval_mode_and_names_a_missing_local_path(run_di
 
 
 def test_unknown_backbone_of_an_installed_package_is_not_told_to_install_it(run_dir, tmp_path):
-    bad = tmp_path / "typo"
-    shutil.copytree(run_dir / "model", bad)
-    cfg = json.loads((bad / "config.json").read_text())
-    (bad / "config.json").write_text(json.dumps({**cfg, "model": {**cfg["model"], "backbone": "convlarg"},
-                                                 "backbone_package": "hybridwrap"}))
+    bad = _edited_copy(run_dir, tmp_path / "typo", lambda c: {
+        **c, "model": {**c["model"], "backbone": "convlarg"}, "backbone_package": "hybridwrap"})
     with pytest.raises(CheckpointError, match="which the installed hybridwrap does not register") as info:
         hybridwrap.from_pretrained(bad)
     assert "pip install hybridwrap" not in str(info.value)
