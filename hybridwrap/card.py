@@ -26,8 +26,11 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, picture_dir: st
     model_cfg = _read_json(run_dir / "model" / "config.json")
     if cfg is None or model_cfg is None:
         from .errors import CheckpointError
+        from .serialization import require_finished_run
 
-        raise CheckpointError(f"{run_dir} is not a finished hybridwrap run (no train_config.json or model/config.json).")
+        require_finished_run(run_dir)
+        raise CheckpointError(f"{run_dir} has a model but no train_config.json, which the card is written from: "
+                              "restore it from the run, or pass the run directory itself.")
     metrics = _read_json(run_dir / "metrics.json")
     labels = _read_json(run_dir / "labels.json") or {}
     data, model = cfg["data"], cfg["model"]

@@ -1,4 +1,4 @@
-"""The ``hybridwrap`` command: train, eval, push, export, card, visualize, backbones, summary."""
+"""The ``hybridwrap`` command: train, config, tune, eval, push, export, card, visualize, backbones, summary."""
 
 from __future__ import annotations
 
@@ -71,7 +71,8 @@ def _cmd_export(args) -> int:
     export_classifier(model, out, teacher=teacher if args.teacher else None)
     print(f"exported the {'teacher' if args.teacher else 'student'} classifier to {out}")
     if args.repo_id:
-        url = _upload(out, args.repo_id, token, args.private, "Upload classifier exported by hybridwrap", None)
+        offline = f"offline, the classifier stays in {out}: upload that folder later (`hf upload {args.repo_id} {out}`)."
+        url = _upload(out, args.repo_id, token, args.private, "Upload classifier exported by hybridwrap", None, offline)
         print(f"pushed to {args.repo_id}: {url}")
     return 0
 
@@ -92,6 +93,30 @@ def _cmd_visualize(args) -> int:
     from .visualize import visualize_run
 
     print(f"wrote {visualize_run(args.run, args.output, n=args.num, data_path=args.data_path)}")
+    return 0
+
+
+def _cmd_config(args) -> int:
+    import json
+
+    import yaml
+
+    from .config import to_dict
+    from .presets import apply_preset
+    from .train import config_from_args
+
+    cfg = config_from_args(args)
+    apply_preset(cfg)  # what the run will use: the preset switches its branches and loss terms
+    resolved = json.loads(json.dumps(to_dict(cfg), default=list))
+    if args.keys:
+        for section, value in resolved.items():
+            for key, v in (value.items() if isinstance(value, dict) else [(None, value)]):
+                name = f"{section}.{key}" if key else section
+                print(f"--set {name}={json.dumps(v)}")
+        return 0
+    print("# the resolved config: save it and pass it with --config, or change any field with --set SECTION.FIELD=VALUE")
+    print("# (model.input_size, model.mean and model.std left null are resolved from the data and the backbone)")
+    print(yaml.safe_dump(resolved, sort_keys=False), end="")
     return 0
 
 
@@ -133,6 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("train", help="train a HybridNet (defaults to the embedded digits quickstart)")
     add_train_arguments(p)
 
+    p = sub.add_parser("config", help="print the resolved training config, or every --set key",
+                       description="Resolve the config that `hybridwrap train` would run with the same options and print "
+                                   "it as YAML (usable with --config), or with --keys one `--set` line per field.")
+    add_train_arguments(p)
+    show = p.add_mutually_exclusive_group()
+    show.add_argument("--show", action="store_true", help="print the resolved config as YAML (the default)")
+    show.add_argument("--keys", action="store_true", help="print every --set key with its resolved value")
+    p.set_defaults(fn=_cmd_config)
+
     p = sub.add_parser("tune", help="choose hyperparameters on a validation split of the training images",
                        description="Train one trial per grid setting on a validation split held out of the training "
                                    "images (never the test set) and write trials.jsonl, tune.json and best.yaml (a "
@@ -158,10 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("eval", help="evaluate a trained run's student and teacher on a test set")
     p.add_argument("run", help="run directory (or its model/ folder)")
     p.add_argument("--dataset", help="dataset to evaluate on (default: the run's own)")
-    p.add_argument("--data-path")
-    p.add_argument("--image-size", type=int)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--max-images", type=int)
+    p.add_argument("--data-path", help="local file/folder of that dataset (npz, ImageFolder root, save_to_disk dir)")
+    p.add_argument("--image-size", type=int, help="resize the images to this side first (default: the run's own "
+                                                       "data.image_size)")
+    p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
+    p.add_argument("--max-images", type=int, help="evaluate only the first N test images")
     p.set_defaults(fn=_cmd_eval)
 
     p = sub.add_parser("backbones", help="list registered backbones")
@@ -170,49 +205,59 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=_cmd_backbones)
 
     p = sub.add_parser("summary", help="wrap a backbone and print its levels and parameter counts")
-    p.add_argument("backbone")
-    p.add_argument("--num-classes", type=int, default=10)
-    p.add_argument("--in-chans", type=int, default=3)
-    p.add_argument("--input-size", type=int)
+    p.add_argument("backbone", help="a registered backbone or any timm CNN (`hybridwrap backbones` lists them)")
+    p.add_argument("--num-classes", type=int, default=10, help="classes of the head C (default: 10)")
+    p.add_argument("--in-chans", type=int, default=3, help="image channels (default: 3)")
+    p.add_argument("--input-size", type=int, help="image side in pixels (default: the backbone's pretrained_cfg)")
     p.set_defaults(fn=_cmd_summary)
 
     p = sub.add_parser("push", help="push a finished run (weights, model card, picture) to the Hugging Face Hub")
-    p.add_argument("run")
+    p.add_argument("run", help="a finished run directory (it holds model/)")
     p.add_argument("--repo-id", required=True, help="namespace/name")
     p.add_argument("--token", help="Hugging Face token (default: HF_TOKEN or the `hf auth login` token)")
-    p.add_argument("--private", action="store_true")
+    p.add_argument("--private", action="store_true", help="create the repo as private")
     p.add_argument("--revision", help="branch to push to (default: main)")
     p.add_argument("--no-picture", action="store_true", help="skip the reconstruction picture")
     p.set_defaults(fn=_cmd_push)
 
     p = sub.add_parser("export", help="export E_c + C as a plain timm checkpoint (optionally push it)")
     p.add_argument("run", help="run directory or saved model directory")
-    p.add_argument("--output-dir")
+    p.add_argument("--output-dir", help="folder for the timm checkpoint (default: a new temporary folder)")
     p.add_argument("--teacher", action="store_true", help="export the Mean Teacher instead of the student")
     p.add_argument("--repo-id", help="also push the classifier to this Hub repo")
-    p.add_argument("--token")
-    p.add_argument("--private", action="store_true")
+    p.add_argument("--token", help="Hugging Face token (default: HF_TOKEN or the `hf auth login` token)")
+    p.add_argument("--private", action="store_true", help="create the repo as private")
     p.set_defaults(fn=_cmd_export)
 
     p = sub.add_parser("card", help="render a run's model card locally")
-    p.add_argument("run")
+    p.add_argument("run", help="a finished run directory")
     p.add_argument("--repo-id", help="repo id used in the usage snippets")
     p.add_argument("--output", help="default: RUN/README.md")
-    p.add_argument("--no-picture", action="store_true")
+    p.add_argument("--no-picture", action="store_true", help="do not draw the reconstruction picture")
     p.set_defaults(fn=_cmd_card)
 
     p = sub.add_parser("visualize", help="draw x, x̂_c, x̂_u, x̂ for test images of a run (Fig. 4)")
-    p.add_argument("run")
+    p.add_argument("run", help="a finished run directory")
     p.add_argument("--output", help="PNG path (default: RUN/reconstructions.png)")
-    p.add_argument("--num", type=int, default=8)
-    p.add_argument("--data-path")
+    p.add_argument("--num", type=int, default=8, help="test images to draw (default: 8)")
+    p.add_argument("--data-path", help="local file/folder of the run's dataset, if it was trained from one")
     p.set_defaults(fn=_cmd_visualize)
 
+    p = sub.add_parser("launch", add_help=False,
+                       help="accelerate launch for a hybridwrap command, with clean errors and exit statuses "
+                            "(hybridwrap launch --multi_gpu --num_processes 2 train ...; launch --help)")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["launch"]:  # its options are accelerate's: parsed there
+        from .launch import main as launch_main
+
+        return launch_main(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "train":
         from .train import main as train_main
 
-        return train_main(argv[1:] if argv is not None else sys.argv[2:])
+        return train_main(argv[1:])
     return run_user_command(lambda: args.fn(args))
 
 

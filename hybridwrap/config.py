@@ -140,6 +140,9 @@ class TrainConfig:
     mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate; bf16 autocast also speeds up AVX-512-BF16 CPUs)
     channels_last: bool = False  # NHWC memory format (measured faster on CPU: benchmarks/step_options.py)
     progress_bar: bool = True
+    # console: quiet (warnings, errors) | info (start-up summary, evaluations, checkpoints, end) | verbose (also
+    # the training losses every log_every steps); RUN/train.log always gets everything
+    log_level: str = "info"
     compare_baseline: bool = False  # also train the labeled-only "classification" preset and print both
     # overrides (section.field=value) for that baseline only: its own settings, chosen by its own `tune`
     baseline_overrides: list = field(default_factory=list)

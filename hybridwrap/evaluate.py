@@ -11,7 +11,7 @@ from .config import DataConfig
 from .data import augment as aug
 from .data import load_data
 from .errors import CheckpointError, DataError
-from .serialization import CONFIG_NAME, load_model
+from .serialization import CONFIG_NAME, load_model, require_finished_run
 
 
 def resolve_model_dir(run_or_repo: str) -> tuple[Path, Path | None]:
@@ -23,8 +23,7 @@ def resolve_model_dir(run_or_repo: str) -> tuple[Path, Path | None]:
         run = p.parent if (p.parent / "train_config.json").is_file() else None
         return p, run
     if p.exists():
-        raise CheckpointError(f"{p} holds no trained model (no model/{CONFIG_NAME}); did the run finish? "
-                              "Resume it with `hybridwrap train --resume --output-dir ...`.")
+        require_finished_run(p)
     if run_or_repo.count("/") == 1 and not run_or_repo.startswith((".", "/")):
         from .hub import download_model
 

@@ -12,15 +12,35 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import CheckpointError, ConfigError, HybridWrapError, UnknownBackboneError
-from .serialization import CONFIG_NAME, WEIGHTS_NAME, load_model, read_config, save_model
+from .errors import CheckpointError, ConfigError, HubError, UnknownBackboneError
+from .serialization import CONFIG_NAME, WEIGHTS_NAME, load_model, read_config, require_finished_run, save_model
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TEACHER_NAME = "teacher.safetensors"
 
 
-class HubError(HybridWrapError, RuntimeError):
-    """The Hub refused or could not be reached."""
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """What the Hub client raises when the endpoint cannot be reached (OfflineModeIsEnabled is a ConnectionError)."""
+    import importlib
+
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module, name in (("httpx2", "TransportError"), ("httpx", "TransportError"),
+                         ("requests", "ConnectionError"), ("requests", "Timeout")):
+        try:
+            errors.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+def unreachable(exc: BaseException, action: str, offline_alternative: str) -> HubError:
+    """The error for a Hub that cannot be reached: the endpoint, the cause in one line, what works offline."""
+    from huggingface_hub import constants
+
+    cause = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return HubError(f"{action} failed: the Hugging Face Hub at {constants.ENDPOINT} cannot be reached "
+                    f"({type(exc).__name__}: {cause}). Check the network (or HF_ENDPOINT / HF_HUB_OFFLINE); "
+                    f"{offline_alternative} Nothing local was changed.")
 
 
 def validate_repo_id(repo_id: str) -> str:
@@ -54,8 +74,12 @@ def _download(repo_id: str, filename: str, *, revision, token, cache_dir, local_
     except LocalEntryNotFoundError as exc:  # (a subclass of EntryNotFoundError: test it first)
         if optional:
             return None
-        raise HubError(f"{filename} of {repo_id} is not in the local cache and the Hub cannot be reached "
-                       f"({'local_files_only=True' if local_files_only else exc}). Download it once online.") from exc
+        from huggingface_hub import constants
+
+        why = "local_files_only=True" if local_files_only else f"the Hub at {constants.ENDPOINT} cannot be reached"
+        raise HubError(f"{filename} of {repo_id} is not in the local cache and {why}. Download it once online "
+                       "(or check HF_ENDPOINT / HF_HUB_OFFLINE), or load a local directory written by "
+                       "save_pretrained() instead.") from exc
     except EntryNotFoundError as exc:
         if optional:
             return None
@@ -65,6 +89,9 @@ def _download(repo_id: str, filename: str, *, revision, token, cache_dir, local_
     except RepositoryNotFoundError as exc:
         raise HubError(f"Repository {repo_id} not found, or it is private and no valid token was given "
                        "(pass token=..., or log in with `hf auth login`).") from exc
+    except _network_errors() as exc:
+        raise unreachable(exc, f"Downloading {filename} of {repo_id}", "offline, load a local directory written "
+                          "by save_pretrained() instead.") from exc
 
 
 def download_model(repo_id: str, *, revision: str | None = None, token: str | None = None,
@@ -131,7 +158,8 @@ def save_pretrained(model, directory: str | Path, teacher=None) -> Path:
 
 
 def _upload(staging: Path, repo_id: str, token: str, private: bool, commit_message: str,
-            revision: str | None) -> str:
+            revision: str | None, offline: str = "offline, save the model locally with save_pretrained() and push "
+                                                   "it later.") -> str:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -145,6 +173,8 @@ def _upload(staging: Path, repo_id: str, token: str, private: bool, commit_messa
         hint = " Check that the token has write access to this namespace." if status in (401, 403) else ""
         raise HubError(f"Pushing to {repo_id} failed (HTTP {status}): {str(exc).splitlines()[0]}.{hint} "
                        "Nothing local was changed.") from exc
+    except _network_errors() as exc:
+        raise unreachable(exc, f"Pushing to {repo_id}", offline) from exc
     return str(getattr(info, "commit_url", info))
 
 
@@ -168,9 +198,9 @@ def push_run(run_dir: str | Path, repo_id: str, *, token: str | None = None, pri
     validate_repo_id(repo_id)
     run_dir = Path(run_dir)
     model_dir = run_dir / "model"
-    if not (model_dir / CONFIG_NAME).is_file() or not (model_dir / WEIGHTS_NAME).is_file():
-        raise CheckpointError(f"{run_dir} has no model/{CONFIG_NAME} and model/{WEIGHTS_NAME}: push a finished run "
-                              "(or resume it with `hybridwrap train --resume`).")
+    require_finished_run(run_dir)
+    if not (model_dir / WEIGHTS_NAME).is_file():
+        raise CheckpointError(f"{model_dir} has no {WEIGHTS_NAME}: push a finished run, or restore its weights.")
     token = resolve_token(token)
     with tempfile.TemporaryDirectory(prefix="hybridwrap-push-") as tmp:
         staging = Path(tmp)
@@ -184,4 +214,6 @@ def push_run(run_dir: str | Path, repo_id: str, *, token: str | None = None, pri
         card.save(staging / "README.md")
         message = commit_message or f"Upload {json.loads((model_dir / CONFIG_NAME).read_text())['model']['backbone']} " \
                                     f"HybridNet run {run_dir.name}"
-        return _upload(staging, repo_id, token, private, message, revision)
+        offline = (f"offline, {run_dir} keeps everything: push it later with the same command, or write the "
+                   f"classifier to a folder with `hybridwrap export {run_dir} --output-dir DIR`.")
+        return _upload(staging, repo_id, token, private, message, revision, offline)

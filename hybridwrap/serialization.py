@@ -61,6 +61,21 @@ def save_model(model, directory: str | Path, extra_config: dict | None = None, t
     return directory
 
 
+def require_finished_run(run_dir: str | Path) -> Path:
+    """``run_dir`` if it holds a trained model, else an error that says how to get one."""
+    run_dir = Path(run_dir)
+    if (run_dir / "model" / CONFIG_NAME).is_file():
+        return run_dir
+    seeds = sorted(p.name for p in run_dir.glob("seed-*") if p.is_dir())
+    if seeds:
+        raise CheckpointError(f"{run_dir} holds several seeds: pass one of them, e.g. {run_dir / seeds[0]}.")
+    if (run_dir / "train_config.json").is_file() or (run_dir / "checkpoints").is_dir():
+        raise CheckpointError(f"{run_dir} has not finished training (no model/{CONFIG_NAME} yet). Finish it with "
+                              f"`hybridwrap train --resume --output-dir {run_dir}`.")
+    raise CheckpointError(f"{run_dir} is not a hybridwrap run directory (no train_config.json, no model/): pass the "
+                          "--output-dir of a finished `hybridwrap train`.")
+
+
 def read_config(directory: str | Path) -> dict:
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():

@@ -25,12 +25,12 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from . import losses
+from . import logs, losses
 from .config import TrainConfig, apply_overrides, fill_resolved, fingerprint, from_dict, load_config, to_dict
 from .data import augment as aug
 from .data import load_data
 from .data.semisup import Split, TwoStreamBatches, make_split
-from .errors import CheckpointError, ConfigError, DataError, TrainingError, run_user_command
+from .errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingError, run_user_command
 from .model import build_from_config
 from .presets import apply_preset
 from .serialization import atomic_write_text, save_model
@@ -38,17 +38,20 @@ from .teachers import MeanTeacher, TemporalEnsembling
 
 CHECKPOINTS = "checkpoints"
 COLLAPSE_SHARE = 0.02  # a branch producing < 2% of x̂'s energy has collapsed (§3.2)
+logger = logs.get_logger(__name__)
 
 
 @dataclass
 class TrainState:
     step: int = 0
+    seconds: float = 0.0  # training time of all sessions up to the checkpoint (a resumed run's total)
 
     def state_dict(self):
-        return {"step": self.step}
+        return {"step": self.step, "seconds": self.seconds}
 
     def load_state_dict(self, state):
         self.step = int(state["step"])
+        self.seconds = float(state.get("seconds", 0.0))  # checkpoints of hybridwrap <= 0.2.0 lack it
 
 
 # ------------------------------------------------------------------------------------ run directory
@@ -87,6 +90,53 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
             diffs += [f"{k}: {a[k]!r} -> {b[k]!r}" for k in ("preset", "seed") if a[k] != b[k]]
             raise CheckpointError(f"Cannot resume {run_dir}: it was trained with another config ({'; '.join(diffs)}). "
                                   "Resume with the run's own config, or start a new run in another --output-dir.")
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (what a failed start must remove), or None."""
+    missing = None
+    for p in [path, *path.parents]:
+        if p.exists():
+            break
+        missing = p
+    return missing
+
+
+def _allow_new_precision(mixed_precision: str) -> None:
+    """Accelerate keeps one mixed-precision setting per process and refuses another one; a process that trains
+    one run after another (a notebook, a benchmark) may change it. Only the precision part of Accelerate's
+    state is forgotten: the process group, if any, stays (this is what Accelerate's own tests do)."""
+    from accelerate.state import AcceleratorState
+
+    shared = AcceleratorState._shared_state
+    if shared and shared.get("_mixed_precision") not in (None, mixed_precision):
+        AcceleratorState._reset_state(reset_partial_state=False)
+
+
+_watching_launcher = False
+
+
+def _stop_when_launcher_dies() -> None:
+    """Under `accelerate launch`, stop this worker when the launcher is killed (kill -9 leaves its workers
+    running otherwise, as orphans holding the CPU or GPU). Checked every 2 s by a daemon thread."""
+    global _watching_launcher
+    if _watching_launcher or "TORCHELASTIC_RUN_ID" not in os.environ:
+        return
+    import threading
+
+    launcher = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(2.0)
+            if os.getppid() != launcher:
+                if int(os.environ.get("RANK", "0")) == 0:
+                    print(f"hybridwrap: error: the launcher (pid {launcher}) is gone; this worker stops too. Continue "
+                          "from the last checkpoint with --resume.", file=sys.stderr, flush=True)
+                os._exit(1)
+
+    threading.Thread(target=watch, name="hybridwrap-launcher-watch", daemon=True).start()
+    _watching_launcher = True
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -161,6 +211,7 @@ def _validate(cfg: TrainConfig, world: int) -> None:
                           f"{cfg.optim.beta1_rampdown}.")
     if cfg.max_steps < 1:
         raise ConfigError(f"max_steps must be >= 1, got {cfg.max_steps}.")
+    logs.check_level(cfg.log_level)
     if cfg.mixed_precision not in ("no", "bf16", "fp16"):
         raise ConfigError(f"mixed_precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}.")
 
@@ -206,21 +257,37 @@ class Run:
         apply_preset(cfg)
         self.cfg = cfg
         self.run_dir = Path(cfg.output_dir)
+        # Checks come first and run on every process: each process reaches the same verdict and exits with
+        # the same error, instead of one waiting at a barrier for a process that has already stopped.
+        _validate(cfg, int(os.environ.get("WORLD_SIZE", "1")))
+        _check_run_dir(cfg, self.run_dir, resume)
         trackers = ["tensorboard"] if _has_tensorboard() else None
         # `accelerate launch --multi_gpu` on a machine without GPUs: run the processes on CPU with gloo
         # (Accelerate only does so when told cpu=True).
         cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+        _allow_new_precision(cfg.mixed_precision)
         self.accelerator = Accelerator(
             cpu=cpu, mixed_precision=cfg.mixed_precision, log_with=trackers,
             project_config=ProjectConfiguration(project_dir=str(self.run_dir), logging_dir=str(self.run_dir / "tensorboard")),
         )
         acc = self.accelerator
         self.world, self.rank = acc.num_processes, acc.process_index
-        _validate(cfg, self.world)
+        acc.wait_for_everyone()  # every process has checked the run directory before the main one writes to it
+        _stop_when_launcher_dies()
+        self._created_dir = _first_missing(self.run_dir) if acc.is_main_process else None
+        self._log_file = None
+        try:
+            self._setup(resume, trackers)
+        except BaseException:
+            self.close(failed=True)
+            raise
+
+    def _setup(self, resume: bool, trackers) -> None:
+        cfg, acc = self.cfg, self.accelerator
         if acc.is_main_process:
-            _check_run_dir(cfg, self.run_dir, resume)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             _clean_partial_checkpoints(self.run_dir)
+            self._log_file = logs.attach_file(self.run_dir)
         acc.wait_for_everyone()
 
         # data and split (the labeled subset is saved with the run and reused on resume)
@@ -278,10 +345,11 @@ class Run:
                 extra.to(acc.device)
                 acc.register_for_checkpointing(extra)
 
-        if resume and checkpoint_dirs(self.run_dir):
-            latest = checkpoint_dirs(self.run_dir)[-1]
+        latest = checkpoint_dirs(self.run_dir)[-1] if resume and checkpoint_dirs(self.run_dir) else None
+        if latest is not None:
             acc.load_state(str(latest))
-            acc.print(f"Resumed {self.run_dir} at step {self.state.step} from {latest.name}")
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self._logged = self._keep_metrics_until(self.state.step) if acc.is_main_process else set()
         if acc.is_main_process:
             atomic_write_text(self.run_dir / "train_config.json", json.dumps(to_dict(cfg), indent=2, default=list))
             if not split_path.exists():
@@ -290,7 +358,7 @@ class Run:
             flat = {f"{s}.{k}": v for s, sec in to_dict(cfg).items() if isinstance(sec, dict)
                     for k, v in sec.items() if isinstance(v, (int, float, str, bool))}
             acc.init_trackers("hybridwrap", config=flat)
-        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self._log_start(latest)
 
     # -- pieces of a step ----------------------------------------------------------------------
     def _batch(self, step: int):
@@ -380,7 +448,7 @@ class Run:
 
         bar = tqdm(total=cfg.max_steps, initial=self.state.step, disable=not (acc.is_local_main_process and cfg.progress_bar),
                    desc=f"{cfg.preset}", dynamic_ncols=True)
-        t0 = time.time()
+        t0, seconds_before = time.time(), self.state.seconds
         self.model.train()
         last = {}
         while self.state.step < end:
@@ -416,6 +484,7 @@ class Run:
                 self._log("eval", self.evaluate())
                 self.model.train()
             if self.state.step % cfg.checkpoint_every == 0 or self.state.step in (cfg.max_steps, end):
+                self.state.seconds = seconds_before + time.time() - t0
                 self.save_checkpoint()
         bar.close()
         if end < cfg.max_steps:  # paused: scores so far, no final model
@@ -424,7 +493,7 @@ class Run:
             return {"steps": self.state.step, **paused}
         final = self.evaluate(final=True)
         self._log("eval", final)
-        result = self._finish(final, time.time() - t0)
+        result = self._finish(final, seconds_before + time.time() - t0, session=time.time() - t0)
         acc.end_training()
         return result
 
@@ -473,11 +542,56 @@ class Run:
     # -- files ---------------------------------------------------------------------------------
     def _log(self, split: str, values: dict) -> None:
         acc = self.accelerator
+        if (self.state.step, split) in self._logged:  # a run resumed at its end evaluates its last step again
+            return
+        self._logged.add((self.state.step, split))
         numeric = {f"{split}/{k}": v for k, v in values.items() if isinstance(v, (int, float))}
         acc.log(numeric, step=self.state.step)
         if acc.is_main_process:
             with open(self.metrics_path, "a") as f:
                 f.write(json.dumps({"step": self.state.step, "split": split, **values}) + "\n")
+        where = f"step {self.state.step}/{self.cfg.max_steps}"
+        if split == "eval":
+            logger.info(f"{where}: {describe_scores(values)}")
+        else:
+            terms = " ".join(f"{k[len('loss/'):]}={v:.4f}" for k, v in values.items() if k.startswith("loss/"))
+            logger.debug(f"{where}: {terms} lr={values.get('lr', 0):.2e}")
+
+    def _keep_metrics_until(self, step: int) -> set[tuple[int, str]]:
+        """On resume at ``step``, drop the metrics.jsonl lines written after that checkpoint (the resumed run
+        writes them again) and return the (step, split) pairs already logged."""
+        if not self.metrics_path.is_file():
+            return set()
+        kept = [line for line in self.metrics_path.read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] <= step]
+        atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
+        return {(json.loads(line)["step"], json.loads(line)["split"]) for line in kept}
+
+    def _log_start(self, resumed_from: Path | None) -> None:
+        cfg, data, split = self.cfg, self.data, self.split
+        model = self.accelerator.unwrap_model(self.model)
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        unlabeled = len(self.batches.unlabeled)  # every training image outside validation, labeled ones too
+        test = f", {len(data.test_y)} test" if self.eval_loader is not None else ", test split unused"
+        start = (f"resumed at step {self.state.step} from {resumed_from}" if resumed_from is not None
+                 else "new run")
+        logger.info(f"hybridwrap: training {cfg.preset} ({cfg.model.backbone}, {params:.2f} M parameters, "
+                    f"{cfg.model.input_size[0]}x{cfg.model.input_size[1]}) on {data.name}")
+        logger.info(f"  data: {len(split.labeled)} labeled, {unlabeled} in the unlabeled stream, {len(split.val)} "
+                    f"validation{test}; "
+                    f"batches of {cfg.data.labeled_batch_size} labeled + {cfg.data.unlabeled_batch_size} unlabeled")
+        logger.info(f"  {cfg.max_steps} steps on {self.accelerator.device} ({self.world} process"
+                    f"{'es' if self.world > 1 else ''}, precision {cfg.mixed_precision}); evaluate every "
+                    f"{cfg.eval_every}, checkpoint every {cfg.checkpoint_every}")
+        logger.info(f"  run directory {self.run_dir} ({start}); log {self.run_dir / logs.LOG_FILE}")
+
+    def close(self, failed: bool = False) -> None:
+        """Detach train.log; after a failed start, remove the run directory that start created (nothing in it
+        is worth keeping, and re-running the same command must not find a half-made run)."""
+        logs.detach(self._log_file)
+        self._log_file = None
+        if failed and self._created_dir is not None and not checkpoint_dirs(self.run_dir):
+            shutil.rmtree(self._created_dir, ignore_errors=True)
 
     def save_checkpoint(self) -> Path:
         acc = self.accelerator
@@ -499,9 +613,10 @@ class Run:
             for old in checkpoint_dirs(self.run_dir)[: -self.cfg.keep_checkpoints]:
                 shutil.rmtree(old, ignore_errors=True)
         acc.wait_for_everyone()
+        logger.info(f"step {self.state.step}/{self.cfg.max_steps}: checkpoint {final}")
         return final
 
-    def _finish(self, final: dict, seconds: float) -> dict:
+    def _finish(self, final: dict, seconds: float, session: float) -> dict:
         acc = self.accelerator
         cfg = self.cfg
         result = {
@@ -518,6 +633,9 @@ class Run:
                        teacher=self.teacher.model if self.teacher is not None else None)
             atomic_write_text(self.run_dir / "metrics.json", json.dumps(result, indent=2))
         acc.wait_for_everyone()
+        resumed = f", {session:.0f} s in this session" if session < seconds - 0.5 else ""
+        logger.info(f"done: {self.state.step} steps in {seconds:.0f} s{resumed}; {describe_scores(final)}; model "
+                    f"saved to {self.run_dir / 'model'}")
         return result
 
 
@@ -530,9 +648,23 @@ def _has_tensorboard() -> bool:
         return False
 
 
+def describe_scores(values: dict) -> str:
+    """'test 93.40% (teacher 94.10%), validation 92.00% (teacher 92.33%)' from an evaluation's values."""
+    parts = []
+    for split, name in (("test", "test"), ("val", "validation")):
+        if f"{split}_acc" in values:
+            teacher = values.get(f"teacher_{split}_acc")
+            parts.append(f"{name} {values[f'{split}_acc']:.2f}%" + (f" (teacher {teacher:.2f}%)" if teacher is not None else ""))
+    return ", ".join(parts) or "no evaluation split"
+
+
 def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None) -> dict:
     """Train one run; returns the final metrics (also written to ``output_dir/metrics.json``)."""
-    return Run(cfg, resume=resume).fit(stop_at=stop_at)
+    run = Run(cfg, resume=resume)
+    try:
+        return run.fit(stop_at=stop_at)
+    finally:
+        run.close()
 
 
 def seed_configs(cfg: TrainConfig) -> list[TrainConfig]:
@@ -621,7 +753,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, help="train this many seeds (seed, seed+1, ...) and report mean ± std")
     p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
     p.add_argument("--baseline", action="store_true", help="also train the labeled-only classification baseline")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (evaluations are still printed)")
+    level = p.add_mutually_exclusive_group()
+    level.add_argument("--quiet", action="store_true", help="print only warnings, errors and the results table "
+                                                            "(RUN/train.log still gets everything)")
+    level.add_argument("--verbose", action="store_true", help="also print the training losses every log_every steps")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override any config field, e.g. --set loss.lambda_rec=0.25 (repeatable)")
 
@@ -684,17 +820,38 @@ def load_config_overrides(cfg: TrainConfig, args) -> TrainConfig:
         cfg.compare_baseline = True
     if args.no_progress:
         cfg.progress_bar = False
+    if getattr(args, "quiet", False) or getattr(args, "verbose", False):
+        cfg.log_level = "quiet" if args.quiet else "verbose"
     return apply_overrides(cfg, args.set)
+
+
+def interrupted(cfg: TrainConfig) -> Interrupted:
+    """Ctrl-C: where the last checkpoint is, and the command that continues from it."""
+    root = Path(cfg.output_dir)
+    found = [p for run in [root, *sorted(root.glob("seed-*")), *sorted(root.glob("baseline/seed-*")), root / "baseline"]
+             for p in checkpoint_dirs(run)]
+    if not found:
+        return Interrupted(f"interrupted before the first checkpoint of {root}: there is nothing to resume; run the "
+                           "command again.")
+    last = max(found, key=lambda p: p.stat().st_mtime)
+    return Interrupted(f"interrupted. The last checkpoint is {last}; continue with: hybridwrap train --resume "
+                       f"--output-dir {root}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hybridwrap train", description="Train a HybridNet semi-supervised.")
     add_train_arguments(parser)
     args = parser.parse_args(argv)
+
     def go():
         cfg = config_from_args(args)
-        results = train_with_baseline(cfg, resume=args.resume)
-        if int(os.environ.get("RANK", "0")) == 0:  # set by `accelerate launch`; one table, not one per process
+        if int(os.environ.get("RANK", "0")) == 0:  # set by `accelerate launch`: one console, the main process's
+            logs.attach_console(cfg.log_level)
+        try:
+            results = train_with_baseline(cfg, resume=args.resume)
+        except KeyboardInterrupt:
+            raise interrupted(cfg) from None
+        if int(os.environ.get("RANK", "0")) == 0:  # one table, not one per process
             print(format_results(results, cfg.selected_by))
             print(f"run directory: {cfg.output_dir}")
         return 0

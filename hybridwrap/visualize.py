@@ -60,11 +60,11 @@ def reconstruction_grid(model, images_uint8: torch.Tensor, path: str | Path, til
 def visualize_run(run_dir: str | Path, output: str | Path | None = None, n: int = 8,
                   data_path: str | None = None) -> Path:
     """Draw the grid for ``n`` evenly spaced test images of a run's own dataset (every class of a grouped test set)."""
-    from .serialization import load_model
+    from .serialization import load_model, require_finished_run
 
     if n < 1:
         raise ConfigError(f"--num must be at least 1 test image, got {n}; nothing was written.")
-    run_dir = Path(run_dir)
+    run_dir = require_finished_run(run_dir)
     model, _ = load_model(run_dir / "model")
     saved = json.loads((run_dir / "train_config.json").read_text())["data"]
     data_cfg = DataConfig(dataset=saved["dataset"], path=data_path or saved.get("path"),

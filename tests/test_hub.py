@@ -195,7 +195,7 @@ def test_failed_push_leaves_the_run_untouched(hub, run_dir):
 def test_directory_without_config_or_weights(tmp_path, run_dir):
     with pytest.raises(CheckpointError, match="has no config.json: it is not a saved HybridNet"):
         hybridwrap.from_pretrained(tmp_path)
-    with pytest.raises(CheckpointError, match="push a finished run"):
+    with pytest.raises(CheckpointError, match="not a hybridwrap run directory.*finished `hybridwrap train`"):
         push_run(tmp_path, "tester/x", token=HUB_TOKEN)
     model_dir = tmp_path / "m"
     shutil.copytree(run_dir / "model", model_dir)

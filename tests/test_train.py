@@ -62,8 +62,9 @@ def test_keep_last_k_checkpoints(tiny_config, tmp_path):
 
 
 def _weights(run: Path) -> dict:
+    teacher = run / "model" / "teacher.safetensors"  # none for the labeled-only baseline
     return {**load_file(str(run / "model" / "model.safetensors")),
-            **{"teacher." + k: v for k, v in load_file(str(run / "model" / "teacher.safetensors")).items()}}
+            **({"teacher." + k: v for k, v in load_file(str(teacher)).items()} if teacher.is_file() else {})}
 
 
 def test_kill_9_then_resume_is_bit_identical_to_an_uninterrupted_run(tiny_config, tmp_path):
@@ -210,16 +211,15 @@ def test_cli_train_on_real_cifar10(tmp_path):
     assert saved["selected_by"] == "" and saved["loss"]["lambda_rec"] == 1.0  # digits choices not carried over
 
 
-@pytest.mark.parametrize("args,match", [
-    (["train", "--set", "loss.nope=1"], "Unknown config key"),
-    (["train", "--dataset", "npz", "--data-path", "/no/such.npz"], "not found"),
-    (["eval", "/no/such/run"], "neither a run directory nor a Hub repo id"),
-    (["summary", "resnet05"], "Did you mean"),
+@pytest.mark.parametrize("args,match,code", [  # the console script itself (tests/test_bad_inputs.py: many more)
+    (["train", "--set", "loss.nope=1"], "Unknown config key", 2),
+    (["train", "--dataset", "npz", "--data-path", "/no/such.npz"], "not found", 3),
+    (["eval", "/no/such/run"], "neither a run directory nor a Hub repo id", 4),
 ])
-def test_cli_errors_are_one_line(args, match, tmp_path):
+def test_cli_errors_are_one_line(args, match, code, tmp_path):
     done = subprocess.run(cli(*args, *(["--output-dir", str(tmp_path / "x")] if args[0] == "train" else [])),
                           capture_output=True, text=True, env=ENV)
-    assert done.returncode == 2
+    assert done.returncode == code
     assert "Traceback" not in done.stderr and match in done.stderr
     assert done.stderr.startswith("hybridwrap: error:")
 
@@ -311,3 +311,147 @@ def test_resume_from_the_run_directory_alone(tiny_config, tmp_path):
     for seed in (0, 1):
         m = json.loads((out / f"seed-{seed}" / "metrics.json").read_text())
         assert m["steps"] == 4 and m["seed"] == seed
+
+
+# ----------------------------------------------------------------------------------------- console, log, signals
+
+
+def test_console_and_train_log_show_the_start_evaluations_checkpoints_and_end(tiny_config, tmp_path):
+    config = str(tiny_config(max_steps=4, eval_every=2, checkpoint_every=2, log_every=2))
+    out = tmp_path / "logged"
+    done = subprocess.run(cli("train", "--config", config, "--output-dir", str(out), "--no-progress"),
+                          capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr
+    log = (out / "train.log").read_text()
+    for text in (done.stderr, log):
+        assert "hybridwrap: training full (convlarge" in text and "20 labeled" in text
+        assert f"run directory {out} (new run)" in text
+        assert "step 2/4: test " in text and "(teacher " in text  # the periodic evaluation
+        assert f"step 4/4: checkpoint {out / 'checkpoints' / 'step-00000004'}" in text
+        assert "done: 4 steps in" in text
+    assert "cls=" not in done.stderr and "cls=" in log  # losses: train.log always, the console with --verbose
+
+    quiet = subprocess.run(cli("train", "--config", config, "--output-dir", str(tmp_path / "q"), "--no-progress",
+                               "--quiet"), capture_output=True, text=True, env=ENV)
+    assert quiet.returncode == 0 and "step 2/4" not in quiet.stderr and "test accuracy" in quiet.stdout
+    assert "step 2/4: test " in (tmp_path / "q" / "train.log").read_text()
+    verbose = subprocess.run(cli("train", "--config", config, "--output-dir", str(tmp_path / "v"), "--no-progress",
+                                 "--verbose"), capture_output=True, text=True, env=ENV)
+    assert verbose.returncode == 0 and "step 2/4: cls=" in verbose.stderr
+
+
+def test_resume_logs_each_step_once_and_counts_all_training_time(tiny_config, tmp_path):
+    path = tiny_config(max_steps=6, eval_every=2, checkpoint_every=2, log_every=1)
+    out = tmp_path / "r"
+    train(_cfg(path, out), stop_at=4)
+    with open(out / "metrics.jsonl", "a") as f:  # lines a killed run wrote after its last checkpoint
+        f.write(json.dumps({"step": 5, "split": "train", "loss/total": 9.9}) + "\n")
+    first = json.loads((checkpoint_dirs(out)[-1] / "train_state.json").read_text())["step"]
+    assert first == 4
+    result = train(_cfg(path, out), resume=True)
+    train(_cfg(path, out), resume=True)  # resumed at its end: evaluates again, logs nothing twice
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    keys = [(x["step"], x["split"]) for x in lines]
+    assert len(keys) == len(set(keys)), keys
+    assert [x["step"] for x in lines if x["split"] == "train"] == [1, 2, 3, 4, 5, 6]
+    assert all(x.get("loss/total") != 9.9 for x in lines)
+    paused_seconds = torch.load(checkpoint_dirs(out)[0] / "custom_checkpoint_0.pkl", weights_only=False)["seconds"]
+    assert result["seconds"] > paused_seconds > 0  # the total of both sessions, not the resumed part only
+
+
+def _wait_for_checkpoint(run: Path, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and not checkpoint_dirs(run):
+        time.sleep(0.1)
+    assert checkpoint_dirs(run), "no checkpoint was written in time"
+
+
+def test_ctrl_c_names_the_last_checkpoint_and_the_resume_command(tiny_config, tmp_path):
+    config = tiny_config(max_steps=100000, checkpoint_every=3, eval_every=100000)
+    out = tmp_path / "int"
+    proc = subprocess.Popen(cli("train", "--config", str(config), "--output-dir", str(out), "--no-progress"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    _wait_for_checkpoint(out)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert f"The last checkpoint is {out / 'checkpoints'}" in err
+    assert f"continue with: hybridwrap train --resume --output-dir {out}" in err
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process parents from /proc (Linux)")
+def test_workers_stop_when_the_launcher_is_killed(tiny_config, tmp_path):
+    config = tiny_config(max_steps=100000, checkpoint_every=3, eval_every=100000)
+    out = tmp_path / "orphans"
+    launcher = subprocess.Popen([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                                 "-m", "hybridwrap.train", "--config", str(config), "--output-dir", str(out),
+                                 "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env={**ENV, "OMP_NUM_THREADS": "1"})
+    _wait_for_checkpoint(out)
+    workers = _children(launcher.pid)
+    assert len(workers) == 2
+    launcher.kill()  # kill -9 of the launcher alone
+    launcher.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers), "the workers outlived their launcher"
+    assert "the launcher (pid" in launcher.stderr.read()
+
+
+@pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason="../shared/data/cifar10.npz not present")
+def test_readme_cifar10_command_killed_then_resumed_is_bit_identical(tmp_path):
+    """The README's CIFAR-10 command (shortened by overrides), kill -9, then the same command plus --resume."""
+    import shlex
+
+    line = next(x for x in (REPO / "README.md").read_text().splitlines()
+                if x.startswith("hybridwrap train --baseline --dataset cifar10 --data-path"))
+    readme = shlex.split(line)[1:]
+    readme[readme.index("--data-path") + 1] = str(SHARED_CIFAR)
+    shorter = ["--max-steps", "8", "--no-progress", "--set", "checkpoint_every=2", "--set", "eval_every=1000",
+               "--set", "data.max_train_images=2000", "--set", "data.max_eval_images=100", "--set", "data.num_labels=100"]
+
+    def command(out: Path) -> list[str]:
+        args = list(readme)
+        args[args.index("--output-dir") + 1] = str(out)
+        return cli(*args, *shorter)
+
+    straight = subprocess.run(command(tmp_path / "a"), capture_output=True, text=True, env=ENV)
+    assert straight.returncode == 0, straight.stderr
+    run_b = tmp_path / "b"
+    proc = subprocess.Popen(command(run_b), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(p.name >= "step-00000004" for p in checkpoint_dirs(run_b)):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run_b / "metrics.json").exists(), "the run finished before it could be killed"
+    resumed = subprocess.run(command(run_b) + ["--resume"], capture_output=True, text=True, env=ENV)
+    assert resumed.returncode == 0, resumed.stderr
+    for sub in ("", "baseline"):
+        a, b = _weights(tmp_path / "a" / sub), _weights(run_b / sub)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (sub, k)

@@ -40,8 +40,9 @@ def make_split(train_y: torch.Tensor, num_classes: int, num_labels: int, seed: i
     n = len(train_y)
     if train_y.numel() and (int(train_y.min()) < 0 or int(train_y.max()) >= num_classes):
         bad = train_y[(train_y < 0) | (train_y >= num_classes)][:5].tolist()
-        raise DataError(f"Training labels {bad} are outside 0..{num_classes - 1}. Set model.num_classes to the "
-                        "dataset's class count, or fix the labels.")
+        fix = (f"Set model.num_classes={int(train_y.max()) + 1}" if int(train_y.min()) >= 0 else
+               "Labels must be 0..num_classes-1 (-1 is not a label: put unlabeled images in the unlabeled split)")
+        raise DataError(f"Training labels {bad} are outside 0..{num_classes - 1}. {fix}.")
     if num_labels <= 0 or num_labels % num_classes:
         raise DataError(f"data.num_labels={num_labels} must be a positive multiple of the {num_classes} classes "
                         f"(N/num_classes labeled images per class), e.g. {num_classes * max(1, num_labels // num_classes)}.")

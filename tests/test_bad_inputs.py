@@ -1,0 +1,252 @@
+"""The bad-input catalogue: every user-facing mistake gets one ``hybridwrap: error:`` line that names the fix,
+its own exit status (2 config, 3 data, 4 checkpoint, 5 Hub), no traceback, and leaves every file of an existing
+run as it was.
+
+Commands run in-process through ``hybridwrap.cli.main`` (fast); the two multi-process cases run under
+``hybridwrap launch --multi_gpu --num_processes 2`` (accelerate launch) on CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import hybridwrap
+from conftest import ENV_TESTS, write_config
+from hybridwrap.cli import main
+from hybridwrap.config import load_config
+from hybridwrap.errors import CheckpointError, ConfigError, HubError, UnknownBackboneError, UnsupportedBackboneError
+from hybridwrap.train import train
+
+CONFIG, DATA, CHECKPOINT, HUB = 2, 3, 4, 5
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A finished tiny run (Mean Teacher), a finished run without teacher, an unfinished run, and a scratch root."""
+    root = tmp_path_factory.mktemp("bad-inputs")
+    made = {}
+    for name, changes, stop_at in (("run", {}, None), ("noteacher", {"preset": "classification"}, None),
+                                   ("unfinished", {"max_steps": 4}, 2)):
+        cfg = load_config(write_config(root / f"{name}.yaml", max_steps=changes.get("max_steps", 3), eval_every=100,
+                                       checkpoint_every=2, **{k: v for k, v in changes.items() if k != "max_steps"}))
+        cfg.output_dir = str(root / name)
+        train(cfg, stop_at=stop_at)
+        made[name] = root / name
+    for split in ("train", "test"):
+        for label in ("a", "b"):
+            (root / "empty_classes" / split / label).mkdir(parents=True)
+    (root / "broken.yaml").write_text("max_steps: [1, 2\n")
+    (root / "tiny.yaml").write_text((root / "run.yaml").read_text())
+    made["root"] = root
+    return made
+
+
+def _digest(root) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and "scratch" not in p.parts}
+
+
+def _run_cli(argv, capsys) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# (case id, argv with {run}/{noteacher}/{unfinished}/{root} placeholders, exit status, what the message must say)
+CLI_CASES = [
+    # train: config
+    ("set-typo", ["train", "--set", "loss.lamda_rec=1"], CONFIG, r"Unknown config key 'loss\.lamda_rec'.*Did you mean loss\.lambda_rec"),
+    ("set-no-equals", ["train", "--set", "nonsense"], CONFIG, r"must look like section\.field=value"),
+    ("set-bad-type", ["train", "--set", "data.num_labels=abc"], CONFIG, r"data\.num_labels must be of type int"),
+    ("unknown-preset", ["train", "--preset", "fulll"], CONFIG, r"Unknown preset 'fulll'\. Choose one of: .*full"),
+    ("unknown-backbone", ["train", "--set", "model.backbone=convlarg"], CONFIG, r"Did you mean: convlarge"),
+    ("max-steps-0", ["train", "--max-steps", "0"], CONFIG, r"max_steps must be >= 1"),
+    ("seeds-0", ["train", "--seeds", "0"], CONFIG, r"seeds must be >= 1"),
+    ("precision", ["train", "--set", "mixed_precision=fp32"], CONFIG, r"mixed_precision must be no, bf16 or fp16"),
+    ("log-level", ["train", "--set", "log_level=loud"], CONFIG, r"log_level must be one of quiet, info, verbose"),
+    ("missing-config", ["train", "--config", "{root}/missing.yaml"], CONFIG, r"not found\. Pass a YAML file"),
+    ("broken-yaml", ["train", "--config", "{root}/broken.yaml"], CONFIG, r"broken\.yaml"),
+    ("existing-run", ["train", "--config", "{root}/tiny.yaml", "--output-dir", "{run}"], CONFIG,
+     r"already holds a run\. Pass --resume"),
+    ("resume-other-config", ["train", "--config", "{root}/tiny.yaml", "--output-dir", "{run}", "--resume",
+                             "--set", "loss.lambda_rec=0.5"], CHECKPOINT, r"another config \(loss\.lambda_rec: .*\)"),
+    ("quiet-and-verbose", ["train", "--quiet", "--verbose"], CONFIG, r"not allowed with argument"),
+    # train: data
+    ("imagefolder-no-path", ["train", "--dataset", "imagefolder"], DATA, r"needs --data-path ROOT"),
+    ("npz-no-path", ["train", "--dataset", "npz"], DATA, r"pass --data-path /path/to/file\.npz"),
+    ("npz-missing", ["train", "--dataset", "npz", "--data-path", "{root}/nope.npz"], DATA, r"not found\. Pass --data-path"),
+    ("empty-class-folders", ["train", "--dataset", "imagefolder", "--data-path", "{root}/empty_classes"], DATA,
+     r"No images under .*train/<class>/"),
+    ("unknown-dataset", ["train", "--dataset", "mnistt"], DATA, r"Unknown dataset 'mnistt'\. Use digits"),
+    ("batch-0", ["train", "--set", "data.labeled_batch_size=0"], DATA, r"must be at least 1"),
+    ("channels", ["train", "--set", "model.in_chans=3"], DATA, r"Set model\.in_chans=1"),
+    ("num-classes", ["train", "--set", "model.num_classes=5"], DATA, r"Set model\.num_classes=10"),
+    # tune
+    ("tune-bad-grid", ["tune", "--grid", "loss.lambda_rec"], CONFIG, r"--grid"),
+    ("tune-unknown-key", ["tune", "--grid", "loss.lamda=1,2"], CONFIG, r"Did you mean loss\.lambda"),
+    ("tune-val-size-0", ["tune", "--val-size", "0"], CONFIG, r"--val-size must be at least 1"),
+    ("tune-metric", ["tune", "--metric", "acc"], CONFIG, r"val_acc"),
+    # eval
+    ("eval-missing", ["eval", "{root}/nope"], CHECKPOINT, r"neither a run directory nor a Hub repo id"),
+    ("eval-unfinished", ["eval", "{unfinished}"], CHECKPOINT, r"has not finished training.*hybridwrap train --resume --output-dir \S*unfinished"),
+    ("eval-channels", ["eval", "{run}", "--dataset", "npz", "--data-path", "{root}/rgb.npz"], DATA,
+     r"3 channel\(s\) but the model takes 1: evaluate it on a 1-channel dataset"),
+    ("eval-npz-missing", ["eval", "{run}", "--dataset", "npz", "--data-path", "{root}/nope.npz"], DATA, r"not found"),
+    # push / export / card / visualize
+    ("push-bad-repo", ["push", "{run}", "--repo-id", "no slash"], CONFIG, r"not of the form namespace/name"),
+    ("push-no-token", ["push", "{run}", "--repo-id", "me/x"], CONFIG, r"No Hugging Face token: pass --token"),
+    ("push-unfinished", ["push", "{unfinished}", "--repo-id", "me/x"], CHECKPOINT, r"has not finished training.*hybridwrap train --resume --output-dir \S*unfinished"),
+    ("push-offline", ["push", "{run}", "--repo-id", "me/x", "--token", "t"], HUB,
+     r"Hub at http://127\.0\.0\.1:9 cannot be reached.*push it later with the same command"),
+    ("export-missing", ["export", "{root}/nope"], CHECKPOINT, r"neither a run directory"),
+    ("export-teacher", ["export", "{noteacher}", "--teacher", "--output-dir", "{root}/scratch/e"], CHECKPOINT,
+     r"drop --teacher"),
+    ("export-offline", ["export", "{run}", "--repo-id", "me/x", "--token", "t", "--output-dir", "{root}/scratch/o"],
+     HUB, r"cannot be reached.*hf upload me/x"),
+    ("card-unfinished", ["card", "{unfinished}"], CHECKPOINT, r"has not finished training.*hybridwrap train --resume --output-dir \S*unfinished"),
+    ("visualize-num-0", ["visualize", "{run}", "--num", "0"], CONFIG, r"--num"),
+    ("visualize-unfinished", ["visualize", "{unfinished}"], CHECKPOINT, r"has not finished training.*hybridwrap train --resume --output-dir \S*unfinished"),
+    ("summary-unknown", ["summary", "resnet05"], CONFIG, r"Did you mean: .*resnet50"),
+]
+
+
+@pytest.mark.parametrize("case", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_cli_bad_input(case, runs, capsys, monkeypatch, tmp_path):
+    name, argv, code, fix = case
+    import numpy as np
+
+    np.savez(runs["root"] / "rgb.npz", x_train=np.zeros((4, 16, 16, 3), np.uint8), y_train=np.zeros(4, np.int64),
+             x_test=np.zeros((4, 16, 16, 3), np.uint8), y_test=np.zeros(4, np.int64))
+    if name.endswith("offline"):
+        from huggingface_hub import constants
+
+        monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    places = {k: str(v) for k, v in runs.items()}
+    argv = [a.format(**places) for a in argv]
+    if argv[0] in ("train", "tune") and "--output-dir" not in argv:
+        argv += ["--output-dir", str(tmp_path / "out")] if argv[0] == "train" else ["--tune-dir", str(tmp_path / "t")]
+    before = _digest(runs["root"])
+    status, out, err = _run_cli(argv, capsys)
+    assert status == code, err
+    lines = [line for line in err.splitlines() if line.startswith("hybridwrap: error:")]
+    assert len(lines) == 1 or (status == CONFIG and "usage:" in err), err  # argparse errors print usage first
+    assert "Traceback" not in out + err
+    import re
+
+    assert re.search(fix, err), err
+    assert _digest(runs["root"]) == before, "a file of an existing run changed"
+    assert not (tmp_path / "out").exists(), "a failed start left a run directory behind"
+
+
+def _edited(runs, tmp_path, edit):
+    target = tmp_path / "model"
+    shutil.copytree(runs["run"] / "model", target)
+    cfg = json.loads((target / "config.json").read_text())
+    edit(cfg)
+    (target / "config.json").write_text(json.dumps(cfg))
+    return target
+
+
+API_CASES = [
+    ("from-pretrained-missing-path", lambda r, t: hybridwrap.from_pretrained(str(t / "nope")), CheckpointError,
+     r"not a directory, and not a Hub repo id"),
+    ("config-typo", lambda r, t: hybridwrap.from_pretrained(_edited(r, t, lambda c: c["model"].__setitem__(
+        "num_clases", c["model"].pop("num_classes")))), CheckpointError, r"rename it to .*num_classes"),
+    ("config-no-backbone", lambda r, t: hybridwrap.from_pretrained(_edited(r, t, lambda c: c["model"].pop("backbone"))),
+     CheckpointError, r"names no model\.backbone"),
+    ("config-newer-format", lambda r, t: hybridwrap.from_pretrained(_edited(
+        r, t, lambda c: c.update(hybridwrap_version="9.0.0", format_version=2))), CheckpointError,
+     r"written by hybridwrap 9\.0\.0, newer than this .*pip install -U hybridwrap"),
+    ("config-format-2", lambda r, t: hybridwrap.from_pretrained(_edited(r, t, lambda c: c.__setitem__("format_version", 2))),
+     CheckpointError, r"format_version 2: .*never wrote that format: the file was edited"),
+    ("plugin-not-installed", lambda r, t: hybridwrap.from_pretrained(_edited(
+        r, t, lambda c: (c["model"].__setitem__("backbone", "mynet"), c.__setitem__("backbone_package", "my-plugin")))),
+     CheckpointError, r"pip install my-plugin"),
+    ("truncated-weights", lambda r, t: (_edited(r, t, lambda c: None), (t / "model" / "model.safetensors").write_bytes(b"x"),
+                                        hybridwrap.from_pretrained(t / "model")), CheckpointError, r"truncated or corrupted"),
+    ("hub-offline-cache", lambda r, t: hybridwrap.from_pretrained("me/never-downloaded", local_files_only=True), HubError,
+     r"not in the local cache.*save_pretrained"),
+    ("wrap-unknown", lambda r, t: hybridwrap.wrap("convlarg", num_classes=10), UnknownBackboneError,
+     r"Did you mean: convlarge"),
+    ("wrap-vit", lambda r, t: hybridwrap.wrap("vit_tiny_patch16_224", num_classes=10), UnsupportedBackboneError,
+     r"spatial"),
+    ("wrap-num-classes", lambda r, t: hybridwrap.wrap("convlarge", num_classes=0), ConfigError, r"num_classes"),
+]
+
+
+@pytest.mark.parametrize("case", API_CASES, ids=[c[0] for c in API_CASES])
+def test_api_bad_input(case, runs, tmp_path):
+    import re
+
+    name, call, error, fix = case
+    before = _digest(runs["root"])
+    with pytest.raises(error) as info:
+        call(runs, tmp_path)
+    assert re.search(fix, str(info.value)), str(info.value)
+    assert "\n" not in str(info.value)
+    assert _digest(runs["root"]) == before
+
+
+@pytest.mark.parametrize("argv,code,fix", [
+    (["train", "--config", "{root}/tiny.yaml", "--output-dir", "{run}"], CONFIG, "already holds a run"),
+    (["train", "--config", "{root}/tiny.yaml", "--dataset", "npz", "--data-path", "{root}/nope.npz"], DATA, "not found"),
+], ids=["existing-run", "missing-data"])
+def test_two_processes_one_error_line_no_traceback(argv, code, fix, runs, tmp_path):
+    places = {k: str(v) for k, v in runs.items()}
+    argv = [a.format(**places) for a in argv]
+    if "--output-dir" not in argv:
+        argv += ["--output-dir", str(tmp_path / "out")]
+    before = _digest(runs["root"])
+    done = subprocess.run([sys.executable, "-m", "hybridwrap.cli", "launch", "--multi_gpu", "--num_processes", "2",
+                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *argv],
+                          capture_output=True, text=True, env={**ENV_TESTS, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert done.returncode == code, done.stderr[-3000:]
+    assert done.stderr.count("hybridwrap: error:") == 1, done.stderr  # rank 0 speaks, rank 1 exits quietly
+    assert fix in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr and "ChildFailedError" not in done.stderr
+    assert _digest(runs["root"]) == before
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_catalogue_has_at_least_40_cases():
+    assert len(CLI_CASES) + len(API_CASES) + 2 >= 40
+
+
+def test_a_rank_that_fails_because_rank_0_stopped_exits_quietly_with_its_status(monkeypatch, tmp_path, capsys):
+    """Rank 0 stops on a user error; rank 1 then fails at its next collective (a closed connection). Rank 1 must
+    not print that traceback: it exits with rank 0's status, which rank 0 left beside the launch."""
+    from hybridwrap.errors import DataError, run_user_command
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test-run")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+
+    def user_error():
+        raise DataError("no images; pass --data-path")
+
+    assert run_user_command(user_error) == DATA
+    assert capsys.readouterr().err == "hybridwrap: error: no images; pass --data-path\n"
+
+    monkeypatch.setenv("RANK", "1")
+
+    def peer_gone():
+        raise RuntimeError("[gloo] Connection closed by peer")
+
+    assert run_user_command(peer_gone) == DATA
+    assert capsys.readouterr().err == ""
+    assert run_user_command(user_error) == DATA  # a user error of its own: quiet too, rank 0 said it
+    assert capsys.readouterr().err == ""
+
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "another-launch")  # no word from rank 0: a real bug keeps its traceback
+    with pytest.raises(RuntimeError, match="Connection closed"):
+        run_user_command(peer_gone)
