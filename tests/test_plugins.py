@@ -81,9 +81,10 @@ def test_broken_plugin_warns_and_names_the_fix(tmp_path, monkeypatch):
 
 
 def _places_like_checkpoint(path, arch="resnet50", legacy=True):
-    """A file laid out like resnet50_places365.pth.tar: DataParallel keys, 365-way head, metadata."""
+    """A file laid out like resnet50_places365.pth.tar (2017): DataParallel keys, 365-way head, metadata, and no
+    BatchNorm ``num_batches_tracked`` buffers (PyTorch added them in 0.4.1, after the release)."""
     net = timm.create_model(arch, num_classes=365)
-    state = {"module." + k: v for k, v in net.state_dict().items()}
+    state = {"module." + k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
     obj = {"epoch": 90, "arch": arch, "state_dict": state, "best_prec1": 54.74}
     torch.save(obj, path, _use_new_zipfile_serialization=not legacy, pickle_protocol=2)
     return net

@@ -266,3 +266,50 @@ def test_wrong_channels_at_forward():
 def test_bad_decoder_mode():
     with pytest.raises(ConfigError, match="decoder_u_mode must be"):
         hybridwrap.wrap("convlarge", decoder_u_mode="transpose")
+
+
+# ---------------------------------------------------------------------------------- pretrained encoders
+
+
+def _imagenet_like_file(tmp_path, fmt):
+    """A 1000-class resnet18 checkpoint, as a user downloads one (safetensors, or a DataParallel .pth)."""
+    from safetensors.torch import save_file
+
+    net = timm.create_model("resnet18", num_classes=1000)
+    path = tmp_path / f"r18_imagenet.{fmt}"
+    if fmt == "safetensors":
+        save_file(net.state_dict(), str(path))
+    else:
+        torch.save({"state_dict": {"module." + k: v for k, v in net.state_dict().items()}}, path)
+    return net, path
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "pth"])
+def test_checkpoint_with_another_head_initialises_both_encoders(tmp_path, fmt):
+    net, path = _imagenet_like_file(tmp_path, fmt)
+    model = hybridwrap.wrap("resnet18", num_classes=10, input_size=64, checkpoint_path=str(path))
+    for encoder in (model.backbone, model.encoder_u):
+        got = encoder.state_dict()
+        for key, value in net.state_dict().items():
+            if not key.startswith("fc."):
+                assert torch.equal(got[key], value), key
+    assert model.backbone.fc.out_features == 10
+
+
+def test_timm_pretrained_file_overlay_initialises_both_encoders(tmp_path):
+    net, path = _imagenet_like_file(tmp_path, "safetensors")
+    model = hybridwrap.wrap("resnet18", num_classes=10, input_size=64, pretrained=True,
+                            pretrained_cfg_overlay=dict(file=str(path)))
+    for encoder in (model.backbone, model.encoder_u):
+        assert torch.equal(encoder.state_dict()["layer1.0.conv1.weight"], net.state_dict()["layer1.0.conv1.weight"])
+
+
+def test_checkpoint_of_another_architecture_names_the_keys(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "r34.safetensors"
+    save_file(timm.create_model("resnet34").state_dict(), str(path))
+    with pytest.raises(hybridwrap.CheckpointError, match=r"does not fit this backbone: .*unexpected.*same architecture"):
+        hybridwrap.wrap("resnet18", num_classes=10, input_size=64, checkpoint_path=str(path))
+    with pytest.raises(hybridwrap.CheckpointError, match="not found"):
+        hybridwrap.wrap("resnet18", num_classes=10, input_size=64, checkpoint_path=str(tmp_path / "nope.pth"))

@@ -86,8 +86,11 @@ def create_places365_resnet50(pretrained: bool = False, num_classes: int = 365, 
         state = load_places365_state_dict(checkpoint_path)
         head = model.get_classifier()
         head_keys = {f"fc.{k}" for k in head.state_dict()}
+        # the 2017 release predates BatchNorm's num_batches_tracked buffer (PyTorch 0.4.1): a counter that eval
+        # and training with a momentum never read, so its absence is no mismatch
         backbone_state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        expected = {k: v for k, v in model.state_dict().items() if k not in head_keys}
+        expected = {k: v for k, v in model.state_dict().items()
+                    if k not in head_keys and (k in backbone_state or not k.endswith("num_batches_tracked"))}
         missing, unexpected, wrong = state_dict_mismatch(expected, backbone_state)
         if missing or unexpected or wrong:
             raise CheckpointError(
