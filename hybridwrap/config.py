@@ -45,6 +45,9 @@ class ModelConfig:
     # Mean Teacher's second head: the stability cost acts on it, and a logit-distance cost ties it to the
     # class head (Tarvainen & Valpola 2017, ResNet results; official HybridNet code). Not deployed.
     stability_head: bool = False
+    # E_u's initial weights with pretrained=True / checkpoint_path: "same" as E_c (the paper duplicates the
+    # encoder), or "scratch" (random; the unsupervised branch then owes nothing to the labeled task's weights)
+    unsupervised_init: str = "same"
     # input normalisation the model expects, (x/255 - mean) / std per channel. None: the backbone's
     # pretrained_cfg (timm), filled in when the model is built; the trainer sets it for data.normalize=dataset
     mean: tuple[float, ...] | None = None
@@ -77,7 +80,9 @@ class DataConfig:
     # "backbone": the mean/std of the backbone's pretrained_cfg (ImageNet for timm / Places365 ResNets, 0.5
     # for ConvLarge); "dataset": per-channel statistics of the training images
     normalize: str = "backbone"
-    unlabeled_extra: bool = False  # SVHN: use the `extra` split as unlabeled data
+    unlabeled_extra: bool = False  # extra unlabeled images: SVHN's `extra` split, STL-10's 100k `unlabeled`
+    # STL-10's predefined folds (0-9): the labeled images are fold k's 1000, not a seeded balanced subset
+    fold: int | None = None
     eval_batch_size: int = 256
     max_train_images: int | None = None  # use only the first N training images (quick runs)
     max_eval_images: int | None = None  # use N evenly spaced test images (quick runs)

@@ -60,7 +60,8 @@ class Level:
 
     @property
     def factor(self) -> tuple[int, int]:
-        return (self.prev_size[0] // self.size[0], self.prev_size[1] // self.size[1])
+        """The stride of the downsampling (2 for 224 -> 112, and for 33 -> 17: padding rounds odd sizes up)."""
+        return (max(1, round(self.prev_size[0] / self.size[0])), max(1, round(self.prev_size[1] / self.size[1])))
 
     @property
     def switch_kind(self) -> str:
@@ -249,13 +250,14 @@ def _total_reduction(levels, input_size) -> int:
 
 
 def _check_mirrorable(prev_size, size, in_chans, input_size, name):
+    """A level must downsample (the decoder resizes back to the size recorded in each forward pass, so sizes
+    need not divide: 33 -> 17 is undone to 33)."""
     for p, s in zip(prev_size, size):
-        if s == 0 or p % s != 0 or p // s < 2:
+        if s == 0 or s > p:
             raise InputSizeError(
-                f"Input size {in_chans}x{input_size[0]}x{input_size[1]} cannot be mirrored exactly: at "
-                f"{name!r} the encoder goes from {prev_size} to {size}, which no upsampling inverts. "
-                "Use an input size divisible by the backbone's total stride (e.g. 32 for most ImageNet "
-                "CNNs: 64, 96, 128, 224...)."
+                f"At input size {in_chans}x{input_size[0]}x{input_size[1]} the encoder goes from {prev_size} to "
+                f"{size} at {name!r}, which is not a downsampling the decoder can undo. Use a larger input_size "
+                "(the backbone's default, e.g. 224) to wrap it; the wrapped model then takes other sizes too."
             )
 
 
@@ -282,18 +284,22 @@ def pooling_switches(level: Level, pool_input: torch.Tensor | None, source: torc
                               p.ceil_mode, return_indices=True)
         return idx
     energy = source.detach().float().pow(2).sum(1, keepdim=True)
-    _, idx = F.max_pool2d(energy, level.factor, level.factor, return_indices=True)
+    # ceil_mode: an odd side (33) was downsampled to 17 by a padded strided layer; the last window is partial
+    _, idx = F.max_pool2d(energy, level.factor, level.factor, ceil_mode=True, return_indices=True)
     return idx  # (B, 1, h, w): shared by every channel
 
 
-def unpool(x: torch.Tensor, level: Level, switches: torch.Tensor) -> torch.Tensor:
+def unpool(x: torch.Tensor, level: Level, switches: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Unpool ``x`` to ``size``, the size that entered the downsampling in this forward pass."""
     if switches.shape[1] == 1 and x.shape[1] != 1:
         switches = switches.expand(-1, x.shape[1], -1, -1)
-    if level.pool is not None:
-        p = level.pool
-        # max_unpool2d has no dilation/ceil_mode: the flat indices already address the output map exactly.
-        return F.max_unpool2d(x, switches, p.kernel_size, p.stride, p.padding, output_size=level.prev_size)
-    return F.max_unpool2d(x, switches, level.factor, level.factor, output_size=level.prev_size)
+    if switches.shape[-2:] != x.shape[-2:]:  # a floor-rounding stride (33 -> 8 at stride 4) met ceil switches
+        x = F.interpolate(x, size=switches.shape[-2:], mode="nearest")
+    # what max_unpool2d does, without its rule that the output size follow from kernel and stride: scatter each
+    # value to the flat position its switch names in the map that entered the downsampling
+    b, c = x.shape[:2]
+    flat = x.new_zeros(b, c, size[0] * size[1]).scatter(2, switches.reshape(b, c, -1), x.reshape(b, c, -1))
+    return flat.view(b, c, *size)
 
 
 # --------------------------------------------------------------------------------------- decoder
@@ -326,13 +332,16 @@ class DecoderBlock(nn.Module):
             post.append(conv_bn_act(mid, out_chs, 3, norm))
         self.post = nn.Sequential(*post)
 
-    def forward(self, x: torch.Tensor, switches: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, switches: torch.Tensor | None = None,
+                size: tuple[int, int] | None = None) -> torch.Tensor:
+        """``size``: what entered the level's downsampling in this forward pass (default: the wrap-time size)."""
         x = self.pre(x)
+        size = tuple(size or self.level.prev_size)
         if self.level.factor != (1, 1):  # a stage that keeps the resolution has no resizing to undo
             if self.mode == "unpool":
-                x = unpool(x, self.level, switches)
+                x = unpool(x, self.level, switches, size)
             else:
-                x = F.interpolate(x, size=self.level.prev_size, mode=self.mode)
+                x = F.interpolate(x, size=size, mode=self.mode)
         return self.post(x)
 
 
@@ -385,13 +394,19 @@ class MirrorDecoder(nn.Module):
             blocks.append(DecoderBlock(levels[i], out, mode, d, final=(i == 0), norm=norm))
         self.blocks = nn.ModuleList(blocks)  # deepest level first
 
-    def forward(self, h: torch.Tensor, switches: list[torch.Tensor] | None = None):
-        """Return the reconstruction and [ĥ_0, ..., ĥ_{L-1}] (ĥ_l shaped like the encoder's h_l)."""
+    def forward(self, h: torch.Tensor, switches: list[torch.Tensor] | None = None,
+                sizes: list[tuple[int, int]] | None = None):
+        """Return the reconstruction and [ĥ_0, ..., ĥ_{L-1}] (ĥ_l shaped like the encoder's h_l).
+
+        ``sizes[l]``: the spatial size that entered level l's downsampling in the encoder's forward pass (the
+        image's for level 0), so that one wrapped model mirrors any input size the backbone takes.
+        """
         x = self.bottleneck(h)
         h_hats = []
         n = len(self.blocks)
         for j, block in enumerate(self.blocks):
             level_index = n - 1 - j
             h_hats.append(x)
-            x = block(x, switches[level_index] if switches is not None else None)
+            x = block(x, switches[level_index] if switches is not None else None,
+                      sizes[level_index] if sizes is not None else None)
         return x, h_hats[::-1]

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from .config import ModelConfig
-from .errors import ConfigError
+from .errors import ConfigError, InputSizeError
 from .mirror import EncoderLayout, Level, MirrorDecoder, analyze_encoder, pooling_switches
 from .registry import get_backbone
 
@@ -118,7 +118,7 @@ class HybridNet(nn.Module):
     # -- the deployed classifier: E_c and C only --------------------------------------------------
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        return self.backbone.forward_head(self.backbone.forward_features(x))
+        return self.backbone.forward_head(self._features(self.backbone, x))
 
     @property
     def num_classes(self) -> int:
@@ -136,7 +136,7 @@ class HybridNet(nn.Module):
         self._check_input(x)
         out = HybridOutput(logits=None)
         with (self._tap_c.recording() if self._tap_c else contextlib.nullcontext({})) as store_c:
-            h_c = self.backbone.forward_features(x)
+            h_c = self._features(self.backbone, x)
         if self.stability_head is None:
             out.logits = self.backbone.forward_head(h_c)
         else:
@@ -144,17 +144,37 @@ class HybridNet(nn.Module):
             out.logits = self.backbone.get_classifier()(pooled)
             out.stability_logits = self.stability_head(pooled)
         if self.decoder_c is not None:
-            out.x_hat_c, h_hats = self.decoder_c(h_c)
+            out.x_hat_c, h_hats = self.decoder_c(h_c, sizes=self._sizes(store_c, x))
             self._add_pairs(out, "c", store_c, h_hats)
             out.x_hat = out.x_hat_c
         if self.encoder_u is not None:
             with self._tap_u.recording() as store_u:
-                h_u = self.encoder_u.forward_features(x)
+                h_u = self._features(self.encoder_u, x)
             switches = self._tap_u.switches(store_u, x) if self.decoder_u.mode == "unpool" else None
-            out.x_hat_u, h_hats = self.decoder_u(h_u, switches)
+            out.x_hat_u, h_hats = self.decoder_u(h_u, switches, sizes=self._sizes(store_u, x))
             self._add_pairs(out, "u", store_u, h_hats)
             out.x_hat = out.x_hat_u if out.x_hat is None else out.x_hat + out.x_hat_u
         return out
+
+    def _features(self, encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``encoder.forward_features(x)``; images too small for the backbone get an error that says so."""
+        try:
+            return encoder.forward_features(x)
+        except RuntimeError as exc:
+            text = str(exc)
+            if tuple(x.shape[-2:]) == tuple(self.layout.input_size) or not any(
+                    k in text for k in ("size", "Expected more than 1 value per channel")):
+                raise
+            raise InputSizeError(
+                f"{x.shape[-2]}x{x.shape[-1]} images are too small for {self.config.backbone} "
+                f"({text.splitlines()[0]}). Resize them (data.image_size), e.g. to the wrap-time size "
+                f"{self.layout.input_size[0]}x{self.layout.input_size[1]}.") from exc
+
+    def _sizes(self, store: dict, x: torch.Tensor) -> list[tuple[int, int]]:
+        """What entered each level's downsampling in this pass: the image for level 0, else the previous level's
+        h_l. The decoders resize back to these, so the model takes any input size its backbone takes."""
+        levels = self.layout.levels
+        return [tuple(x.shape[-2:])] + [tuple(store[lv.module].shape[-2:]) for lv in levels[:-1]]
 
     def _add_pairs(self, out: HybridOutput, branch: str, store: dict, h_hats: list[torch.Tensor]) -> None:
         for lv in self.pair_levels:
@@ -172,12 +192,6 @@ class HybridNet(nn.Module):
                 f"HybridNet expects images of shape (batch, {self.config.in_chans}, H, W), got "
                 f"{tuple(x.shape)}. Convert the images to {self.config.in_chans} channels, or wrap the backbone "
                 f"with in_chans={x.shape[1] if x.dim() == 4 else '...'}."
-            )
-        if self.training and tuple(x.shape[-2:]) != self.layout.input_size and self.decoder_c is not None:
-            raise ConfigError(
-                f"This HybridNet was wrapped for {self.layout.input_size[0]}x{self.layout.input_size[1]} images, "
-                f"got {x.shape[-2]}x{x.shape[-1]}. Resize the images, or wrap with "
-                f"input_size=({x.shape[-2]}, {x.shape[-1]})."
             )
 
     # -- Hugging Face Hub (PyTorchModelHubMixin conventions; see hybridwrap.hub) -------------------
@@ -232,12 +246,15 @@ def wrap(
     decoder_tail: str = "mirror",
     pairs: str = "stages",
     stability_head: bool = False,
+    unsupervised_init: str = "same",
     **backbone_kwargs,
 ) -> HybridNet:
     """Build a :class:`HybridNet` around ``backbone`` (a plugin name or any timm CNN name).
 
-    ``checkpoint_path`` loads backbone weights from a local file (timm's ``checkpoint_path``, or the
-    plugin's own loader, e.g. Places365). Extra keyword arguments go to the backbone's factory.
+    ``checkpoint_path`` loads backbone weights from a local file (a head of another class count is dropped;
+    plugins may have their own loader, e.g. Places365); ``pretrained=True`` loads the backbone's own weights,
+    also for ``"hf-hub:owner/name"`` timm checkpoints. Both initialise E_c and E_u alike, unless
+    ``unsupervised_init="scratch"``. Extra keyword arguments go to the backbone's factory.
     """
     if isinstance(input_size, int):
         input_size = (input_size, input_size)
@@ -248,7 +265,7 @@ def wrap(
         discriminative_decoder=discriminative_decoder, unsupervised_branch=unsupervised_branch,
         decoder_c_mode=decoder_c_mode, decoder_u_mode=decoder_u_mode, decoder_depth=decoder_depth,
         decoder_norm=decoder_norm, decoder_tail=decoder_tail, pairs=pairs, stability_head=stability_head,
-        backbone_kwargs=backbone_kwargs,
+        unsupervised_init=unsupervised_init, backbone_kwargs=backbone_kwargs,
     )
     return build_from_config(config, pretrained=pretrained, checkpoint_path=checkpoint_path)
 
@@ -262,7 +279,8 @@ def validate_model_config(config: ModelConfig) -> None:
     if config.decoder_depth is not None and (isinstance(config.decoder_depth, bool) or config.decoder_depth < 1):
         raise ConfigError(f"decoder_depth must be >= 1, or null to follow the encoder's block depth, got "
                           f"{config.decoder_depth!r}.")
-    for name, allowed in (("decoder_tail", ("mirror", "single")), ("pairs", ("stages", "downsampling"))):
+    for name, allowed in (("decoder_tail", ("mirror", "single")), ("pairs", ("stages", "downsampling")),
+                          ("unsupervised_init", ("same", "scratch"))):
         if getattr(config, name) not in allowed:
             raise ConfigError(f"{name} must be {' or '.join(map(repr, allowed))}, got {getattr(config, name)!r}.")
     for name in ("mean", "std"):
@@ -295,7 +313,8 @@ def build_from_config(config: ModelConfig, pretrained: bool = False, checkpoint_
     encoder_u = None
     if config.unsupervised_branch:
         # A second instance, not a copy: its own (fresh or pretrained) weights, and no classifier.
-        encoder_u = _create_backbone(entry, config, pretrained, checkpoint_path)
+        same = config.unsupervised_init == "same"
+        encoder_u = _create_backbone(entry, config, pretrained and same, checkpoint_path if same else None)
         encoder_u.reset_classifier(0)
         _drop_modules_unused_by_features(encoder_u, config.in_chans, tuple(config.input_size))
     return HybridNet(config, backbone, encoder_u, layout)

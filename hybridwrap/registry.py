@@ -133,6 +133,10 @@ def get_backbone(name: str) -> BackboneEntry:
         return _REGISTRY[name]
     import timm
 
+    if name.startswith(("hf-hub:", "local-dir:")):  # a timm checkpoint on the Hub or in a folder (config.json
+        # names the architecture; pretrained=True loads it, with the head dropped for another class count)
+        return BackboneEntry(name=name, factory=timm_factory(name), description="timm model from " + name,
+                             package="timm", version=timm.__version__, timm_name=name)
     base = name.split(".")[0]  # timm accepts "resnet50.a1_in1k" (model.pretrained_tag)
     if base in timm.list_models():
         return BackboneEntry(

@@ -29,7 +29,7 @@ from . import logs, losses
 from .config import TrainConfig, apply_overrides, fill_resolved, fingerprint, from_dict, load_config, to_dict
 from .data import augment as aug
 from .data import load_data
-from .data.semisup import Split, TwoStreamBatches, make_split
+from .data.semisup import Split, TwoStreamBatches, fold_split, make_split
 from .errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingError, run_user_command
 from .model import build_from_config
 from .presets import apply_preset
@@ -142,14 +142,10 @@ def _stop_when_launcher_dies() -> None:
 # ------------------------------------------------------------------------------------ helpers
 
 
-def _check_data_fits_model(cfg: TrainConfig, data, model_input_size) -> None:
+def _check_data_fits_model(cfg: TrainConfig, data) -> None:
     if data.channels != cfg.model.in_chans:
         raise DataError(f"The {data.name} images have {data.channels} channel(s) but model.in_chans="
                         f"{cfg.model.in_chans}. Set model.in_chans={data.channels}.")
-    if tuple(data.image_size) != tuple(model_input_size):
-        raise DataError(f"The {data.name} images are {data.image_size[0]}x{data.image_size[1]} but the model was "
-                        f"wrapped for {model_input_size[0]}x{model_input_size[1]}. Set data.image_size="
-                        f"{model_input_size[0]} to resize them, or model.input_size={list(data.image_size)}.")
     checked = [("training", data.train_y)] + ([("test", data.test_y)] if cfg.evaluate_test else [])
     for name, y in checked:
         if y.numel() and (int(y.min()) < 0 or int(y.max()) >= cfg.model.num_classes):
@@ -295,6 +291,12 @@ class Run:
         split_path = self.run_dir / "labels.json"
         if resume and split_path.exists():
             self.split = Split.load(split_path)
+        elif cfg.data.fold is not None:  # STL-10's predefined labeled folds
+            self.split = fold_split(self.data.meta.get("folds"), cfg.data.fold, len(self.data.train_y),
+                                    cfg.data.labels_seed, cfg.data.val_size)
+            if cfg.data.num_labels != len(self.split.labeled):
+                raise DataError(f"data.num_labels={cfg.data.num_labels} but fold {cfg.data.fold} holds "
+                                f"{len(self.split.labeled)} labeled images: set data.num_labels={len(self.split.labeled)}.")
         else:
             self.split = make_split(self.data.train_y, cfg.model.num_classes, cfg.data.num_labels,
                                     cfg.data.labels_seed, cfg.data.val_size)
@@ -315,7 +317,7 @@ class Run:
         # model, stability target, optimiser
         torch.manual_seed(cfg.seed)
         model = build_from_config(cfg.model)
-        _check_data_fits_model(cfg, self.data, model.layout.input_size)
+        _check_data_fits_model(cfg, self.data)  # any image size: the decoders follow the sizes of each pass
         cfg.model.input_size = tuple(model.layout.input_size)
         cfg.model.mean, cfg.model.std = model.config.mean, model.config.std
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format

@@ -63,6 +63,31 @@ def tiny_config(tmp_path):
     return lambda **changes: write_config(tmp_path / f"cfg{len(list(tmp_path.glob('cfg*')))}.yaml", **changes)
 
 
+def make_stl10_binary(root: Path, n_train: int = 30, n_test: int = 10, n_unlabeled: int = 40, n_folds: int = 10,
+                      fold_size: int = 10) -> dict:
+    """A folder laid out like the official ``stl10_binary/`` release, with tiny counts: images stored channel by
+    channel in column-major order, labels 1..10 as bytes, class_names.txt and fold_indices.txt."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    made = {}
+    for split, n in (("train", n_train), ("test", n_test), ("unlabeled", n_unlabeled)):
+        x = rng.integers(0, 256, (n, 3, 96, 96), dtype=np.uint8)  # (N, C, H, W)
+        x.transpose(0, 1, 3, 2).tofile(root / f"{split}_X.bin")  # the release's column-major layout
+        made[split] = x
+        if split != "unlabeled":
+            y = (np.arange(n) % 10 + 1).astype(np.uint8)
+            y.tofile(root / f"{split}_y.bin")
+            made[split + "_y"] = y.astype(np.int64) - 1
+    (root / "class_names.txt").write_text("\n".join(["airplane", "bird", "car", "cat", "deer", "dog", "horse",
+                                                     "monkey", "ship", "truck"]) + "\n")
+    folds = [rng.permutation(n_train)[:fold_size].tolist() for _ in range(n_folds)]
+    (root / "fold_indices.txt").write_text("".join(" ".join(map(str, f)) + " \n" for f in folds))
+    made["folds"] = folds
+    return made
+
+
 def cli(*args: str) -> list[str]:
     """The installed console script, run with this interpreter."""
     return [sys.executable, "-m", "hybridwrap.cli", *args]

@@ -201,3 +201,29 @@ def test_dataset_statistics_normalisation():
     assert std[0] == pytest.approx(1e-3)  # a constant channel is not divided by zero
     y = aug.normalize(x, mean, std)
     assert y[:, 2].mean().item() == pytest.approx(0.0, abs=1e-6) and y[:, 2].std(unbiased=False).item() == pytest.approx(1.0)
+
+
+def test_stl10_binary_release_with_unlabeled_images_and_folds(tmp_path):
+    from conftest import make_stl10_binary
+
+    made = make_stl10_binary(tmp_path / "stl10_binary")
+    data = load_data(DataConfig(dataset="stl10", path=str(tmp_path / "stl10_binary"), unlabeled_extra=True))
+    assert data.train_x.shape == (30, 3, 96, 96) and data.unlabeled_x.shape == (40, 3, 96, 96)
+    assert torch.equal(data.train_x, torch.from_numpy(made["train"]))  # column-major storage undone
+    assert torch.equal(data.test_y, torch.from_numpy(made["test_y"])) and data.class_names[2] == "car"
+    assert data.meta["folds"] == made["folds"]
+    assert load_data(DataConfig(dataset="stl10", path=str(tmp_path / "stl10_binary"))).unlabeled_x is None
+
+    from hybridwrap.data.semisup import fold_split
+
+    split = fold_split(data.meta["folds"], 3, 30, seed=0, val_size=5)
+    assert split.labeled == sorted(made["folds"][3]) and not set(split.val) & set(split.labeled)
+    with pytest.raises(DataError, match="between 0 and 9"):
+        fold_split(data.meta["folds"], 10, 30, seed=0)
+    with pytest.raises(DataError, match="STL-10 binary release"):
+        fold_split(None, 0, 30, seed=0)
+    (tmp_path / "stl10_binary" / "test_X.bin").write_bytes(b"\0" * 100)
+    with pytest.raises(DataError, match="not a whole number of 3x96x96 images"):
+        load_data(DataConfig(dataset="stl10", path=str(tmp_path / "stl10_binary")))
+    with pytest.raises(DataError, match="not the STL-10 binary release"):
+        load_data(DataConfig(dataset="stl10", path=str(tmp_path)))

@@ -359,3 +359,24 @@ def test_the_shared_cifar_copy_is_called_a_jpeg_copy():
     source = describe_source({"dataset": "cifar10", "path": str(SHARED_CIFAR)})
     assert source == {"source": "local file cifar10.npz", "hub_id": None, "copy": "CIFAR-10 test (JPEG copy)"}
     assert describe_source({"dataset": "cifar10", "path": None})["hub_id"] == "uoft-cs/cifar10"
+
+
+def test_hf_hub_timm_checkpoint_initialises_both_encoders(hub, tmp_path):
+    """An ImageNet-style (1000-class) timm checkpoint on the Hub: wrap("hf-hub:...", pretrained=True) for 10 classes
+    gives E_c and E_u its weights, with a new 10-way head; unsupervised_init="scratch" leaves E_u random."""
+    from hybridwrap.hub import _upload
+
+    net = timm.create_model("resnet18", num_classes=1000)
+    timm.models.save_for_hf(net, str(tmp_path / "r18"), safe_serialization="both")
+    _upload(tmp_path / "r18", "tester/resnet18-imagenet", HUB_TOKEN, False, "upload", None)
+    model = hybridwrap.wrap("hf-hub:tester/resnet18-imagenet", num_classes=10, input_size=64, pretrained=True)
+    for encoder in (model.backbone, model.encoder_u):
+        got = encoder.state_dict()
+        for key, value in net.state_dict().items():
+            if not key.startswith("fc."):
+                assert torch.equal(got[key], value), key
+    assert model.backbone.fc.out_features == 10
+    scratch = hybridwrap.wrap("hf-hub:tester/resnet18-imagenet", num_classes=10, input_size=64, pretrained=True,
+                              unsupervised_init="scratch")
+    assert torch.equal(scratch.backbone.conv1.weight, net.conv1.weight)
+    assert not torch.equal(scratch.encoder_u.conv1.weight, net.conv1.weight)

@@ -158,9 +158,11 @@ def test_resume_with_another_config_is_refused(tiny_config, tmp_path):
         train(_cfg(tiny_config(max_steps=4, preset="autoencoder"), tmp_path / "r"), resume=True)
 
 
-def test_image_size_mismatch(tiny_config, tmp_path):
-    with pytest.raises(DataError, match=r"images are 8x8 but the model was wrapped for 16x16.*data.image_size=16"):
-        train(_cfg(tiny_config(data={"image_size": None}, model={"input_size": [16, 16]}), tmp_path / "s"))
+def test_images_of_another_size_than_the_wrap_time_hint_train(tiny_config, tmp_path):
+    """model.input_size is a hint (summary, FLOPs): digits resized to 32x32 train a model wrapped at 16x16."""
+    result = train(_cfg(tiny_config(max_steps=2, data={"image_size": 32}, model={"input_size": [16, 16]}),
+                        tmp_path / "s"))
+    assert result["steps"] == 2
 
 
 def test_labels_outside_num_classes(tiny_config, tmp_path):
@@ -455,3 +457,33 @@ def test_readme_cifar10_command_killed_then_resumed_is_bit_identical(tmp_path):
         assert a.keys() == b.keys()
         for k in a:
             assert torch.equal(a[k], b[k]), (sub, k)
+
+
+def test_stl10_places365_config_end_to_end_on_the_binary_release_layout(tmp_path):
+    """configs/stl10_places_resnet50.yaml at 224 px on a tiny STL-10 binary fixture (unlabeled split, folds) with a
+    Places365 checkpoint in the 2017 layout: a few steps on CPU, then eval."""
+    import timm
+
+    from conftest import make_stl10_binary
+
+    make_stl10_binary(tmp_path / "stl10_binary", n_train=20, n_test=4, n_unlabeled=10, fold_size=10)
+    net = timm.create_model("resnet50", num_classes=365)
+    state = {"module." + k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    torch.save({"epoch": 90, "arch": "resnet50", "state_dict": state}, tmp_path / "resnet50_places365.pth.tar",
+               _use_new_zipfile_serialization=False, pickle_protocol=2)
+    out = tmp_path / "stl"
+    done = subprocess.run(cli(
+        "train", "--config", str(REPO / "configs" / "stl10_places_resnet50.yaml"), "--data-path",
+        str(tmp_path / "stl10_binary"), "--output-dir", str(out), "--max-steps", "2", "--no-progress",
+        "--set", f"model.backbone_kwargs={{checkpoint_path: {tmp_path / 'resnet50_places365.pth.tar'}}}",
+        "--set", "data.num_labels=10", "--set", "data.labeled_batch_size=2", "--set", "data.unlabeled_batch_size=2",
+        "--set", "data.eval_batch_size=4", "--set", "eval_every=1000", "--set", "checkpoint_every=1000"),
+        capture_output=True, text=True, env={**ENV, "OMP_NUM_THREADS": "2"}, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["dataset"] == "stl10" and m["steps"] == 2 and m["test_images"] == 4
+    labels = json.loads((out / "labels.json").read_text())
+    assert len(labels["labeled"]) == 10
+    assert "30 in the unlabeled stream" in done.stderr  # 20 training images + the 10 of the unlabeled split
+    saved = json.loads((out / "model" / "config.json").read_text())["model"]
+    assert saved["input_size"] == [224, 224] and saved["backbone"] == "places365_resnet50"

@@ -242,11 +242,25 @@ def test_token_backbone_is_refused():
         hybridwrap.wrap("vit_tiny_patch16_224", input_size=224)
 
 
-def test_input_size_that_cannot_be_mirrored():
-    with pytest.raises(InputSizeError, match=r"cannot be mirrored exactly.*divisible by the backbone's total stride"):
-        hybridwrap.wrap("resnet18", input_size=40)
+def test_input_size_the_backbone_cannot_take():
     with pytest.raises(InputSizeError, match="input_size the backbone accepts"):
         hybridwrap.wrap("convlarge", input_size=8)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "convlarge"])
+def test_one_wrapped_model_trains_on_any_input_size(name):
+    """Wrapped once (at its default size); the decoders follow the sizes recorded in each forward pass."""
+    torch.manual_seed(0)
+    model = hybridwrap.wrap(name, num_classes=10).train()
+    sizes = [(32, 32), (64, 64), (33, 45)] + ([(224, 224)] if name == "resnet50" else [(96, 96)])
+    for h, w in sizes:
+        x = torch.randn(2, 3, h, w)
+        out = model(x)
+        assert out.x_hat.shape == x.shape and out.x_hat_c.shape == x.shape and out.x_hat_u.shape == x.shape
+        for pair in out.pairs:
+            assert pair.h_hat.shape == pair.h.shape, (h, w, pair.level)
+        (out.logits.sum() + out.x_hat.pow(2).mean() + sum(p.h_hat.pow(2).mean() for p in out.pairs)).backward()
+        model.zero_grad(set_to_none=True)
 
 
 @pytest.mark.parametrize("bad", [1, 0, -3, 2.5])
@@ -259,8 +273,8 @@ def test_wrong_channels_at_forward():
     model = hybridwrap.wrap("convlarge", width=0.25)
     with pytest.raises(ConfigError, match=r"expects images of shape \(batch, 3, H, W\).*in_chans=1"):
         model(torch.randn(2, 1, 32, 32))
-    with pytest.raises(ConfigError, match="wrapped for 32x32 images.*input_size=\\(64, 64\\)"):
-        model.train()(torch.randn(2, 3, 64, 64))
+    with pytest.raises(InputSizeError, match="8x8 images are too small for convlarge.*Resize them"):
+        model.train()(torch.randn(2, 3, 8, 8))
 
 
 def test_bad_decoder_mode():

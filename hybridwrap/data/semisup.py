@@ -64,6 +64,26 @@ def make_split(train_y: torch.Tensor, num_classes: int, num_labels: int, seed: i
     return Split(num_labels, seed, val_size, sorted(labeled), sorted(val.tolist()))
 
 
+def fold_split(folds: list[list[int]] | None, fold: int, n: int, seed: int, val_size: int = 0) -> Split:
+    """A predefined labeled fold (STL-10's fold_indices.txt) and a seeded validation hold-out from the rest."""
+    if not folds:
+        raise DataError("data.fold needs a dataset with predefined folds: the STL-10 binary release (--dataset stl10 "
+                        "--data-path stl10_binary/, with fold_indices.txt). Unset data.fold to draw a balanced subset.")
+    if not 0 <= fold < len(folds):
+        raise DataError(f"data.fold={fold} must be between 0 and {len(folds) - 1} ({len(folds)} folds).")
+    labeled = sorted(set(folds[fold]))
+    if labeled and (labeled[0] < 0 or labeled[-1] >= n):
+        raise DataError(f"Fold {fold} names training images outside 0..{n - 1}: fold_indices.txt does not match "
+                        "train_X.bin (or data.max_train_images cut the training set).")
+    taken = set(labeled)
+    rest = torch.tensor([i for i in range(n) if i not in taken], dtype=torch.long)
+    if val_size < 0 or val_size >= len(rest):
+        raise DataError(f"data.val_size={val_size} must be between 0 and the {len(rest)} training images outside "
+                        f"fold {fold}.")
+    val = rest[torch.randperm(len(rest), generator=torch.Generator().manual_seed(seed))[:val_size]]
+    return Split(len(labeled), seed, val_size, labeled, sorted(val.tolist()))
+
+
 class TwoStreamBatches:
     """n_s labeled + n_u unlabeled indices per step, each stream cycling through seeded permutations."""
 

@@ -3,7 +3,8 @@
 * ``digits``: scikit-learn's 8x8 handwritten digits (1,797 images, shipped inside the package: the
   embedded default that trains with no internet).
 * ``cifar10``, ``svhn``, ``stl10``: the Hugging Face ``datasets`` hub ids below (downloads for users who
-  are online); ``cifar10`` with ``path=`` reads a local ``.npz`` instead.
+  are online); ``cifar10`` with ``path=`` reads a local ``.npz`` instead, ``stl10`` with ``path=`` the
+  official binary release folder ``stl10_binary/`` (memory-mapped, with its unlabeled images and folds).
 * ``npz``: a file laid out like ``../shared/data/cifar10.npz`` (x_train, y_train, x_test, y_test uint8 HWC;
   optional x_unlabeled, class_names).
 * ``imagefolder``: ``root/train/<class>/*``, ``root/test/<class>/*`` and optionally ``root/unlabeled/**``.
@@ -141,6 +142,48 @@ def _from_dataset_dict(dd, name: str, image_col=None, label_col=None, unlabeled_
     return ImageData(name, _to_nchw(tx), torch.from_numpy(ty), _to_nchw(vx), torch.from_numpy(vy), list(names), unl)
 
 
+STL10_SIDE = 96
+STL10_FILES = ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin")
+
+
+def is_stl10_binary(path: str | None) -> bool:
+    return bool(path) and Path(path).is_dir() and all((Path(path) / f).is_file() for f in STL10_FILES)
+
+
+def _stl10_images(path: Path) -> torch.Tensor:
+    """uint8 (N, 3, 96, 96), memory-mapped: pages are read when an image is used, not at load time."""
+    size = path.stat().st_size
+    if size % (3 * STL10_SIDE * STL10_SIDE):
+        raise DataError(f"{path} is {size} bytes, not a whole number of 3x96x96 images: the download is incomplete. "
+                        "Download stl10_binary.tar.gz again.")
+    flat = np.memmap(path, dtype=np.uint8, mode="c")  # copy-on-write: writable for torch, the file stays as is
+    # each image is stored channel by channel, column-major: (3, W, H) in C order; swap to (3, H, W)
+    return torch.from_numpy(flat.reshape(-1, 3, STL10_SIDE, STL10_SIDE)).transpose(2, 3)
+
+
+def load_stl10_binary(folder: str, unlabeled: bool = True) -> ImageData:
+    """The official STL-10 binary release (``stl10_binary/``): 5k train, 8k test, 100k unlabeled (with
+    ``unlabeled``), labels 1..10 stored as bytes, and the 10 predefined folds of 1000 labeled training images
+    (``fold_indices.txt``) in ``meta["folds"]``."""
+    root = Path(folder)
+    labels = {}
+    for split in ("train", "test"):
+        y = np.fromfile(root / f"{split}_y.bin", dtype=np.uint8).astype(np.int64) - 1  # 1..10 -> 0..9
+        x = _stl10_images(root / f"{split}_X.bin")
+        if len(y) != len(x) or (len(y) and (y.min() < 0 or y.max() > 9)):
+            raise DataError(f"{root}: {split}_X.bin has {len(x)} images but {split}_y.bin {len(y)} labels in 1..10: "
+                            "the release is incomplete or not STL-10. Download stl10_binary.tar.gz again.")
+        labels[split] = (x, torch.from_numpy(y))
+    names_file = root / "class_names.txt"
+    names = names_file.read_text().split() if names_file.is_file() else [str(i) for i in range(10)]
+    unl = _stl10_images(root / "unlabeled_X.bin") if unlabeled and (root / "unlabeled_X.bin").is_file() else None
+    meta = {}
+    folds_file = root / "fold_indices.txt"
+    if folds_file.is_file():
+        meta["folds"] = [[int(i) for i in line.split()] for line in folds_file.read_text().splitlines() if line.strip()]
+    return ImageData("stl10", *labels["train"], *labels["test"], names, unl, meta)
+
+
 def load_hub(name: str, hub_id: str | None = None, unlabeled_extra: bool = False) -> ImageData:
     """Download (or read from the local cache) a dataset with ``datasets.load_dataset``."""
     import datasets
@@ -261,6 +304,11 @@ def load_data(cfg) -> ImageData:
         data = load_digits()
     elif name == "npz" or (name in HF_DATASETS and cfg.path and cfg.path.endswith(".npz")):
         data = load_npz(cfg.path, name="cifar10" if name == "cifar10" else Path(cfg.path or "npz").stem)
+    elif name == "stl10" and cfg.path and Path(cfg.path).is_dir():
+        if not is_stl10_binary(cfg.path):
+            raise DataError(f"{cfg.path} is not the STL-10 binary release: it needs {', '.join(STL10_FILES)} (and "
+                            "unlabeled_X.bin, fold_indices.txt). Pass the extracted stl10_binary/ folder.")
+        data = load_stl10_binary(cfg.path, unlabeled=cfg.unlabeled_extra)
     elif name in HF_DATASETS:
         data = load_hub(name, hub_id=cfg.path, unlabeled_extra=cfg.unlabeled_extra)
     elif name == "imagefolder":
