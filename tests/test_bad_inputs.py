@@ -176,7 +176,11 @@ API_CASES = [
     ("hub-offline-cache", lambda r, t: hybridwrap.from_pretrained("me/never-downloaded", local_files_only=True), HubError,
      r"not in the local cache.*save_pretrained"),
     ("wrap-unknown", lambda r, t: hybridwrap.wrap("convlarg", num_classes=10), UnknownBackboneError,
-     r"Did you mean: convlarge"),
+     r"Did you mean: convlarge, (?!.*convlarge,)"),  # each suggestion once
+    ("installed-package-lacks-backbone", lambda r, t: hybridwrap.from_pretrained(_edited(
+        r, t, lambda c: (c["model"].__setitem__("backbone", "convlarge_v9"), c.__setitem__("backbone_package",
+                                                                                            "hybridwrap")))),
+     CheckpointError, r"which the installed hybridwrap does not register.*`hybridwrap backbones`"),
     ("wrap-vit", lambda r, t: hybridwrap.wrap("vit_tiny_patch16_224", num_classes=10), UnsupportedBackboneError,
      r"spatial"),
     ("wrap-num-classes", lambda r, t: hybridwrap.wrap("convlarge", num_classes=0), ConfigError, r"num_classes"),
@@ -250,3 +254,29 @@ def test_a_rank_that_fails_because_rank_0_stopped_exits_quietly_with_its_status(
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "another-launch")  # no word from rank 0: a real bug keeps its traceback
     with pytest.raises(RuntimeError, match="Connection closed"):
         run_user_command(peer_gone)
+
+
+def test_every_option_of_every_command_has_help():
+    import argparse
+
+    from hybridwrap import cli
+
+    parsers = {}
+    original = argparse.ArgumentParser.parse_args
+
+    def capture(self, args=None, namespace=None):  # the full parser, as main() builds it
+        parsers["main"] = self
+        raise SystemExit(0)
+
+    argparse.ArgumentParser.parse_args = capture
+    try:
+        with pytest.raises(SystemExit):
+            cli.main(["backbones"])
+    finally:
+        argparse.ArgumentParser.parse_args = original
+    sub = next(a for a in parsers["main"]._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {'/'.join(action.option_strings) or action.dest}"
+               for name, parser in sub.choices.items() if name != "launch"
+               for action in parser._actions
+               if not isinstance(action, argparse._HelpAction) and not action.help]
+    assert not missing, missing
