@@ -4,7 +4,10 @@ inference cost of the deployed classifier (which must equal the bare backbone's)
     python benchmarks/cost.py                 # ConvLarge 32 px, shake-shake 26 2x96d 32 px, ResNet-50 224 px
 
 Setups per backbone: ``backbone`` (E_c + C, cross-entropy), ``mean_teacher`` (+ EMA teacher forward and
-stability term), ``hybridnet`` (full HybridNet: both branches, all Eq. 2 terms, Mean Teacher). Times
+stability term), ``hybridnet-<decoder>`` (full HybridNet: both branches, all Eq. 2 terms, Mean Teacher) for
+each decoder option: ``mirror`` (the encoder's residual blocks), ``light`` (few narrow convolutions) and
+``generic`` (full-width 3x3 convolutions). Targets for resnet50 @224: mirror <= 4.5x and light <= 3.0x the
+backbone's training-step FLOPs. Times
 are measured side by side in one process, the setups interleaved over rounds (median reported); FLOPs
 come from ``torch.utils.flop_counter`` over one whole training step; peak memory is the peak resident
 set of a fresh subprocess above its resident set after building the model (CPU), or the peak of
@@ -30,7 +33,8 @@ import torch
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 BACKBONES = {"convlarge": 32, "shakeshake26_2x96d": 32, "resnet50": 224}
-SETUPS = ("backbone", "mean_teacher", "hybridnet")
+DECODERS = ("mirror", "light", "generic")
+SETUPS = ("backbone", "mean_teacher", *(f"hybridnet-{d}" for d in DECODERS))
 
 
 def build(name: str, size: int, setup: str, device: str, width: float):
@@ -41,7 +45,9 @@ def build(name: str, size: int, setup: str, device: str, width: float):
 
     torch.manual_seed(0)
     kwargs = {"width": width} if name.startswith("convlarge") else {}
-    hybrid = setup == "hybridnet"
+    hybrid = setup.startswith("hybridnet")
+    if hybrid:
+        kwargs["decoder"] = setup.split("-", 1)[1]
     model = hybridwrap.wrap(name, num_classes=10, input_size=size, discriminative_decoder=hybrid,
                             unsupervised_branch=hybrid, **kwargs).to(device).train()
     teacher = MeanTeacher(model.backbone, 0.99).to(device) if setup != "backbone" else None
@@ -159,6 +165,7 @@ def time_inference(name, size, n, device, width, rounds, reps):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backbones", nargs="+", default=list(BACKBONES))
+    p.add_argument("--setups", nargs="+", default=list(SETUPS), choices=SETUPS)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--batch-224", type=int, default=4, help="batch for 224 px backbones")
     p.add_argument("--rounds", type=int, default=3)
@@ -181,13 +188,14 @@ def main(argv=None):
         n = args.batch_224 if size >= 224 else args.batch
         data = batch(size, n, device)
         steps, params = {}, {}
-        for s in SETUPS:
+        setups = [s for s in SETUPS if s in args.setups or s == "backbone"]  # ratios need the backbone
+        for s in setups:
             model, steps[s] = build(name, size, s, device, args.width)
             params[s] = sum(p.numel() for p in model.parameters()) / 1e6
-        gflops = {s: flops_of(steps[s], data) for s in SETUPS}  # also the warm-up step
-        times = {s: [] for s in SETUPS}
+        gflops = {s: flops_of(steps[s], data) for s in setups}  # also the warm-up step
+        times = {s: [] for s in setups}
         for _ in range(args.rounds):
-            for s in SETUPS:
+            for s in setups:
                 sync(device)
                 t = time.perf_counter()
                 for _ in range(args.steps):
@@ -196,7 +204,7 @@ def main(argv=None):
                 times[s].append((time.perf_counter() - t) / args.steps)
         del steps
         entry = {"name": name, "input": f"{size} px", "batch": n, "setups": {}}
-        for s in SETUPS:
+        for s in setups:
             entry["setups"][s] = {"step_s": statistics.median(times[s]), "rounds_s": times[s], "gflops": gflops[s],
                                   "parameters_m": params[s],
                                   "peak_mib": measure_memory(name, size, s, n, device, args.width, 2)}

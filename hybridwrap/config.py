@@ -42,6 +42,10 @@ class ModelConfig:
     # Eq. 5 pairs. "stages": one per stage output in feature_info, none where h_l *is* h_c (that pair would
     # only ask a layer to copy its input); "downsampling": one per downsampling point (hybridwrap < 0.2)
     pairs: str = "stages"
+    # decoder blocks: "mirror" (the encoder's residual blocks, bottleneck for bottleneck: ResNet/timm default),
+    # "light" (few narrow convolutions per level: the cheapest), "generic" (full-width 3x3 convolutions: the
+    # ConvLarge/shake-shake default, where it is their mirror). None: the backbone's registered default
+    decoder: str | None = None
     # Mean Teacher's second head: the stability cost acts on it, and a logit-distance cost ties it to the
     # class head (Tarvainen & Valpola 2017, ResNet results; official HybridNet code). Not deployed.
     stability_head: bool = False
@@ -58,7 +62,7 @@ class ModelConfig:
 # What a config.json written before a ModelConfig field existed meant: loading an old checkpoint must rebuild
 # the architecture it was trained with, not today's default.
 LEGACY_MODEL_DEFAULTS = {"decoder_depth": 2, "decoder_tail": "single", "pairs": "downsampling",
-                         "stability_head": False}
+                         "stability_head": False, "decoder": "generic"}
 LEGACY_NORMALIZATION = 0.5  # hybridwrap < 0.2 fed every model (x/255 - 0.5) / 0.5
 
 
@@ -266,6 +270,9 @@ def to_dict(cfg) -> dict:
 
 
 def from_dict(values: dict) -> TrainConfig:
+    """A TrainConfig saved as train_config.json (a run's own config)."""
+    if isinstance(values.get("model"), dict) and "decoder" not in values["model"]:
+        values = {**values, "model": {**values["model"], "decoder": "generic"}}  # written before `decoder` existed
     return apply_dict(TrainConfig(), values, source="saved config")
 
 
@@ -288,7 +295,7 @@ def model_config_from_dict(values: dict) -> ModelConfig:
 
 # Model fields that the trainer resolves from the data or the backbone when they are left at None: a run
 # resumed with them unset is the same run.
-RESOLVED_MODEL_FIELDS = ("input_size", "mean", "std")
+RESOLVED_MODEL_FIELDS = ("input_size", "mean", "std", "decoder")
 
 
 def fill_resolved(cfg: TrainConfig, saved: TrainConfig) -> TrainConfig:

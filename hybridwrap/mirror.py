@@ -57,6 +57,8 @@ class Level:
     switch_source: str | None  # energy switches: module whose output entered the downsampling (None: image)
     block_depth: int | None = None  # convolutions of the encoder's block here (feature_info "block_depth")
     is_features: bool = False  # h_l is the encoder's output h_c itself (ResNet's last stage)
+    stage_blocks: int = 0  # residual blocks of the stage ending here (0: a single layer, e.g. the stem)
+    stage_kind: str | None = None  # "bottleneck" | "basic": what the `mirror` decoder rebuilds
 
     @property
     def factor(self) -> tuple[int, int]:
@@ -219,7 +221,20 @@ def analyze_encoder(model: nn.Module, in_chans: int, input_size: tuple[int, int]
     last_index = max(i for i, c in enumerate(calls) if c[0] == "feature" and c[1] == last_module)
     tail = _tail_chain([c for c in calls[last_index + 1:] if c[0] == "conv"], modules, levels[-1],
                        feats.shape[1], f_size)
+    levels = [dataclasses.replace(lv, **dict(zip(("stage_blocks", "stage_kind"), _stage_blocks(modules[lv.module]))))
+              for lv in levels]
     return EncoderLayout(in_chans, tuple(input_size), tuple(levels), feats.shape[1], f_size, tail)
+
+
+def _stage_blocks(module: nn.Module) -> tuple[int, str | None]:
+    """(number of residual blocks, their kind) of the stage a level ends with: a ResNet layer is a Sequential of
+    Bottleneck (conv1..conv3) or BasicBlock (conv1, conv2) blocks; other families' stages hold `.blocks`."""
+    seq = module if isinstance(module, nn.Sequential) else getattr(module, "blocks", None)
+    if not isinstance(seq, nn.Sequential) or len(seq) == 0:
+        return 0, None
+    first = seq[0]
+    kind = "basic" if hasattr(first, "conv2") and not hasattr(first, "conv3") else "bottleneck"
+    return len(seq), kind
 
 
 MAX_TAIL_CONVS = 4
@@ -276,12 +291,17 @@ def _bottleneck_resize(src: tuple[int, int], dst: tuple[int, int]):
 # --------------------------------------------------------------------------------------- switches
 
 
-def pooling_switches(level: Level, pool_input: torch.Tensor | None, source: torch.Tensor) -> torch.Tensor:
-    """Indices for ``F.max_unpool2d`` at ``level`` (see the module docstring for the definition)."""
+def pooling_switches(level: Level, pool_input: torch.Tensor | None, source: torch.Tensor,
+                     shared: bool = False) -> torch.Tensor:
+    """Indices for unpooling at ``level`` (see the module docstring for the definition). ``shared``: one map for
+    every channel also at a real max-pooling (the argmax of the channel energy in each of its windows), for
+    decoders that unpool fewer channels than the pooling had (`light`)."""
     if level.pool is not None:
         p = level.pool
-        _, idx = F.max_pool2d(pool_input.detach(), p.kernel_size, p.stride, p.padding, p.dilation,
-                              p.ceil_mode, return_indices=True)
+        x = pool_input.detach()
+        if shared:
+            x = x.float().pow(2).sum(1, keepdim=True)
+        _, idx = F.max_pool2d(x, p.kernel_size, p.stride, p.padding, p.dilation, p.ceil_mode, return_indices=True)
         return idx
     energy = source.detach().float().pow(2).sum(1, keepdim=True)
     # ceil_mode: an odd side (33) was downsampled to 17 by a padded strided layer; the last window is partial
@@ -335,16 +355,83 @@ class DecoderBlock(nn.Module):
     def forward(self, x: torch.Tensor, switches: torch.Tensor | None = None,
                 size: tuple[int, int] | None = None) -> torch.Tensor:
         """``size``: what entered the level's downsampling in this forward pass (default: the wrap-time size)."""
-        x = self.pre(x)
-        size = tuple(size or self.level.prev_size)
-        if self.level.factor != (1, 1):  # a stage that keeps the resolution has no resizing to undo
-            if self.mode == "unpool":
-                x = unpool(x, self.level, switches, size)
-            else:
-                x = F.interpolate(x, size=size, mode=self.mode)
-        return self.post(x)
+        return self.post(_resize(self.pre(x), self.level, self.mode, switches, size))
 
 
+class LightBlock(nn.Module):
+    """Few, narrow convolutions per level: 1x1 down to w = max(16, out/4) channels, resize, a 3x3 at w, and a 1x1
+    out (a 3x3 to the image at the last level). Its unpooling uses switches shared by all channels."""
+
+    def __init__(self, level: Level, out_chs: int, mode: str, final: bool, norm: str = "batch"):
+        super().__init__()
+        self.level, self.mode = level, mode
+        width = max(16, out_chs // 4)
+        self.pre = conv_bn_act(level.channels, width, 1, norm)
+        self.mid = conv_bn_act(width, width, 3, norm)
+        self.out = nn.Conv2d(width, out_chs, 3, padding=1) if final else conv_bn_act(width, out_chs, 1, norm)
+
+    def forward(self, x, switches=None, size=None):
+        return self.out(self.mid(_resize(self.pre(x), self.level, self.mode, switches, size)))
+
+
+class Bottleneck(nn.Module):
+    """ResNet's bottleneck (1x1 down to width, 3x3, 1x1 up, residual), as the mirror of one encoder block."""
+
+    def __init__(self, chs: int, width: int, norm: str = "batch"):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn_act(chs, width, 1, norm), conv_bn_act(width, width, 3, norm),
+                                  nn.Conv2d(width, chs, 1, bias=norm != "batch"), norm_layer(norm, chs))
+        self.act = nn.LeakyReLU(0.1, inplace=True)
+
+    def forward(self, x):
+        return self.act(x + self.body(x))
+
+
+class BasicBlock(nn.Module):
+    """ResNet's basic block (two 3x3, residual), as the mirror of one encoder block."""
+
+    def __init__(self, chs: int, norm: str = "batch"):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn_act(chs, chs, 3, norm), nn.Conv2d(chs, chs, 3, padding=1, bias=norm != "batch"),
+                                  norm_layer(norm, chs))
+        self.act = nn.LeakyReLU(0.1, inplace=True)
+
+    def forward(self, x):
+        return self.act(x + self.body(x))
+
+
+class StageMirrorBlock(nn.Module):
+    """The mirror of a ResNet-style stage: as many blocks of the same type and width at the level's resolution,
+    then a 1x1 to the channels that entered the downsampling, the resize, and the channels of the level before
+    (a 3x3 to the image at the last level). A single-layer level (the stem) gets the resize only."""
+
+    def __init__(self, level: Level, out_chs: int, mode: str, final: bool, norm: str = "batch"):
+        super().__init__()
+        self.level, self.mode = level, mode
+        chs, mid = level.channels, level.mid_channels
+        make = (lambda: BasicBlock(chs, norm)) if level.stage_kind == "basic" else (lambda: Bottleneck(chs, max(8, chs // 4), norm))
+        self.blocks = nn.Sequential(*[make() for _ in range(level.stage_blocks)])
+        self.pre = nn.Identity() if chs == mid else conv_bn_act(chs, mid, 1, norm)
+        if final:
+            self.post = nn.Conv2d(mid, out_chs, 3, padding=1)
+        else:
+            self.post = nn.Identity() if mid == out_chs else conv_bn_act(mid, out_chs, 1, norm)
+
+    def forward(self, x, switches=None, size=None):
+        return self.post(_resize(self.pre(self.blocks(x)), self.level, self.mode, switches, size))
+
+
+def _resize(x, level: Level, mode: str, switches, size):
+    """Undo the level's downsampling: to ``size`` (this pass's) or the wrap-time size; nothing at factor 1."""
+    size = tuple(size or level.prev_size)
+    if level.factor == (1, 1):
+        return x
+    if mode == "unpool":
+        return unpool(x, level, switches, size)
+    return F.interpolate(x, size=size, mode=mode)
+
+
+DECODERS = ("generic", "light", "mirror")
 DEFAULT_BLOCK_DEPTH = 2  # decoder convolutions per level when the backbone declares no block_depth
 
 
@@ -365,20 +452,24 @@ def _mirror_tail(tail: tuple[ConvSpec, ...], norm: str) -> nn.Sequential:
 class MirrorDecoder(nn.Module):
     """D_c (``mode="nearest"``/``"bilinear"`` upsampling) or D_u (``mode="unpool"``).
 
-    ``depth``: convolutions per level (None: each level's ``block_depth``, else 2). ``tail="mirror"`` undoes
-    the encoder's tail convolution by convolution when the layout allows it; ``"single"`` uses one layer.
+    ``decoder``: ``generic`` (per level ``depth`` full-width 3x3 convolutions; None: each level's
+    ``block_depth``, else 2), ``light`` (few narrow convolutions, :class:`LightBlock`) or ``mirror`` (the
+    encoder's residual blocks, :class:`StageMirrorBlock`). ``tail="mirror"`` undoes the encoder's tail
+    convolution by convolution when the layout allows it; ``"single"`` uses one layer.
     """
 
     def __init__(self, layout: EncoderLayout, mode: str = "nearest", depth: int | None = 2, norm: str = "batch",
-                 tail: str = "single"):
+                 tail: str = "single", decoder: str = "generic"):
         super().__init__()
         if mode not in ("nearest", "bilinear", "unpool"):
             raise ValueError(f"decoder mode must be 'nearest', 'bilinear' or 'unpool', got {mode!r}")
-        self.mode = mode
+        self.mode, self.decoder = mode, decoder
         levels = layout.levels
         last = levels[-1]
         kind, k = _bottleneck_resize(layout.features_size, last.size)
-        if tail == "mirror" and layout.tail is not None:
+        if decoder != "generic" and kind == "same" and layout.features_channels == last.channels:
+            self.bottleneck = nn.Identity()  # h_c is the last level itself (ResNet): nothing to undo
+        elif tail == "mirror" and layout.tail is not None:
             self.bottleneck = _mirror_tail(layout.tail, norm)
         elif kind == "transpose":
             self.bottleneck = nn.Sequential(
@@ -390,8 +481,13 @@ class MirrorDecoder(nn.Module):
         blocks = []
         for i in reversed(range(len(levels))):
             out = levels[i - 1].channels if i > 0 else layout.in_chans
-            d = depth if depth is not None else (levels[i].block_depth or DEFAULT_BLOCK_DEPTH)
-            blocks.append(DecoderBlock(levels[i], out, mode, d, final=(i == 0), norm=norm))
+            if decoder == "light":
+                blocks.append(LightBlock(levels[i], out, mode, final=(i == 0), norm=norm))
+            elif decoder == "mirror":
+                blocks.append(StageMirrorBlock(levels[i], out, mode, final=(i == 0), norm=norm))
+            else:
+                d = depth if depth is not None else (levels[i].block_depth or DEFAULT_BLOCK_DEPTH)
+                blocks.append(DecoderBlock(levels[i], out, mode, d, final=(i == 0), norm=norm))
         self.blocks = nn.ModuleList(blocks)  # deepest level first
 
     def forward(self, h: torch.Tensor, switches: list[torch.Tensor] | None = None,

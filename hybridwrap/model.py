@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from .config import ModelConfig
 from .errors import ConfigError, InputSizeError
-from .mirror import EncoderLayout, Level, MirrorDecoder, analyze_encoder, pooling_switches
+from .mirror import DECODERS, EncoderLayout, Level, MirrorDecoder, analyze_encoder, pooling_switches
 from .registry import get_backbone
 
 
@@ -79,13 +79,13 @@ class _LevelTap:
         finally:
             self.store = None
 
-    def switches(self, store: dict, x: torch.Tensor) -> list[torch.Tensor | None]:
+    def switches(self, store: dict, x: torch.Tensor, shared: bool = False) -> list[torch.Tensor | None]:
         out = []
         for lv in self.levels:
             if lv.factor == (1, 1):  # a stage that keeps the resolution: nothing to unpool
                 out.append(None)
             elif lv.pool is not None:
-                out.append(pooling_switches(lv, store["in:" + lv.pool.module], x))
+                out.append(pooling_switches(lv, store["in:" + lv.pool.module], x, shared=shared))
             else:
                 source = store[lv.switch_source] if lv.switch_source else x
                 out.append(pooling_switches(lv, None, source))
@@ -101,7 +101,8 @@ class HybridNet(nn.Module):
         self.config = config
         self.layout = layout
         self.backbone = backbone  # E_c + C
-        decoder = dict(depth=config.decoder_depth, norm=config.decoder_norm, tail=config.decoder_tail)
+        decoder = dict(depth=config.decoder_depth, norm=config.decoder_norm, tail=config.decoder_tail,
+                       decoder=config.decoder)
         self.decoder_c = MirrorDecoder(layout, config.decoder_c_mode, **decoder) if config.discriminative_decoder else None
         self.encoder_u = encoder_u
         self.decoder_u = MirrorDecoder(layout, config.decoder_u_mode, **decoder) if encoder_u is not None else None
@@ -150,7 +151,8 @@ class HybridNet(nn.Module):
         if self.encoder_u is not None:
             with self._tap_u.recording() as store_u:
                 h_u = self._features(self.encoder_u, x)
-            switches = self._tap_u.switches(store_u, x) if self.decoder_u.mode == "unpool" else None
+            switches = (self._tap_u.switches(store_u, x, shared=self.config.decoder == "light")
+                        if self.decoder_u.mode == "unpool" else None)
             out.x_hat_u, h_hats = self.decoder_u(h_u, switches, sizes=self._sizes(store_u, x))
             self._add_pairs(out, "u", store_u, h_hats)
             out.x_hat = out.x_hat_u if out.x_hat is None else out.x_hat + out.x_hat_u
@@ -247,6 +249,7 @@ def wrap(
     pairs: str = "stages",
     stability_head: bool = False,
     unsupervised_init: str = "same",
+    decoder: str | None = None,
     **backbone_kwargs,
 ) -> HybridNet:
     """Build a :class:`HybridNet` around ``backbone`` (a plugin name or any timm CNN name).
@@ -265,7 +268,7 @@ def wrap(
         discriminative_decoder=discriminative_decoder, unsupervised_branch=unsupervised_branch,
         decoder_c_mode=decoder_c_mode, decoder_u_mode=decoder_u_mode, decoder_depth=decoder_depth,
         decoder_norm=decoder_norm, decoder_tail=decoder_tail, pairs=pairs, stability_head=stability_head,
-        unsupervised_init=unsupervised_init, backbone_kwargs=backbone_kwargs,
+        unsupervised_init=unsupervised_init, decoder=decoder, backbone_kwargs=backbone_kwargs,
     )
     return build_from_config(config, pretrained=pretrained, checkpoint_path=checkpoint_path)
 
@@ -304,6 +307,11 @@ def build_from_config(config: ModelConfig, pretrained: bool = False, checkpoint_
     """Rebuild a HybridNet from its :class:`ModelConfig` (random weights unless ``pretrained``)."""
     validate_model_config(config)
     entry = get_backbone(config.backbone)
+    if config.decoder is None:
+        config.decoder = entry.decoder
+    if config.decoder not in DECODERS:
+        raise ConfigError(f"decoder must be one of {', '.join(DECODERS)} (mirror: the encoder's blocks; light: the "
+                          f"cheapest; generic: full-width convolutions), got {config.decoder!r}.")
     if config.input_size is None:
         config.input_size = tuple(entry.default_input_size[-2:])
     backbone = _create_backbone(entry, config, pretrained, checkpoint_path)

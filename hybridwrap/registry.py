@@ -38,6 +38,7 @@ class BackboneEntry:
     package: str = ""  # distribution that provides it (named in errors when it is missing)
     version: str = ""
     timm_name: str | None = None  # the name under which timm knows it (for classifier export)
+    decoder: str = "mirror"  # the model.decoder it gets by default (see hybridwrap.mirror.DECODERS)
     extra: dict = field(default_factory=dict)
 
 
@@ -54,9 +55,11 @@ def register_backbone(
     package: str = "",
     version: str = "",
     timm_name: str | None = None,
+    decoder: str = "mirror",
     overwrite: bool = False,
 ) -> BackboneEntry:
-    """Make ``name`` available to :func:`hybridwrap.wrap`."""
+    """Make ``name`` available to :func:`hybridwrap.wrap`. ``decoder`` is the ``model.decoder`` it gets when the
+    config leaves it unset: ``mirror`` (residual stages, ResNet-like) or ``generic`` (plain conv stages)."""
     if name in _REGISTRY and not overwrite and _REGISTRY[name].package != package:
         raise ValueError(
             f"Backbone {name!r} is already registered by {_REGISTRY[name].package or 'another plugin'}; "
@@ -70,6 +73,7 @@ def register_backbone(
         package=package,
         version=version,
         timm_name=timm_name,
+        decoder=decoder,
     )
     _REGISTRY[name] = entry
     return entry

@@ -320,6 +320,7 @@ class Run:
         _check_data_fits_model(cfg, self.data)  # any image size: the decoders follow the sizes of each pass
         cfg.model.input_size = tuple(model.layout.input_size)
         cfg.model.mean, cfg.model.std = model.config.mean, model.config.std
+        cfg.model.decoder = model.config.decoder
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(memory_format=self.memory_format)
         self.teacher = MeanTeacher(model.backbone, cfg.loss.ema_decay) if cfg.loss.stability == "mean_teacher" else None

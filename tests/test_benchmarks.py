@@ -60,8 +60,9 @@ def test_cost_smoke(tmp_path):
          "--width", 0.125, "--output", out)
     res = json.loads(out.read_text())
     b = res["backbones"][0]
-    assert set(b["setups"]) == {"backbone", "mean_teacher", "hybridnet"}
-    assert b["setups"]["hybridnet"]["gflops"] > b["setups"]["backbone"]["gflops"] > 0
+    assert set(b["setups"]) == {"backbone", "mean_teacher", "hybridnet-mirror", "hybridnet-light", "hybridnet-generic"}
+    for decoder in ("mirror", "light", "generic"):
+        assert b["setups"][f"hybridnet-{decoder}"]["gflops"] > b["setups"]["backbone"]["gflops"] > 0
     assert b["inference"]["same_parameters"] and b["inference"]["same_logits"]
 
 

@@ -327,3 +327,27 @@ def test_checkpoint_of_another_architecture_names_the_keys(tmp_path):
         hybridwrap.wrap("resnet18", num_classes=10, input_size=64, checkpoint_path=str(path))
     with pytest.raises(hybridwrap.CheckpointError, match="not found"):
         hybridwrap.wrap("resnet18", num_classes=10, input_size=64, checkpoint_path=str(tmp_path / "nope.pth"))
+
+
+@pytest.mark.parametrize("decoder", ["mirror", "light", "generic"])
+def test_decoder_options_mirror_every_level(decoder):
+    model = hybridwrap.wrap("resnet18", num_classes=10, input_size=64, decoder=decoder).train()
+    assert model.config.decoder == decoder
+    x = torch.randn(2, 3, 48, 80)
+    out = model(x)
+    assert out.x_hat.shape == x.shape
+    assert all(p.h_hat.shape == p.h.shape for p in out.pairs)
+    out.x_hat.pow(2).mean().backward()
+    if decoder == "mirror":  # the encoder's stages, block for block: resnet18's BasicBlocks, two per stage
+        from hybridwrap.mirror import BasicBlock
+
+        assert sum(isinstance(m, BasicBlock) for m in model.decoder_u.modules()) == 8
+    counts = {name: sum(p.numel() for p in getattr(model, name).parameters()) for name in ("decoder_c", "decoder_u")}
+    assert counts["decoder_c"] == counts["decoder_u"]
+
+
+def test_default_decoder_follows_the_backbone():
+    assert hybridwrap.wrap("resnet18", num_classes=10, input_size=64).config.decoder == "mirror"
+    assert hybridwrap.wrap("convlarge", num_classes=10, width=0.25).config.decoder == "generic"
+    with pytest.raises(ConfigError, match="decoder must be one of generic, light, mirror"):
+        hybridwrap.wrap("resnet18", num_classes=10, input_size=64, decoder="tiny")

@@ -133,7 +133,7 @@ def register():
 
     register_backbone("convlarge", timm_factory("convlarge"), default_input_size=(3, 32, 32),
                       description="ConvLarge (Ladder/TE/Mean Teacher), 32 px", package="hybridwrap",
-                      version=VERSION, timm_name="convlarge")
+                      version=VERSION, timm_name="convlarge", decoder="generic")  # plain conv stages: mirrored
     register_backbone("convlarge_stl10", timm_factory("convlarge_stl10"), default_input_size=(3, 96, 96),
                       description="ConvLarge-like for STL-10, 96 px", package="hybridwrap", version=VERSION,
-                      timm_name="convlarge_stl10")
+                      timm_name="convlarge_stl10", decoder="generic")

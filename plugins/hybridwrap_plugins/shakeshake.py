@@ -157,4 +157,4 @@ def register():
 
     register_backbone("shakeshake26_2x96d", timm_factory("shakeshake26_2x96d"), default_input_size=(3, 32, 32),
                       description="Shake-shake ResNet-26 2x96d (Gastaldi 2017; Mean Teacher)", package="hybridwrap",
-                      version=VERSION, timm_name="shakeshake26_2x96d")
+                      version=VERSION, timm_name="shakeshake26_2x96d", decoder="generic")  # as in its studies so far
