@@ -88,6 +88,17 @@ def make_stl10_binary(root: Path, n_train: int = 30, n_test: int = 10, n_unlabel
     return made
 
 
+def assert_encoders_hold(model, net, skip: str = "fc.") -> None:
+    """E_c and E_u of ``model`` both hold ``net``'s weights, its classifier (``skip``) aside."""
+    import torch
+
+    for encoder in (model.backbone, model.encoder_u):
+        got = encoder.state_dict()
+        for key, value in net.state_dict().items():
+            if not key.startswith(skip):
+                assert torch.equal(got[key], value), key
+
+
 def cli(*args: str) -> list[str]:
     """The installed console script, run with this interpreter."""
     return [sys.executable, "-m", "hybridwrap.cli", *args]

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 import hybridwrap
-from conftest import HUB_TOKEN, REPO, SHARED_CIFAR, cli, write_config
+from conftest import HUB_TOKEN, REPO, SHARED_CIFAR, assert_encoders_hold, cli, write_config
 from hybridwrap import CheckpointError, ConfigError
 from hybridwrap.config import load_config
 from hybridwrap.hub import HubError, push_run
@@ -370,11 +370,7 @@ def test_hf_hub_timm_checkpoint_initialises_both_encoders(hub, tmp_path):
     timm.models.save_for_hf(net, str(tmp_path / "r18"), safe_serialization="both")
     _upload(tmp_path / "r18", "tester/resnet18-imagenet", HUB_TOKEN, False, "upload", None)
     model = hybridwrap.wrap("hf-hub:tester/resnet18-imagenet", num_classes=10, input_size=64, pretrained=True)
-    for encoder in (model.backbone, model.encoder_u):
-        got = encoder.state_dict()
-        for key, value in net.state_dict().items():
-            if not key.startswith("fc."):
-                assert torch.equal(got[key], value), key
+    assert_encoders_hold(model, net)
     assert model.backbone.fc.out_features == 10
     scratch = hybridwrap.wrap("hf-hub:tester/resnet18-imagenet", num_classes=10, input_size=64, pretrained=True,
                               unsupervised_init="scratch")

@@ -8,6 +8,7 @@ import timm
 import torch
 
 import hybridwrap
+from conftest import assert_encoders_hold
 from hybridwrap import CheckpointError
 from hybridwrap import registry
 
@@ -94,11 +95,7 @@ def test_places365_checkpoint_loads_into_both_encoders(tmp_path):
     path = tmp_path / "resnet50_places365.pth.tar"
     net = _places_like_checkpoint(path)
     model = hybridwrap.wrap("places365_resnet50", num_classes=10, input_size=64, checkpoint_path=str(path))
-    for encoder in (model.backbone, model.encoder_u):
-        got = encoder.state_dict()
-        for key, value in net.state_dict().items():
-            if not key.startswith("fc."):
-                assert torch.equal(got[key], value), key
+    assert_encoders_hold(model, net)
     assert model.backbone.fc.out_features == 10
 
 

@@ -5,6 +5,7 @@ import timm
 import torch
 
 import hybridwrap
+from conftest import assert_encoders_hold
 from hybridwrap import ConfigError, InputSizeError, UnknownBackboneError, UnsupportedBackboneError
 
 # (name, input size): the smallest size each family's reductions can mirror exactly
@@ -302,11 +303,7 @@ def _imagenet_like_file(tmp_path, fmt):
 def test_checkpoint_with_another_head_initialises_both_encoders(tmp_path, fmt):
     net, path = _imagenet_like_file(tmp_path, fmt)
     model = hybridwrap.wrap("resnet18", num_classes=10, input_size=64, checkpoint_path=str(path))
-    for encoder in (model.backbone, model.encoder_u):
-        got = encoder.state_dict()
-        for key, value in net.state_dict().items():
-            if not key.startswith("fc."):
-                assert torch.equal(got[key], value), key
+    assert_encoders_hold(model, net)
     assert model.backbone.fc.out_features == 10
 
 
