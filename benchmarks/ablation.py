@@ -70,8 +70,8 @@ def run_one(args, preset: str, seed: int) -> Path:
         f"preset={preset}", f"seed={seed}", f"max_steps={args.iterations}", f"output_dir={run_dir}",
         f"eval_every={args.eval_every}", f"checkpoint_every={args.eval_every}", "log_every=50",
         "progress_bar=false", f"mixed_precision={args.precision}", f"channels_last={str(args.channels_last).lower()}",
-        "model.backbone=convlarge", "model.in_chans=3", "model.input_size=[32, 32]",
-        f"model.backbone_kwargs={{width: {args.width}}}",
+        f"model.backbone={args.backbone}", "model.in_chans=3", "model.input_size=[32, 32]",
+        f"model.backbone_kwargs={{width: {args.width}}}" if args.backbone == "convlarge" else "model.backbone_kwargs={}",
         "data.dataset=cifar10", f"data.path={args.data}", "data.image_size=null", f"data.num_labels={args.labels}",
         f"data.labels_seed={seed}", f"data.val_size={args.val_size}", "data.labeled_batch_size=20",
         "data.unlabeled_batch_size=80", "data.eval_batch_size=500",
@@ -91,7 +91,7 @@ def run_one(args, preset: str, seed: int) -> Path:
              for _, c in sorted(evals.items())]
     result = {
         "preset": preset, "dataset": "cifar10-jpegtest", "labels": args.labels, "seed": seed,
-        "backbone": "convlarge", "width": args.width, "iterations": args.iterations, "tag": args.tag,
+        "backbone": args.backbone, "width": args.width, "iterations": args.iterations, "tag": args.tag,
         "test_acc": metrics["test_acc"], "teacher_test_acc": metrics.get("teacher_test_acc"),
         "val_acc": metrics.get("val_acc"), "teacher_val_acc": metrics.get("teacher_val_acc"),
         "val_size": args.val_size, "seconds": round(time.time() - t0, 1),
@@ -118,7 +118,9 @@ def main(argv=None):
                                                         "$HYBRIDWRAP_CIFAR10_NPZ)")
     p.add_argument("--presets", nargs="+", default=["all"], help="Table 1 presets, or 'all'")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--width", type=float, default=0.25)
+    p.add_argument("--backbone", default="convlarge", help="convlarge (the paper's), or any registered backbone "
+                                                            "(e.g. resnet18 for the decoder ablation)")
+    p.add_argument("--width", type=float, default=0.25, help="ConvLarge width (recorded, unused for other backbones)")
     p.add_argument("--iterations", type=int, default=1000)
     p.add_argument("--labels", type=int, default=4000)
     p.add_argument("--val-size", type=int, default=5000)

@@ -32,9 +32,9 @@ PAPER_TABLE1 = {
 
 
 def is_table_run(r: dict) -> bool:
-    """Runs of the main tables; `select-*` (choosing λ), `study-*` and `stability-*` (one-knob studies) runs are
-    shown apart."""
-    return not r["tag"].startswith(("select-", "study-", "stability-"))
+    """Runs of the main tables; `select-*` (choosing λ), `study-*` and `stability-*` (one-knob studies) and
+    `decoder-*` (decoder options) runs are shown apart."""
+    return not r["tag"].startswith(("select-", "study-", "stability-", "decoder-"))
 
 
 def run_id(r: dict) -> str:
@@ -496,6 +496,97 @@ def stability_study_lines(runs: list[dict]) -> list[str]:
     return lines + ["", "```bash", *commands, "```", ""]
 
 
+STABILITY_PAIRS = [("classification_stability", "classification"), ("autoencoder_stability", "autoencoder"),
+                   ("full", "hybrid_architecture")]
+
+
+def rerun_lines(runs: list[dict], new: str = "faithful", old: str = "official") -> list[str]:
+    """Table 1 rerun under hybridwrap 0.2's defaults, beside hybridwrap 0.1's runs at the same budget and seeds."""
+    mine = [r for r in runs if r["tag"] == new]
+    if not mine:
+        return []
+    width, labels, iters = mine[0]["width"], mine[0]["labels"], mine[0]["iterations"]
+    seeds = sorted({r["seed"] for r in mine})
+    theirs = [r for r in runs if r["tag"] == old and (r["width"], r["labels"], r["iterations"]) == (width, labels, iters)
+              and r["seed"] in seeds]
+
+    def acc(rs, preset, key):
+        return {r["seed"]: r[key] for r in rs if r["preset"] == preset and r.get(key) is not None}
+
+    lines = ["## Table 1 under the new defaults", "",
+             f"The main table's budget (width {width}, {labels} labels, {iters} iterations, official λ) trained again "
+             f"with hybridwrap 0.2's defaults (`{new}`: 4 px translation at 32 px, EMA 0.97, true-mirror decoders, "
+             f"stage pairs) beside hybridwrap 0.1's runs (`{old}`: 2 px, EMA 0.99), seeds {', '.join(map(str, seeds))}, "
+             "mean ± std. Validation: 5000 training images held out; test: the JPEG copy.", "",
+             f"| preset | val, 0.1 | val, 0.2 | test, 0.1 | test, 0.2 | teacher test, 0.2 | paper ({labels} labels) |",
+             "|---|---|---|---|---|---|---|"]
+    for preset in TABLE1:
+        if not acc(mine, preset, "test_acc"):
+            continue
+        cells = [_mean_std(list(acc(rs, preset, key).values())) for key, rs in
+                 (("val_acc", theirs), ("val_acc", mine), ("test_acc", theirs), ("test_acc", mine),
+                  ("teacher_test_acc", mine))]
+        lines.append(f"| {preset} | {' | '.join(cells)} | {PAPER_TABLE1[preset].get(labels, '-')} |")
+    lines += ["", "What the stability term adds (paired by seed: mean ± std of the per-seed difference, and in how many "
+                  "seeds it is positive):", "", "| pair | val, 0.1 | val, 0.2 | test, 0.1 | test, 0.2 |", "|---|---|---|---|---|"]
+    verdicts = {}
+    for a, b in STABILITY_PAIRS + [("full", "classification")]:
+        cells = []
+        for key, rs, version in (("val_acc", theirs, "0.1"), ("val_acc", mine, "0.2"), ("test_acc", theirs, "0.1"),
+                                 ("test_acc", mine, "0.2")):
+            xa, xb = acc(rs, a, key), acc(rs, b, key)
+            diffs = [xa[s_] - xb[s_] for s_ in seeds if s_ in xa and s_ in xb]
+            if not diffs:
+                cells.append("-")
+                continue
+            cells.append(f"{_mean_std(diffs)} ({sum(d > 0 for d in diffs)}/{len(diffs)})")
+            verdicts[(a, key, version)] = statistics.mean(diffs)
+        if any(c != "-" for c in cells):
+            lines.append(f"| {a} − {b} | {' | '.join(cells)} |")
+    val_means = {p: statistics.mean(acc(mine, p, "val_acc").values()) for p in TABLE1 if acc(mine, p, "val_acc")}
+    if len(val_means) == len(TABLE1):
+        ranking = sorted(val_means, key=val_means.get, reverse=True)
+        paper = sorted(TABLE1, key=lambda p: PAPER_TABLE1[p].get(labels, 0), reverse=True)
+        lines += ["", f"Ranking on validation under 0.2: {' > '.join(ranking)}.",
+                  f"Ranking in the paper: {' > '.join(paper)}."]
+    helps = [a for a, _ in STABILITY_PAIRS if verdicts.get((a, "val_acc", "0.2"), 0) > 0]
+    before = [a for a, _ in STABILITY_PAIRS if verdicts.get((a, "val_acc", "0.1"), 0) > 0]
+    lines += ["", f"Conclusion: on validation the stability term raises accuracy in {len(helps)} of the "
+                  f"{len(STABILITY_PAIRS)} pairs under hybridwrap 0.2's defaults ({', '.join(helps) or 'none'}), against "
+                  f"{len(before)} of {len(STABILITY_PAIRS)} under 0.1 ({', '.join(before) or 'none'}), over "
+                  f"{len(seeds)} seeds at this CPU budget.", "", "```bash", *sorted({r["command"] for r in mine}), "```", ""]
+    return lines
+
+
+def decoder_lines(runs: list[dict]) -> list[str]:
+    """benchmarks/decoder_ablation.sh: `light` against `mirror` in accuracy, beside their FLOPs from cost.py."""
+    mine = [r for r in runs if r["tag"].startswith("decoder-")]
+    if not mine:
+        return []
+    r0 = mine[0]
+    lines = ["## Decoder options: what `light` costs in accuracy", "",
+             f"`benchmarks/decoder_ablation.sh`: CIFAR-10, {r0['backbone']} at 32 px, {r0['labels']} labels, "
+             f"{r0['iterations']} iterations, official λ, seed(s) {', '.join(sorted({str(r['seed']) for r in mine}))}. "
+             "Validation: 5000 training images held out; test: the JPEG copy.", "",
+             "| run | decoder | val acc | test acc | teacher test acc |", "|---|---|---|---|---|"]
+    for r in sorted(mine, key=lambda r: (r["preset"] != "classification", r["tag"])):
+        decoder = "-" if r["preset"] == "classification" else r["tag"][len("decoder-"):]
+        lines.append(f"| {r['preset']} | {decoder} | {_fmt(r.get('val_acc'))} | {_fmt(r['test_acc'])} | "
+                     f"{_fmt(r.get('teacher_test_acc'))} |")
+    full = {r["tag"][len("decoder-"):]: r for r in mine if r["preset"] == "full"}
+    if {"mirror", "light"} <= set(full) and full["mirror"].get("val_acc") is not None:
+        d = full["light"]["val_acc"] - full["mirror"]["val_acc"]
+        lines += ["", f"On validation `light` is {abs(d):.2f} points {'below' if d < 0 else 'above'} `mirror` "
+                      "(one seed: differences under about 1 point are within the seed noise of the main table)."]
+    costs = [b for res in load("cost-*.json") for b in res["backbones"] if b["name"] == "resnet50"]
+    if costs:
+        setups = costs[0]["setups"]
+        base = setups["backbone"]["gflops"]
+        ratios = [f"{k[len('hybridnet-'):]} {v['gflops'] / base:.2f}×" for k, v in setups.items() if k.startswith("hybridnet-")]
+        lines += [f"Training-step FLOPs against the backbone's, resnet50 at 224 px (the Cost section): {', '.join(ratios)}."]
+    return lines + ["", "```bash", *sorted({r["command"] for r in mine}), "```", ""]
+
+
 def _setting(settings: dict) -> str:
     return " ".join(f"`{k}={v}`" for k, v in settings.items())
 
@@ -617,6 +708,8 @@ def render(out: Path | None = None) -> Path:
     lines += regime_lines(runs)
     lines += study_lines(runs)
     lines += stability_study_lines(runs)
+    lines += rerun_lines(runs)
+    lines += decoder_lines(runs)
     lines += quickstart_lines()
     lines += picture_lines(runs)
     lines += cost_lines()
