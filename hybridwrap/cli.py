@@ -19,9 +19,11 @@ def _cmd_backbones(args) -> int:
 def _cmd_summary(args) -> int:
     from .model import wrap
 
-    model = wrap(args.backbone, num_classes=args.num_classes, in_chans=args.in_chans, input_size=args.input_size)
+    model = wrap(args.backbone, num_classes=args.num_classes, in_chans=args.in_chans, input_size=args.input_size,
+                 decoder=args.decoder)
     counts = {name: sum(p.numel() for p in params) for name, params in model.branch_parameters().items()}
-    print(f"HybridNet around {args.backbone} at {model.layout.input_size[0]}x{model.layout.input_size[1]}")
+    print(f"HybridNet around {args.backbone}, measured at {model.layout.input_size[0]}x{model.layout.input_size[1]} "
+          f"(it takes other sizes too), decoder {model.config.decoder}")
     for lv_i, lv in enumerate(model.layout.levels):
         print(f"  level {lv_i}: {lv.module:<24} {lv.channels:>5} ch {lv.size[0]:>4}x{lv.size[1]:<4} "
               f"x{lv.factor[0]} switches={lv.switch_kind}")
@@ -209,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-classes", type=int, default=10, help="classes of the head C (default: 10)")
     p.add_argument("--in-chans", type=int, default=3, help="image channels (default: 3)")
     p.add_argument("--input-size", type=int, help="image side in pixels (default: the backbone's pretrained_cfg)")
+    p.add_argument("--decoder", choices=["mirror", "light", "generic"],
+                   help="decoder blocks (default: the backbone's: mirror for timm CNNs, generic for ConvLarge)")
     p.set_defaults(fn=_cmd_summary)
 
     p = sub.add_parser("push", help="push a finished run (weights, model card, picture) to the Hugging Face Hub")
