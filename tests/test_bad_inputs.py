@@ -280,3 +280,20 @@ def test_every_option_of_every_command_has_help():
                for action in parser._actions
                if not isinstance(action, argparse._HelpAction) and not action.help]
     assert not missing, missing
+
+
+def test_plain_accelerate_launch_workers_print_one_error_line(runs, tmp_path):
+    """Under plain `accelerate launch`, rank 0 prints the one line and rank 1 nothing. What follows is torch's
+    launcher re-raising the workers' exit (ChildFailedError): its own traceback, which no worker can prevent;
+    `hybridwrap launch` (above) is the same launcher without it."""
+    done = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                           "-m", "hybridwrap.train", "--config", str(runs["root"] / "tiny.yaml"),
+                           "--output-dir", str(runs["run"])],
+                          capture_output=True, text=True, env={**ENV_TESTS, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert done.returncode != 0
+    assert done.stderr.count("hybridwrap: error:") == 1 and "already holds a run" in done.stderr
+    worker_part = done.stderr.split("ChildFailedError")[0].split("Traceback (most recent call last)")
+    assert len(worker_part) <= 2  # at most the launcher's own traceback header, none from a worker
+    assert "hybridwrap/" not in "".join(worker_part[1:])  # no frame of hybridwrap's code in it
+    assert "exitcode  : 2" in done.stderr  # both workers exited with the config-error status
