@@ -13,6 +13,22 @@ def from_pretrained(repo_id_or_dir, **kwargs):
     return _from_pretrained(repo_id_or_dir, **kwargs)
 
 
+def save_pretrained(model, directory, teacher=None):
+    """Write ``config.json`` + ``model.safetensors`` (+ ``teacher.safetensors``) (see :mod:`hybridwrap.hub`).
+
+    Functions, not methods: as in timm, the Hub code knows the model and the model knows nothing of the Hub."""
+    from .hub import save_pretrained as _save
+
+    return _save(model, directory, teacher=teacher)
+
+
+def push_to_hub(model, repo_id, **kwargs):
+    """Push a HybridNet to the Hub (``token=``, ``private=``, ``teacher=``, ``revision=``); returns the commit URL."""
+    from .hub import push_to_hub as _push
+
+    return _push(model, repo_id, **kwargs)
+
+
 def export_classifier(model, directory, teacher=None):
     """Write E_c + C as a timm checkpoint folder (see :mod:`hybridwrap.export`)."""
     from .export import export_classifier as _export
@@ -22,7 +38,7 @@ def export_classifier(model, directory, teacher=None):
 __version__ = "0.2.0"
 
 __all__ = [
-    "wrap", "from_pretrained", "export_classifier", "HybridNet", "HybridOutput", "IntermediatePair", "ModelConfig", "build_from_config",
+    "wrap", "from_pretrained", "save_pretrained", "push_to_hub", "export_classifier", "HybridNet", "HybridOutput", "IntermediatePair", "ModelConfig", "build_from_config",
     "register_backbone", "list_backbones", "HybridWrapError", "UnknownBackboneError", "UnsupportedBackboneError",
     "InputSizeError", "ConfigError", "CheckpointError", "DataError", "TrainingError", "__version__",
 ]

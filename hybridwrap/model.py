@@ -196,24 +196,6 @@ class HybridNet(nn.Module):
                 f"with in_chans={x.shape[1] if x.dim() == 4 else '...'}."
             )
 
-    # -- Hugging Face Hub (PyTorchModelHubMixin conventions; see hybridwrap.hub) -------------------
-    def save_pretrained(self, save_directory, teacher: nn.Module | None = None):
-        from .hub import save_pretrained
-
-        return save_pretrained(self, save_directory, teacher=teacher)
-
-    def push_to_hub(self, repo_id: str, *, token: str | None = None, private: bool = False,
-                    teacher: nn.Module | None = None, **kwargs) -> str:
-        from .hub import push_to_hub
-
-        return push_to_hub(self, repo_id, token=token, private=private, teacher=teacher, **kwargs)
-
-    @classmethod
-    def from_pretrained(cls, repo_id_or_dir, **kwargs) -> "HybridNet":
-        from .hub import from_pretrained
-
-        return from_pretrained(repo_id_or_dir, **kwargs)
-
     def branch_parameters(self) -> dict[str, list[nn.Parameter]]:
         groups = {"backbone": list(self.backbone.parameters())}
         for name in ("decoder_c", "encoder_u", "decoder_u"):

@@ -77,11 +77,11 @@ def test_push_run_then_from_pretrained_convlarge_and_offline_cache(hub, run_dir)
 def test_push_to_hub_timm_backbone_private_repo(hub, tmp_path):
     torch.manual_seed(0)
     model = hybridwrap.wrap("resnet18", num_classes=4, input_size=32).eval()
-    model.push_to_hub("tester/hybridnet-resnet18", token=HUB_TOKEN, private=True)
+    hybridwrap.push_to_hub(model, "tester/hybridnet-resnet18", token=HUB_TOKEN, private=True)
     with pytest.raises(HubError, match="not found, or it is private"):
         hybridwrap.from_pretrained("tester/hybridnet-resnet18")
-    again = hybridwrap.HybridNet.from_pretrained("tester/hybridnet-resnet18", token=HUB_TOKEN, revision="main",
-                                                 cache_dir=tmp_path / "cache")
+    again = hybridwrap.from_pretrained("tester/hybridnet-resnet18", token=HUB_TOKEN, revision="main",
+                                       cache_dir=tmp_path / "cache")
     _assert_same_model(model, again, torch.randn(2, 3, 32, 32))
     assert any((tmp_path / "cache").rglob("model.safetensors"))
 
