@@ -30,18 +30,24 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def launch(argv: list[str]) -> int:
     from accelerate.commands.launch import launch_command, launch_command_parser
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     accelerate_args, command = split_argv(argv)
-    # torch's agent logs each failed process as an error line of its own; rank 0's message says it better
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    # torch's agent logs each failed process and each signal as lines of its own; rank 0's message says it better
+    import torch.distributed.elastic.agent.server.local_elastic_agent  # noqa: F401  (creates the agent's loggers)
+    import torch.distributed.run  # noqa: F401
+
+    for name in ["torch.distributed.elastic", *logging.root.manager.loggerDict]:
+        if name.startswith("torch.distributed.elastic"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     args = launch_command_parser().parse_args([*accelerate_args, "--module", "hybridwrap.cli", *command])
     try:
         launch_command(args)
     except ChildFailedError as exc:  # rank 0 has said why; its exit status says what kind of error it was
         _, first = exc.get_first_failure()
         return first.exitcode if first.exitcode > 0 else 1
-    except KeyboardInterrupt:  # the processes print where their last checkpoint is
+    except (KeyboardInterrupt, SignalException):  # Ctrl-C: the processes say where their last checkpoint is
         return 130
     return 0
 

@@ -487,3 +487,20 @@ def test_stl10_places365_config_end_to_end_on_the_binary_release_layout(tmp_path
     assert "30 in the unlabeled stream" in done.stderr  # 20 training images + the 10 of the unlabeled split
     saved = json.loads((out / "model" / "config.json").read_text())["model"]
     assert saved["input_size"] == [224, 224] and saved["backbone"] == "places365_resnet50"
+
+
+def test_ctrl_c_under_hybridwrap_launch_is_one_line_with_the_resume_command(tiny_config, tmp_path):
+    config = tiny_config(max_steps=100000, checkpoint_every=3, eval_every=100000)
+    out = tmp_path / "int2"
+    proc = subprocess.Popen(cli("launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                                "--mixed_precision", "no", "--dynamo_backend", "no", "train", "--config", str(config),
+                                "--output-dir", str(out), "--no-progress"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**ENV, "OMP_NUM_THREADS": "1"})
+    _wait_for_checkpoint(out)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "death signal" not in err
+    assert err.count("hybridwrap: error: interrupted. The last checkpoint is") == 1
+    assert f"continue with: hybridwrap train --resume --output-dir {out}" in err
