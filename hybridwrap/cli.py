@@ -154,7 +154,10 @@ def _cmd_tune(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     from .train import add_train_arguments
 
-    parser = argparse.ArgumentParser(prog="hybridwrap", description="HybridNet around any timm-style CNN.")
+    parser = argparse.ArgumentParser(
+        prog="hybridwrap", description="HybridNet around any timm-style CNN.",
+        epilog="exit status: 0 done, 2 config or usage error, 3 data, 4 checkpoint, 5 Hub or network, 6 training "
+               "stopped (non-finite loss), 130 interrupted, 1 anything else")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a HybridNet (defaults to the embedded digits quickstart)")
