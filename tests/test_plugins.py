@@ -81,19 +81,49 @@ def test_broken_plugin_warns_and_names_the_fix(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------- Places365
 
 
+def _as_python2_strings(pickled: bytes) -> bytes:
+    """The same pickle with every str written as Python 2 wrote its byte strings (SHORT_BINSTRING, latin-1):
+    Python 3 reads them only when told an encoding."""
+    import pickletools
+
+    ops = list(pickletools.genops(pickled))
+    out = bytearray()
+    for i, (op, arg, pos) in enumerate(ops):
+        end = ops[i + 1][2] if i + 1 < len(ops) else len(pickled)
+        if op.name in ("BINUNICODE", "SHORT_BINUNICODE") and len(arg) < 256 and all(ord(c) < 256 for c in arg):
+            out += b"U" + bytes([len(arg)]) + arg.encode("latin-1")
+        else:
+            out += pickled[pos:end]
+    return bytes(out)
+
+
 def _places_like_checkpoint(path, arch="resnet50", legacy=True):
-    """A file laid out like resnet50_places365.pth.tar (2017): DataParallel keys, 365-way head, metadata, and no
-    BatchNorm ``num_batches_tracked`` buffers (PyTorch added them in 0.4.1, after the release)."""
+    """A file laid out like resnet50_places365.pth.tar (2017): DataParallel keys, 365-way head, metadata, no
+    BatchNorm ``num_batches_tracked`` buffers (PyTorch added them in 0.4.1, after the release), and (legacy) the
+    pre-zip torch format whose strings are Python 2 byte strings, one of them not ASCII."""
+    import io
+    import pickletools
+
     net = timm.create_model(arch, num_classes=365)
     state = {"module." + k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
-    obj = {"epoch": 90, "arch": arch, "state_dict": state, "best_prec1": 54.74}
+    obj = {"epoch": 90, "arch": arch, "state_dict": state, "best_prec1": 54.74, "note": "Places365 \xe9t\xe9 2017"}
     torch.save(obj, path, _use_new_zipfile_serialization=not legacy, pickle_protocol=2)
+    if legacy:  # magic, protocol, sys_info, the object, the storage keys: five pickles, then the raw storages
+        data, parts, start = path.read_bytes(), [], 0
+        stream = io.BytesIO(data)
+        for _ in range(5):
+            list(pickletools.genops(stream))  # reads one pickle, up to and including its STOP
+            parts.append(data[start:stream.tell()])
+            start = stream.tell()
+        path.write_bytes(b"".join(_as_python2_strings(p) for p in parts) + data[start:])
     return net
 
 
 def test_places365_checkpoint_loads_into_both_encoders(tmp_path):
     path = tmp_path / "resnet50_places365.pth.tar"
     net = _places_like_checkpoint(path)
+    with pytest.raises(UnicodeDecodeError):  # the fixture has the release's Python 2 strings
+        torch.load(path, weights_only=True)
     model = hybridwrap.wrap("places365_resnet50", num_classes=10, input_size=64, checkpoint_path=str(path))
     assert_encoders_hold(model, net)
     assert model.backbone.fc.out_features == 10
