@@ -30,10 +30,11 @@ from pathlib import Path
 
 import torch
 
+from hybridwrap.mirror import DECODERS  # every decoder option, measured side by side
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 BACKBONES = {"convlarge": 32, "shakeshake26_2x96d": 32, "resnet50": 224}
-DECODERS = ("mirror", "light", "generic")
 SETUPS = ("backbone", "mean_teacher", *(f"hybridnet-{d}" for d in DECODERS))
 
 

@@ -103,7 +103,7 @@ def _cmd_config(args) -> int:
 
     import yaml
 
-    from .config import to_dict
+    from .config import RESOLVED_MODEL_FIELDS, to_dict
     from .presets import apply_preset
     from .train import config_from_args
 
@@ -117,7 +117,8 @@ def _cmd_config(args) -> int:
                 print(f"--set {name}={json.dumps(v)}")
         return 0
     print("# the resolved config: save it and pass it with --config, or change any field with --set SECTION.FIELD=VALUE")
-    print("# (model.input_size, model.mean and model.std left null are resolved from the data and the backbone)")
+    left = ", ".join(f"model.{k}" for k in RESOLVED_MODEL_FIELDS)
+    print(f"# ({left} left null are resolved from the data and the backbone when training starts)")
     print(yaml.safe_dump(resolved, sort_keys=False), end="")
     return 0
 
@@ -152,6 +153,7 @@ def _cmd_tune(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .mirror import DECODERS
     from .train import add_train_arguments
 
     parser = argparse.ArgumentParser(
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-classes", type=int, default=10, help="classes of the head C (default: 10)")
     p.add_argument("--in-chans", type=int, default=3, help="image channels (default: 3)")
     p.add_argument("--input-size", type=int, help="image side in pixels (default: the backbone's pretrained_cfg)")
-    p.add_argument("--decoder", choices=["mirror", "light", "generic"],
+    p.add_argument("--decoder", choices=DECODERS,
                    help="decoder blocks (default: the backbone's: mirror for timm CNNs, generic for ConvLarge)")
     p.set_defaults(fn=_cmd_summary)
 

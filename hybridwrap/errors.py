@@ -70,7 +70,7 @@ class Interrupted(HybridWrapError):
     exit_code = 130
 
 
-def _rank() -> int:
+def process_rank() -> int:
     """This process's rank under `accelerate launch` / torchrun (0 when run alone)."""
     return int(os.environ.get("RANK", "0"))
 
@@ -86,7 +86,7 @@ def _peer_error_file() -> Path | None:
 
 def _report(code: int, message: str) -> int:
     """Rank 0 prints one ``hybridwrap: error:`` line; the other ranks stay quiet and exit with the same code."""
-    if _rank() == 0:
+    if process_rank() == 0:
         print(f"hybridwrap: error: {message}", file=sys.stderr, flush=True)
         peer_file = _peer_error_file()
         if peer_file is not None:
@@ -100,7 +100,7 @@ def _report(code: int, message: str) -> int:
 def _peer_failed() -> int | None:
     """The exit status rank 0 left before it stopped, when this (non-zero) rank fails because rank 0 is gone."""
     peer_file = _peer_error_file()
-    if _rank() == 0 or peer_file is None or not peer_file.is_file():
+    if process_rank() == 0 or peer_file is None or not peer_file.is_file():
         return None
     try:
         return int(peer_file.read_text())
@@ -114,7 +114,7 @@ def run_user_command(fn) -> int:
     with the same status, also when their failure is only a consequence of rank 0 stopping (a closed
     connection at the next collective). Other exceptions are bugs: they keep their traceback."""
     peer_file = _peer_error_file()
-    if _rank() == 0 and peer_file is not None:
+    if process_rank() == 0 and peer_file is not None:
         peer_file.unlink(missing_ok=True)  # a stale file of an earlier launch with the same launcher pid
     try:
         return fn() or 0

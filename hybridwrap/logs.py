@@ -19,7 +19,6 @@ LOG_FILE = "train.log"
 
 def get_logger(name: str) -> logging.Logger:
     """A logger under ``hybridwrap.``; its handlers (console, train.log) exist on the main process only."""
-    logging.getLogger(ROOT).setLevel(logging.DEBUG)  # the handlers choose what they show
     return logging.getLogger(name if name.startswith(ROOT) else f"{ROOT}.{name}")
 
 
@@ -54,14 +53,6 @@ def attach_console(level: str = "info") -> logging.Handler:
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
     return handler
-
-
-def set_console_level(level: str) -> None:
-    """Follow a run's ``log_level`` (e.g. the one saved in a resumed run's config)."""
-    check_level(level)
-    for handler in logging.getLogger(ROOT).handlers:
-        if isinstance(handler, _ConsoleHandler):
-            handler.setLevel(LEVELS[level])
 
 
 def attach_file(run_dir: Path) -> logging.Handler:

@@ -309,7 +309,7 @@ def pooling_switches(level: Level, pool_input: torch.Tensor | None, source: torc
     return idx  # (B, 1, h, w): shared by every channel
 
 
-def unpool(x: torch.Tensor, level: Level, switches: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def unpool(x: torch.Tensor, switches: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Unpool ``x`` to ``size``, the size that entered the downsampling in this forward pass."""
     if switches.shape[1] == 1 and x.shape[1] != 1:
         switches = switches.expand(-1, x.shape[1], -1, -1)
@@ -427,7 +427,7 @@ def _resize(x, level: Level, mode: str, switches, size):
     if level.factor == (1, 1):
         return x
     if mode == "unpool":
-        return unpool(x, level, switches, size)
+        return unpool(x, switches, size)
     return F.interpolate(x, size=size, mode=mode)
 
 

@@ -25,16 +25,12 @@ def timm_factory(timm_name: str) -> Callable[..., nn.Module]:
 
 def load_backbone_checkpoint(model: nn.Module, path: str) -> None:
     """Load a local timm-style checkpoint (safetensors or a PyTorch file, ``module.`` prefixes and EMA
-    weights as timm reads them) into ``model``. A classifier of another class count (ImageNet's 1000-way
-    head for a 10-class task) is not loaded: the model keeps its new head. Anything else that does not fit
-    is an error that names the keys."""
+    weights as timm reads them) into ``model`` with :func:`load_backbone_state`."""
     from pathlib import Path
 
-    import torch
     from timm.models import load_state_dict
 
     from .errors import CheckpointError
-    from .serialization import state_dict_mismatch
 
     if not Path(path).is_file():
         raise CheckpointError(f"Checkpoint {path!r} not found. Pass the path of a local .safetensors / .pth file, or "
@@ -44,19 +40,32 @@ def load_backbone_checkpoint(model: nn.Module, path: str) -> None:
     except Exception as exc:  # noqa: BLE001 - unreadable, truncated, or a pickle of arbitrary objects
         raise CheckpointError(f"{path} is not a readable checkpoint ({str(exc).splitlines()[0]}). Re-download it, or "
                               "re-save it as a plain state_dict or safetensors.") from exc
+    load_backbone_state(model, state, str(path))
+
+
+def load_backbone_state(model: nn.Module, state: dict, source: str, mismatch: str = "does not fit this backbone",
+                        fix: str = "Pass a checkpoint of the same architecture.") -> None:
+    """Load backbone weights into ``model``. The classifier is optional: a file without one, or with one of
+    another class count (ImageNet's 1000-way head for a 10-class task), leaves the model's new head as it is.
+    BatchNorm's ``num_batches_tracked`` counters may be missing (files older than PyTorch 0.4.1). Anything
+    else that does not fit is an error that names the keys: "{source} {mismatch}: ... {fix}"."""
+    import torch
+
+    from .errors import CheckpointError
+    from .serialization import state_dict_mismatch
+
     own = model.state_dict()
     head = getattr(model, "pretrained_cfg", {}).get("classifier") or "fc"
     heads = [head] if isinstance(head, str) else list(head)
-    other_head = [k for k in state if any(k.startswith(h + ".") for h in heads)
-                  and k in own and tuple(state[k].shape) != tuple(own[k].shape)]
-    state = {k: v for k, v in state.items() if k not in other_head}
-    expected = {k: v for k, v in own.items() if k not in other_head
-                and (k in state or not k.endswith("num_batches_tracked"))}  # older files lack that BN counter
+    new_head = {k for k in own if any(k.startswith(h + ".") for h in heads)
+                and (k not in state or tuple(state[k].shape) != tuple(own[k].shape))}
+    state = {k: v for k, v in state.items() if k not in new_head}
+    expected = {k: v for k, v in own.items() if k not in new_head
+                and (k in state or not k.endswith("num_batches_tracked"))}
     missing, unexpected, wrong = state_dict_mismatch(expected, state)
     if missing or unexpected or wrong:
         raise CheckpointError(
-            f"{path} does not fit this backbone: {len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} "
-            f"unexpected (e.g. {unexpected[:3]}), {len(wrong)} with other shapes (e.g. {wrong[:3]}). Pass a checkpoint "
-            "of the same architecture.")
+            f"{source} {mismatch}: {len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected "
+            f"(e.g. {unexpected[:3]}), {len(wrong)} with other shapes (e.g. {wrong[:3]}). {fix}")
     with torch.no_grad():
-        model.load_state_dict(state, strict=False)  # the head of another class count stays newly initialised
+        model.load_state_dict(state, strict=False)  # the new head stays as initialised

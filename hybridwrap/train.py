@@ -30,7 +30,8 @@ from .config import TrainConfig, apply_overrides, fill_resolved, fingerprint, fr
 from .data import augment as aug
 from .data import load_data
 from .data.semisup import Split, TwoStreamBatches, fold_split, make_split
-from .errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingError, run_user_command
+from .errors import (CheckpointError, ConfigError, DataError, Interrupted, TrainingError, process_rank,
+                     run_user_command)
 from .model import build_from_config
 from .presets import apply_preset
 from .serialization import atomic_write_text, save_model
@@ -130,7 +131,7 @@ def _stop_when_launcher_dies() -> None:
         while True:
             time.sleep(2.0)
             if os.getppid() != launcher:
-                if int(os.environ.get("RANK", "0")) == 0:
+                if process_rank() == 0:
                     print(f"hybridwrap: error: the launcher (pid {launcher}) is gone; this worker stops too. Continue "
                           "from the last checkpoint with --resume.", file=sys.stderr, flush=True)
                 os._exit(1)
@@ -565,10 +566,10 @@ class Run:
         writes them again) and return the (step, split) pairs already logged."""
         if not self.metrics_path.is_file():
             return set()
-        kept = [line for line in self.metrics_path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= step]
-        atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
-        return {(json.loads(line)["step"], json.loads(line)["split"]) for line in kept}
+        lines = [(line, json.loads(line)) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        kept = [(line, entry) for line, entry in lines if entry["step"] <= step]
+        atomic_write_text(self.metrics_path, "".join(line + "\n" for line, _ in kept))
+        return {(entry["step"], entry["split"]) for _, entry in kept}
 
     def _log_start(self, resumed_from: Path | None) -> None:
         cfg, data, split = self.cfg, self.data, self.split
@@ -848,13 +849,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def go():
         cfg = config_from_args(args)
-        if int(os.environ.get("RANK", "0")) == 0:  # set by `accelerate launch`: one console, the main process's
+        if process_rank() == 0:  # set by `accelerate launch`: one console, the main process's
             logs.attach_console(cfg.log_level)
         try:
             results = train_with_baseline(cfg, resume=args.resume)
         except KeyboardInterrupt:
             raise interrupted(cfg) from None
-        if int(os.environ.get("RANK", "0")) == 0:  # one table, not one per process
+        if process_rank() == 0:  # one table, not one per process
             print(format_results(results, cfg.selected_by))
             print(f"run directory: {cfg.output_dir}")
         return 0

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from hybridwrap.errors import CheckpointError
-from hybridwrap.serialization import state_dict_mismatch
+from hybridwrap.plugin_utils import load_backbone_state
 
 VERSION = "0.1.0"
 _PREFIXES = ("module.",)
@@ -83,24 +83,12 @@ def create_places365_resnet50(pretrained: bool = False, num_classes: int = 365, 
         )
     model = timm.create_model("resnet50", num_classes=num_classes, in_chans=in_chans, **kwargs)
     if checkpoint_path:
-        state = load_places365_state_dict(checkpoint_path)
-        head = model.get_classifier()
-        head_keys = {f"fc.{k}" for k in head.state_dict()}
-        # the 2017 release predates BatchNorm's num_batches_tracked buffer (PyTorch 0.4.1): a counter that eval
-        # and training with a momentum never read, so its absence is no mismatch
-        backbone_state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        expected = {k: v for k, v in model.state_dict().items()
-                    if k not in head_keys and (k in backbone_state or not k.endswith("num_batches_tracked"))}
-        missing, unexpected, wrong = state_dict_mismatch(expected, backbone_state)
-        if missing or unexpected or wrong:
-            raise CheckpointError(
-                f"{checkpoint_path} is not a ResNet-50 checkpoint: {len(missing)} missing keys "
-                f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), {len(wrong)} with other "
-                f"shapes (e.g. {wrong[:3]}). Use resnet50_places365.pth.tar, not another Places365 architecture."
-            )
         if in_chans != 3:
             raise CheckpointError("The Places365 ResNet-50 weights expect 3-channel RGB input; use in_chans=3.")
-        model.load_state_dict(backbone_state, strict=False)  # only the new num_classes head stays random
+        # the 365-way head is never loaded; a 2017 file has no BatchNorm num_batches_tracked counters
+        state = {k: v for k, v in load_places365_state_dict(checkpoint_path).items() if not k.startswith("fc.")}
+        load_backbone_state(model, state, checkpoint_path, mismatch="is not a ResNet-50 checkpoint",
+                            fix="Use resnet50_places365.pth.tar, not another Places365 architecture.")
     return model
 
 
