@@ -504,3 +504,22 @@ def test_ctrl_c_under_hybridwrap_launch_is_one_line_with_the_resume_command(tiny
     assert "Traceback" not in err and "death signal" not in err
     assert err.count("hybridwrap: error: interrupted. The last checkpoint is") == 1
     assert f"continue with: hybridwrap train --resume --output-dir {out}" in err
+
+
+def test_config_show_round_trips_and_keys_lists_every_field(tmp_path, capsys):
+    import yaml
+
+    from hybridwrap.cli import main as cli_main
+    from hybridwrap.config import to_dict
+
+    assert cli_main(["config", "--show", "--set", "loss.lambda_rec=0.5"]) == 0
+    shown = capsys.readouterr().out
+    (tmp_path / "shown.yaml").write_text(shown)
+    again = load_config([tmp_path / "shown.yaml"])  # the printed YAML is a config train takes
+    assert again.loss.lambda_rec == 0.5 and "model.decoder" in shown.splitlines()[1]
+    assert cli_main(["config", "--keys"]) == 0
+    keys = {line.split("=", 1)[0][len("--set "):] for line in capsys.readouterr().out.splitlines()}
+    fields = to_dict(again)
+    expected = {f"{s}.{k}" for s, sec in fields.items() if isinstance(sec, dict) for k in sec}
+    expected |= {s for s, v in fields.items() if not isinstance(v, dict)}
+    assert keys == expected and {"model.decoder", "data.fold", "log_level"} <= keys

@@ -348,3 +348,19 @@ def test_default_decoder_follows_the_backbone():
     assert hybridwrap.wrap("convlarge", num_classes=10, width=0.25).config.decoder == "generic"
     with pytest.raises(ConfigError, match="decoder must be one of generic, light, mirror"):
         hybridwrap.wrap("resnet18", num_classes=10, input_size=64, decoder="tiny")
+
+
+def test_unpool_scatters_as_max_unpool2d_and_also_to_sizes_it_refuses():
+    import torch.nn.functional as F
+
+    from hybridwrap.mirror import unpool
+
+    torch.manual_seed(0)
+    a = torch.randn(2, 3, 8, 8)
+    pooled, idx = F.max_pool2d(a, 2, 2, return_indices=True)
+    assert torch.equal(unpool(pooled, idx, (8, 8)), F.max_unpool2d(pooled, idx, 2, 2, output_size=(8, 8)))
+    odd = torch.randn(2, 3, 33, 45)
+    pooled, idx = F.max_pool2d(odd, 2, 2, ceil_mode=True, return_indices=True)  # 17x23, as a padded stride-2 conv
+    out = unpool(pooled, idx, (33, 45))
+    assert out.shape == odd.shape
+    assert torch.equal(out.flatten(2).gather(2, idx.flatten(2)), pooled.flatten(2))  # each value at its switch
