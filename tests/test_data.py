@@ -209,7 +209,8 @@ def test_stl10_binary_release_with_unlabeled_images_and_folds(tmp_path):
     made = make_stl10_binary(tmp_path / "stl10_binary")
     data = load_data(DataConfig(dataset="stl10", path=str(tmp_path / "stl10_binary"), unlabeled_extra=True))
     assert data.train_x.shape == (30, 3, 96, 96) and data.unlabeled_x.shape == (40, 3, 96, 96)
-    assert torch.equal(data.train_x, torch.from_numpy(made["train"]))  # column-major storage undone
+    assert torch.equal(data.train_x[:], torch.from_numpy(made["train"]))  # column-major storage undone
+    assert torch.equal(data.unlabeled_x[[39, 0]], torch.from_numpy(made["unlabeled"][[39, 0]]))
     assert torch.equal(data.test_y, torch.from_numpy(made["test_y"])) and data.class_names[2] == "car"
     assert data.meta["folds"] == made["folds"]
     assert load_data(DataConfig(dataset="stl10", path=str(tmp_path / "stl10_binary"))).unlabeled_x is None

@@ -102,7 +102,7 @@ class TwoStreamBatches:
     def _perm(self, stream: str, cycle: int, n: int) -> torch.Tensor:
         key = (stream, cycle)
         if key not in self._cache:
-            if len(self._cache) > 8:
+            if len(self._cache) > 4:  # a step spans at most two cycles per stream; a perm is 8 bytes per image
                 self._cache.clear()
             salt = 1 if stream == "l" else 2
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + salt * 7_919 + cycle)

@@ -1,14 +1,19 @@
-"""Image sources, all loaded into memory as uint8 tensors (N, C, H, W).
+"""Image sources. Small sets are held in memory as uint8 tensors (N, C, H, W); larger ones are read on access
+(:class:`~hybridwrap.data.images.LazyImages`, indexed like such a tensor), so memory does not grow with them.
 
 * ``digits``: scikit-learn's 8x8 handwritten digits (1,797 images, shipped inside the package: the
-  embedded default that trains with no internet).
+  embedded default that trains with no internet). In memory.
 * ``cifar10``, ``svhn``, ``stl10``: the Hugging Face ``datasets`` hub ids below (downloads for users who
   are online); ``cifar10`` with ``path=`` reads a local ``.npz`` instead, ``stl10`` with ``path=`` the
   official binary release folder ``stl10_binary/`` (memory-mapped, with its unlabeled images and folds).
+  Hub datasets are memory-mapped Arrow, each image decoded when read; with ``streaming=True`` the unlabeled
+  split is streamed instead of downloaded (:class:`~hybridwrap.data.images.StreamedImages`).
 * ``npz``: a file laid out like ``../shared/data/cifar10.npz`` (x_train, y_train, x_test, y_test uint8 HWC;
-  optional x_unlabeled, class_names).
-* ``imagefolder``: ``root/train/<class>/*``, ``root/test/<class>/*`` and optionally ``root/unlabeled/**``.
-* ``disk``: a ``datasets.DatasetDict`` written with ``save_to_disk`` (splits train, test, optional unlabeled).
+  optional x_unlabeled, class_names). In memory.
+* ``imagefolder``: ``root/train/<class>/*``, ``root/test/<class>/*`` and optionally ``root/unlabeled/**``,
+  each file decoded when read.
+* ``disk``: a ``datasets.DatasetDict`` written with ``save_to_disk`` (splits train, test, optional unlabeled),
+  memory-mapped, each image decoded when read.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import DataError
+from .images import ArrayReader, ArrowReader, FileReader, LazyImages, StreamedImages, is_lazy, resize, take
 
 # name -> (hub id, config name, image column, label column, unlabeled split)
 HF_DATASETS = {
@@ -35,12 +40,13 @@ IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".
 @dataclass
 class ImageData:
     name: str
-    train_x: torch.Tensor  # uint8 (N, C, H, W)
+    train_x: torch.Tensor | LazyImages  # uint8 (N, C, H, W), or read on access
     train_y: torch.Tensor  # int64 (N,)
-    test_x: torch.Tensor
+    test_x: torch.Tensor | LazyImages
     test_y: torch.Tensor
     class_names: list[str]
-    unlabeled_x: torch.Tensor | None = None  # extra unlabeled images (SVHN extra, STL-10 unlabeled)
+    # extra unlabeled images (SVHN extra, STL-10 unlabeled), or a stream of them (data.streaming)
+    unlabeled_x: torch.Tensor | LazyImages | StreamedImages | None = None
     meta: dict = field(default_factory=dict)
 
     @property
@@ -50,6 +56,10 @@ class ImageData:
     @property
     def image_size(self) -> tuple[int, int]:
         return tuple(self.train_x.shape[-2:])
+
+    @property
+    def in_memory(self) -> bool:
+        return not any(is_lazy(x) for x in (self.train_x, self.test_x, self.unlabeled_x) if x is not None)
 
 
 def _to_nchw(x: np.ndarray) -> torch.Tensor:
@@ -106,40 +116,46 @@ def load_npz(path: str, name: str = "npz") -> ImageData:
                      torch.from_numpy(arrays["y_test"].astype(np.int64).reshape(-1)), names, unl)
 
 
-def _pil_to_array(img, mode: str) -> np.ndarray:
-    return np.asarray(img.convert(mode), dtype=np.uint8)
-
-
-def _hf_split_to_arrays(ds, image_col: str | None, label_col: str | None):
+def _image_column(features, image_col: str | None) -> str:
     from datasets import Image as ImageFeature
 
-    if image_col is None or image_col not in ds.features:
-        image_col = next((k for k, v in ds.features.items() if isinstance(v, ImageFeature)), None)
+    if image_col is None or image_col not in features:
+        image_col = next((k for k, v in features.items() if isinstance(v, ImageFeature)), None)
         if image_col is None:
-            raise DataError(f"No image column in dataset features {list(ds.features)}.")
+            raise DataError(f"No image column in dataset features {list(features)}.")
+    return image_col
+
+
+def _mode(img) -> str:
+    return "L" if img.mode in ("L", "1", "I;16") else "RGB"
+
+
+def _hf_split(ds, image_col: str | None, label_col: str | None):
+    """A ``datasets.Dataset`` split as images decoded on access, its labels and class names."""
+    image_col = _image_column(ds.features, image_col)
     if label_col is None or label_col not in ds.features:
         label_col = next((k for k in ("label", "labels", "fine_label") if k in ds.features), None)
-    first = ds[0][image_col]
-    mode = "L" if first.mode in ("L", "1", "I;16") else "RGB"
-    x = np.stack([_pil_to_array(img, mode) for img in ds[image_col]])
-    y = np.asarray(ds[label_col], dtype=np.int64) if label_col else np.full(len(x), -1, dtype=np.int64)
+    if len(ds) == 0:
+        raise DataError(f"A split of the dataset has no images (features {list(ds.features)}).")
+    images = LazyImages(ArrowReader(ds, image_col, _mode(ds[0][image_col])))
+    y = np.asarray(list(ds[label_col]), dtype=np.int64) if label_col else np.full(len(ds), -1, dtype=np.int64)
     names = getattr(ds.features.get(label_col), "names", None) if label_col else None
-    return x, y, names
+    return images, y, names
 
 
 def _from_dataset_dict(dd, name: str, image_col=None, label_col=None, unlabeled_split=None) -> ImageData:
     for split in ("train", "test"):
         if split not in dd:
             raise DataError(f"Dataset {name!r} has splits {list(dd)}; it needs 'train' and 'test'.")
-    tx, ty, names = _hf_split_to_arrays(dd["train"], image_col, label_col)
-    vx, vy, _ = _hf_split_to_arrays(dd["test"], image_col, label_col)
+    tx, ty, names = _hf_split(dd["train"], image_col, label_col)
+    vx, vy, _ = _hf_split(dd["test"], image_col, label_col)
     unl = None
     for split in [s for s in (unlabeled_split, "unlabeled") if s]:
         if split in dd:
-            unl = _to_nchw(_hf_split_to_arrays(dd[split], image_col, None)[0])
+            unl = _hf_split(dd[split], image_col, None)[0]
             break
     names = names or [str(i) for i in range(int(ty.max()) + 1)]
-    return ImageData(name, _to_nchw(tx), torch.from_numpy(ty), _to_nchw(vx), torch.from_numpy(vy), list(names), unl)
+    return ImageData(name, tx, torch.from_numpy(ty), vx, torch.from_numpy(vy), list(names), unl)
 
 
 STL10_SIDE = 96
@@ -150,7 +166,7 @@ def is_stl10_binary(path: str | None) -> bool:
     return bool(path) and Path(path).is_dir() and all((Path(path) / f).is_file() for f in STL10_FILES)
 
 
-def _stl10_images(path: Path) -> torch.Tensor:
+def _stl10_images(path: Path) -> LazyImages:
     """uint8 (N, 3, 96, 96), memory-mapped: pages are read when an image is used, not at load time."""
     size = path.stat().st_size
     if size % (3 * STL10_SIDE * STL10_SIDE):
@@ -158,7 +174,7 @@ def _stl10_images(path: Path) -> torch.Tensor:
                         "Download stl10_binary.tar.gz again.")
     flat = np.memmap(path, dtype=np.uint8, mode="c")  # copy-on-write: writable for torch, the file stays as is
     # each image is stored channel by channel, column-major: (3, W, H) in C order; swap to (3, H, W)
-    return torch.from_numpy(flat.reshape(-1, 3, STL10_SIDE, STL10_SIDE)).transpose(2, 3)
+    return LazyImages(ArrayReader(torch.from_numpy(flat.reshape(-1, 3, STL10_SIDE, STL10_SIDE)).transpose(2, 3)))
 
 
 def load_stl10_binary(folder: str, unlabeled: bool = True) -> ImageData:
@@ -184,21 +200,43 @@ def load_stl10_binary(folder: str, unlabeled: bool = True) -> ImageData:
     return ImageData("stl10", *labels["train"], *labels["test"], names, unl, meta)
 
 
-def load_hub(name: str, hub_id: str | None = None, unlabeled_extra: bool = False) -> ImageData:
-    """Download (or read from the local cache) a dataset with ``datasets.load_dataset``."""
+def load_hub(name: str, hub_id: str | None = None, unlabeled_extra: bool = False, streaming: bool = False,
+             shuffle_buffer: int = 10_000) -> ImageData:
+    """Download (or read from the local cache) a dataset with ``datasets.load_dataset``; with ``streaming`` the
+    extra unlabeled split is streamed instead (it may be larger than the disk)."""
     import datasets
 
     repo, config, image_col, label_col, unl_split = HF_DATASETS[name]
     repo = hub_id or repo
-    splits = ["train", "test"] + ([unl_split] if unlabeled_extra and unl_split else [])
+    unl_split = unl_split or "unlabeled"
+    splits = ["train", "test"] + ([unl_split] if unlabeled_extra and not streaming else [])
+
+    def unreachable(exc):
+        return DataError(
+            f"Could not load {name!r} from the Hugging Face hub ({repo}): {exc}. Check your internet connection "
+            f"or HF_DATASETS_OFFLINE, or pass a local copy with --dataset npz|imagefolder|disk and --data-path ...")
+
     try:
         dd = {s: datasets.load_dataset(repo, config, split=s) for s in splits}
+    except ValueError as exc:
+        if unl_split in str(exc) and unl_split in splits:
+            raise DataError(f"{repo} has no {unl_split!r} split of unlabeled images: unset data.unlabeled_extra.") from exc
+        raise unreachable(exc) from exc
     except Exception as exc:
-        raise DataError(
-            f"Could not load {name!r} from the Hugging Face hub ({repo}): {exc}. Check your internet connection "
-            f"or HF_DATASETS_OFFLINE, or pass a local copy with --dataset npz|imagefolder|disk and --data-path ..."
-        ) from exc
-    return _from_dataset_dict(dd, name, image_col, label_col, unl_split if unlabeled_extra else None)
+        raise unreachable(exc) from exc
+    data = _from_dataset_dict(dd, name, image_col, label_col, unl_split if unlabeled_extra else None)
+    if streaming:
+        try:
+            stream = datasets.load_dataset(repo, config, split=unl_split, streaming=True)
+        except ValueError as exc:
+            raise DataError(f"data.streaming reads the unlabeled split {unl_split!r} as a stream, but {repo} has no such "
+                            f"split ({exc}). Unset data.streaming, or use a dataset with one.") from exc
+        except Exception as exc:
+            raise unreachable(exc) from exc
+        column = _image_column(stream.features or dd["train"].features, image_col)
+        data.unlabeled_x = StreamedImages(stream, column, data.train_x.reader.mode, None, shuffle_buffer,
+                                          f"{repo} ({unl_split})")
+    return data
 
 
 def load_from_disk(path: str) -> ImageData:
@@ -216,9 +254,8 @@ def load_from_disk(path: str) -> ImageData:
     return _from_dataset_dict(dd, Path(path).name)
 
 
-def load_imagefolder(root: str, image_size: int | None = None) -> ImageData:
-    from PIL import Image
-
+def load_imagefolder(root: str) -> ImageData:
+    """``root/train/<class>/*``, ``root/test/<class>/*`` and optional ``root/unlabeled/**``, decoded when read."""
     root_path = Path(root or "")
     if not root:
         raise DataError("--dataset imagefolder needs --data-path ROOT (data.path in a config), a folder with "
@@ -229,37 +266,26 @@ def load_imagefolder(root: str, image_size: int | None = None) -> ImageData:
     if len(classes) < 2:
         raise DataError(f"{root_path / 'train'} must have one sub-folder per class (found {classes}).")
 
-    def read(files):
-        arrays = []
-        for f in files:
-            img = Image.open(f).convert("RGB")
-            if image_size:
-                img = img.resize((image_size, image_size), Image.BILINEAR)
-            arrays.append(np.asarray(img, dtype=np.uint8))
-        sizes = {a.shape for a in arrays}
-        if len(sizes) > 1:
-            raise DataError(f"Images under {root} have different sizes {sorted(sizes)[:3]}; set data.image_size.")
-        return np.stack(arrays) if arrays else np.zeros((0, 1, 1, 3), np.uint8)
+    def image_files(folder: Path) -> list[Path]:
+        return sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
 
     def split(name):
         files, labels = [], []
         for c, cls in enumerate(classes):
-            for f in sorted((root_path / name / cls).rglob("*")):
-                if f.suffix.lower() in IMAGE_EXTENSIONS:
-                    files.append(f)
-                    labels.append(c)
-        return _to_nchw(read(files)), torch.tensor(labels, dtype=torch.long)
+            found = image_files(root_path / name / cls) if (root_path / name / cls).is_dir() else []
+            files += found
+            labels += [c] * len(found)
+        if not files:
+            raise DataError(f"No images under {root_path / name}/<class>/ (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}). "
+                            "Put the images in one sub-folder per class.")
+        return LazyImages(FileReader(files)), torch.tensor(labels, dtype=torch.long)
 
     tx, ty = split("train")
     vx, vy = split("test")
-    for name, y in (("train", ty), ("test", vy)):
-        if len(y) == 0:
-            raise DataError(f"No images under {root_path / name}/<class>/ (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}). "
-                            "Put the images in one sub-folder per class.")
     unl = None
     if (root_path / "unlabeled").is_dir():
-        files = sorted(f for f in (root_path / "unlabeled").rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
-        unl = _to_nchw(read(files))
+        files = image_files(root_path / "unlabeled")
+        unl = LazyImages(FileReader(files)) if files else None
     return ImageData(root_path.name, tx, ty, vx, vy, classes, unl)
 
 
@@ -290,13 +316,6 @@ def describe_source(data_cfg: dict) -> dict:
     return {"source": f"{kind} {Path(str(path)).name}", "hub_id": None, "copy": copy}
 
 
-def resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    if x.shape[-1] == size and x.shape[-2] == size:
-        return x
-    y = F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return y.round().clamp(0, 255).to(torch.uint8)
-
-
 def load_data(cfg) -> ImageData:
     """The :class:`ImageData` a :class:`~hybridwrap.config.DataConfig` names."""
     name = cfg.dataset
@@ -310,21 +329,32 @@ def load_data(cfg) -> ImageData:
                             "unlabeled_X.bin, fold_indices.txt). Pass the extracted stl10_binary/ folder.")
         data = load_stl10_binary(cfg.path, unlabeled=cfg.unlabeled_extra)
     elif name in HF_DATASETS:
-        data = load_hub(name, hub_id=cfg.path, unlabeled_extra=cfg.unlabeled_extra)
+        data = load_hub(name, hub_id=cfg.path, unlabeled_extra=cfg.unlabeled_extra, streaming=cfg.streaming,
+                        shuffle_buffer=cfg.shuffle_buffer)
     elif name == "imagefolder":
-        data = load_imagefolder(cfg.path, cfg.image_size)
+        data = load_imagefolder(cfg.path)
     elif name == "disk":
         data = load_from_disk(cfg.path)
     else:
         raise DataError(f"Unknown dataset {name!r}. Use digits, cifar10, svhn, stl10, npz, imagefolder or disk.")
+    if cfg.streaming and not isinstance(data.unlabeled_x, StreamedImages):
+        raise DataError(f"data.streaming streams the unlabeled split of a Hugging Face hub dataset (cifar10, svhn, "
+                        f"stl10 with data.path=owner/name); --dataset {name} is read from local files. Unset "
+                        "data.streaming: local images are already read on access.")
     if cfg.max_train_images:
-        data.train_x, data.train_y = data.train_x[: cfg.max_train_images], data.train_y[: cfg.max_train_images]
+        keep = torch.arange(min(cfg.max_train_images, len(data.train_y)))
+        data.train_x, data.train_y = take(data.train_x, keep), data.train_y[keep]
     if cfg.max_eval_images and cfg.max_eval_images < len(data.test_y):
         # evenly spaced, not the first N: test sets stored grouped by class (the CIFAR-10 JPEG copy) stay balanced
         keep = torch.linspace(0, len(data.test_y) - 1, cfg.max_eval_images).round().long()
-        data.test_x, data.test_y = data.test_x[keep], data.test_y[keep]
-    if cfg.image_size:
-        data.train_x, data.test_x = resize(data.train_x, cfg.image_size), resize(data.test_x, cfg.image_size)
+        data.test_x, data.test_y = take(data.test_x, keep), data.test_y[keep]
+    if cfg.image_size:  # images read on access are resized when read
+        data.train_x, data.test_x = (x.resized(cfg.image_size) if is_lazy(x) else resize(x, cfg.image_size)
+                                     for x in (data.train_x, data.test_x))
         if data.unlabeled_x is not None:
-            data.unlabeled_x = resize(data.unlabeled_x, cfg.image_size)
+            u = data.unlabeled_x
+            data.unlabeled_x = u.resized(cfg.image_size) if is_lazy(u) else resize(u, cfg.image_size)
+    for x in (data.train_x, data.test_x, data.unlabeled_x):
+        if isinstance(x, LazyImages):
+            x.check_sizes()
     return data
