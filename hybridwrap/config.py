@@ -77,7 +77,9 @@ class DataConfig:
     unlabeled_batch_size: int = 80  # n_u (paper: 80)
     val_size: int = 0  # images held out of the *training* set for hyperparameter selection
     image_size: int | None = None  # resize images to this (e.g. 224 for STL-10 with Places ResNet-50)
-    augment: str = "auto"  # auto (by dataset) | translate_flip | translate | none
+    # auto | translate_flip | translate | crop_flip | none. auto: crop_flip (random-resized crop + flip, timm's
+    # ImageNet recipe) for images of 128 px or more, else by dataset (translate only for digits and SVHN)
+    augment: str = "auto"
     # max translation in pixels (reflect padding). None: 1/8 of the image side, the Mean Teacher / official
     # HybridNet protocol: 4 px at 32 px (CIFAR-10, SVHN), 12 px at 96 px (STL-10), 2 px for the 16 px digits
     translate: int | None = None
@@ -87,6 +89,14 @@ class DataConfig:
     unlabeled_extra: bool = False  # extra unlabeled images: SVHN's `extra` split, STL-10's 100k `unlabeled`
     # STL-10's predefined folds (0-9): the labeled images are fold k's 1000, not a seeded balanced subset
     fold: int | None = None
+    # stream the unlabeled split of a Hugging Face hub dataset (datasets' streaming=True) instead of downloading
+    # it: for pools larger than the disk. The stream is shuffled with `shuffle_buffer` images and split between
+    # processes; the labeled and test images are still downloaded (memory-mapped, decoded when read).
+    streaming: bool = False
+    shuffle_buffer: int = 10_000
+    # processes that decode, resize and augment batches while the model trains. None: none for in-memory
+    # images (digits, npz), else up to 8 (half the CPU cores of each training process)
+    num_workers: int | None = None
     eval_batch_size: int = 256
     max_train_images: int | None = None  # use only the first N training images (quick runs)
     max_eval_images: int | None = None  # use N evenly spaced test images (quick runs)

@@ -29,6 +29,8 @@ from . import logs, losses
 from .config import TrainConfig, apply_overrides, fill_resolved, fingerprint, from_dict, load_config, to_dict
 from .data import augment as aug
 from .data import load_data
+from .data.images import StreamedImages, concat, take
+from .data.loader import StepBatches, default_workers, eval_loader, step_loader, worker_error
 from .data.semisup import Split, TwoStreamBatches, fold_split, make_split
 from .errors import (CheckpointError, ConfigError, DataError, Interrupted, TrainingError, process_rank,
                      run_user_command)
@@ -200,6 +202,16 @@ def _validate(cfg: TrainConfig, world: int) -> None:
                           f"(statistics of the training images), got {d.normalize!r}.")
     if d.translate is not None and d.translate < 0:
         raise ConfigError(f"data.translate must be >= 0 pixels, or null for 1/8 of the image side; got {d.translate}.")
+    if d.augment != "auto" and d.augment not in aug.MODES:
+        raise ConfigError(f"data.augment must be auto, {', '.join(aug.MODES)}; got {d.augment!r}.")
+    if d.num_workers is not None and d.num_workers < 0:
+        raise ConfigError(f"data.num_workers must be >= 0 (0: batches made in the training process), or null for "
+                          f"automatic; got {d.num_workers}.")
+    if d.streaming and d.shuffle_buffer < 1:
+        raise ConfigError(f"data.shuffle_buffer must be >= 1 image, got {d.shuffle_buffer}.")
+    if d.streaming and cfg.loss.stability == "temporal_ensembling":
+        raise ConfigError("Temporal Ensembling keeps one target per unlabeled image, which a stream (data.streaming) "
+                          "does not index: use loss.stability=mean_teacher, or unset data.streaming.")
     if cfg.optim.lr_rampdown_shape not in ("cosine", "gaussian"):
         raise ConfigError(f"optim.lr_rampdown_shape must be 'cosine' or 'gaussian' (Temporal Ensembling), got "
                           f"{cfg.optim.lr_rampdown_shape!r}.")
@@ -303,15 +315,21 @@ class Run:
                                     cfg.data.labels_seed, cfg.data.val_size)
         val = set(self.split.val)
         train_pool = [i for i in range(len(self.data.train_y)) if i not in val]
-        self.images = self.data.train_x
-        if self.data.unlabeled_x is not None:  # pool index space: training images, then extra unlabeled ones
-            self.images = torch.cat([self.data.train_x, self.data.unlabeled_x])
+        self.images, stream = self.data.train_x, None
+        if isinstance(self.data.unlabeled_x, StreamedImages):
+            stream = self.data.unlabeled_x
+        elif self.data.unlabeled_x is not None:  # pool index space: training images, then extra unlabeled ones
+            self.images = concat([self.data.train_x, self.data.unlabeled_x])
             train_pool += list(range(len(self.data.train_x), len(self.images)))
         self.labels = torch.cat([self.data.train_y, torch.full((len(self.images) - len(self.data.train_y),), -1)])
-        self.batches = TwoStreamBatches(self.split.labeled, train_pool, cfg.data.labeled_batch_size,
-                                        cfg.data.unlabeled_batch_size, cfg.seed)
-        self.augment_mode = aug.resolve(cfg.data.augment, cfg.data.dataset)
-        self.translate = aug.translation(cfg.data.translate, self.data.image_size)
+        batches = TwoStreamBatches(self.split.labeled, train_pool, cfg.data.labeled_batch_size,
+                                   cfg.data.unlabeled_batch_size, cfg.seed)
+        mode = aug.resolve(cfg.data.augment, cfg.data.dataset, self.data.image_size)
+        self.steps = StepBatches(self.images, self.labels, batches, mode, aug.translation(cfg.data.translate,
+                                 self.data.image_size), cfg.loss.stability == "mean_teacher", cfg.seed, self.rank,
+                                 self.world, stream=stream)
+        self.workers = (cfg.data.num_workers if cfg.data.num_workers is not None
+                        else default_workers(self.data.in_memory, self.world))
         if cfg.data.normalize == "dataset" and cfg.model.mean is None:
             cfg.model.mean, cfg.model.std = aug.image_statistics(self.data.train_x)
 
@@ -325,22 +343,19 @@ class Run:
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(memory_format=self.memory_format)
         self.teacher = MeanTeacher(model.backbone, cfg.loss.ema_decay) if cfg.loss.stability == "mean_teacher" else None
-        self.ensemble = (TemporalEnsembling(len(self.images), cfg.model.num_classes, cfg.loss.te_alpha)
+        self.ensemble = (TemporalEnsembling(len(self.labels), cfg.model.num_classes, cfg.loss.te_alpha)
                          if cfg.loss.stability == "temporal_ensembling" else None)
         optimizer = _make_optimizer(cfg, model)
-        eval_loader = None
+        test_loader = None
         if cfg.evaluate_test:  # hybridwrap tune's trials never touch the test split
-            eval_set = torch.utils.data.TensorDataset(self.data.test_x, self.data.test_y)
-            eval_loader = torch.utils.data.DataLoader(eval_set, batch_size=cfg.data.eval_batch_size, shuffle=False)
+            test_loader = eval_loader(self.data.test_x, self.data.test_y, cfg.data.eval_batch_size, self.workers)
         val_loader = None
         if self.split.val:
             idx = torch.tensor(self.split.val)
-            val_loader = torch.utils.data.DataLoader(
-                torch.utils.data.TensorDataset(self.data.train_x[idx], self.data.train_y[idx]),
-                batch_size=cfg.data.eval_batch_size, shuffle=False)
-            val_loader = acc.prepare(val_loader)
+            val_loader = acc.prepare(eval_loader(take(self.data.train_x, idx), self.data.train_y[idx],
+                                                 cfg.data.eval_batch_size, self.workers))
         self.model, self.optimizer = acc.prepare(model, optimizer)
-        self.eval_loader = acc.prepare(eval_loader) if eval_loader is not None else None
+        self.eval_loader = acc.prepare(test_loader) if test_loader is not None else None
         self.val_loader = val_loader
         self.state = TrainState()
         acc.register_for_checkpointing(self.state)
@@ -365,30 +380,24 @@ class Run:
         self._log_start(latest)
 
     # -- pieces of a step ----------------------------------------------------------------------
-    def _batch(self, step: int):
-        """This process's share of the global batch of ``step`` (labeled first), augmented.
-
-        The global batch and its augmentation depend only on (seed, step); each process then takes its
-        slice, so N processes see exactly the images one process would.
-        """
-        cfg = self.cfg
-        lab, unl = self.batches(step)
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 7_919 + 17)
-        raw = self.images[torch.cat([lab, unl])]
-        views = [aug.augment(raw, self.augment_mode, self.translate, g)]
-        if self.teacher is not None:  # Mean Teacher: the teacher sees another draw of the augmentation
-            views.append(aug.augment(raw, self.augment_mode, self.translate, g))
-        ns, nu = len(lab) // self.world, len(unl) // self.world
-        mine = torch.cat([torch.arange(self.rank * ns, (self.rank + 1) * ns),
-                          len(lab) + torch.arange(self.rank * nu, (self.rank + 1) * nu)])
-        idx = torch.cat([lab, unl])[mine]
-        labels = torch.cat([self.labels[idx[:ns]], torch.full((nu,), -1, dtype=torch.long)])
-        dev = self.accelerator.device
-        fmt = self.memory_format
-        x = self._normalize(views[0][mine].to(dev)).contiguous(memory_format=fmt)
-        x_teacher = (self._normalize(views[1][mine].to(dev)).contiguous(memory_format=fmt)
-                     if self.teacher is not None else None)
-        return idx.to(dev), x, labels.to(dev), x_teacher
+    def _batches(self, start: int, end: int):
+        """This process's share of each step's batch from ``start`` to ``end``, on the device, made by
+        DataLoader workers (a pure function of seed and step: see data/loader.py)."""
+        self.steps.start, self.steps.end = start, end
+        dev, fmt = self.accelerator.device, self.memory_format
+        batches = iter(step_loader(self.steps, self.workers))
+        for step in range(start, end):
+            try:
+                b = next(batches)
+            except Exception as exc:
+                raise worker_error(exc) from None
+            if b.step != step:  # the loader's order is what makes resume exact: never train on another step
+                raise TrainingError(f"The data loader gave step {b.step}'s batch at step {step}. Set data.num_workers=0 "
+                                    "and report this.")
+            x = self._normalize(b.images.to(dev)).contiguous(memory_format=fmt)
+            x_teacher = (self._normalize(b.teacher_images.to(dev)).contiguous(memory_format=fmt)
+                         if b.teacher_images is not None else None)
+            yield b.index.to(dev), x, b.labels.to(dev), x_teacher
 
     def _normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
         return aug.normalize(x_uint8, self.cfg.model.mean, self.cfg.model.std)
@@ -455,10 +464,9 @@ class Run:
         t0, seconds_before = time.time(), self.state.seconds
         self.model.train()
         last = {}
-        while self.state.step < end:
+        for idx, x, labels, x_teacher in self._batches(self.state.step, end):
             step = self.state.step
             torch.manual_seed(cfg.seed * 1_000_003 + step * 31 + self.rank)  # dropout/noise: a function of the step
-            idx, x, labels, x_teacher = self._batch(step)
             lr = self._schedule(step)
             weights = losses.loss_weights(cfg.loss, step, cfg.max_steps)
             with acc.autocast():
@@ -531,7 +539,7 @@ class Run:
         if model.decoder_c is not None:
             # branch statistics on 64 test images, or on validation images when the test split is off limits
             images = (self.data.test_x[:64] if self.eval_loader is not None
-                      else self.images[torch.tensor(self.split.val[:64], dtype=torch.long)])
+                      else self.data.train_x[torch.tensor(self.split.val[:64], dtype=torch.long)])
             x = self._normalize(images.to(self.accelerator.device))
             res.update({f"branch/{k}": v for k, v in branch_statistics(model(x, reconstruct=True), x).items()})
             weak = collapsed_branch(res.get("branch/energy_share_c"))
@@ -575,15 +583,19 @@ class Run:
         cfg, data, split = self.cfg, self.data, self.split
         model = self.accelerator.unwrap_model(self.model)
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        unlabeled = len(self.batches.unlabeled)  # every training image outside validation, labeled ones too
+        unlabeled = (f"the unlabeled stream of {self.steps.stream.name}" if self.steps.stream is not None  # every
+                     else f"{len(self.steps.batches.unlabeled)} in the unlabeled pool")  # non-validation image
+        reading = (f"{self.workers} loader worker{'s' if self.workers != 1 else ''}" if self.workers
+                   else "no loader workers")
+        where = "in memory" if data.in_memory else "read from disk on access"
         test = f", {len(data.test_y)} test" if self.eval_loader is not None else ", test split unused"
         start = (f"resumed at step {self.state.step} from {resumed_from}" if resumed_from is not None
                  else "new run")
         logger.info(f"hybridwrap: training {cfg.preset} ({cfg.model.backbone}, {params:.2f} M parameters, "
                     f"{cfg.model.input_size[0]}x{cfg.model.input_size[1]}) on {data.name}")
-        logger.info(f"  data: {len(split.labeled)} labeled, {unlabeled} in the unlabeled stream, {len(split.val)} "
-                    f"validation{test}; "
-                    f"batches of {cfg.data.labeled_batch_size} labeled + {cfg.data.unlabeled_batch_size} unlabeled")
+        logger.info(f"  data: {len(split.labeled)} labeled, {unlabeled}, {len(split.val)} validation{test}; "
+                    f"batches of {cfg.data.labeled_batch_size} labeled + {cfg.data.unlabeled_batch_size} unlabeled; "
+                    f"images {where}, {self.steps.mode} augmentation, {reading}")
         logger.info(f"  {cfg.max_steps} steps on {self.accelerator.device} ({self.world} process"
                     f"{'es' if self.world > 1 else ''}, precision {cfg.mixed_precision}); evaluate every "
                     f"{cfg.eval_every}, checkpoint every {cfg.checkpoint_every}")

@@ -283,10 +283,10 @@ def test_translation_and_normalisation_reach_the_run(tiny_config, tmp_path):
     from hybridwrap.train import Run
 
     run = Run(_cfg(tiny_config(), tmp_path / "t"))
-    assert run.translate == 2  # 16 px digits: 1/8 of the side
+    assert run.steps.translate == 2  # 16 px digits: 1/8 of the side
     assert run.cfg.model.mean == (0.5,)  # ConvLarge's pretrained_cfg, one value for the 1-channel images
     run2 = Run(_cfg(tiny_config(data={"translate": 3, "normalize": "dataset"}), tmp_path / "t2"))
-    assert run2.translate == 3
+    assert run2.steps.translate == 3
     mean = run2.data.train_x.double().mean().item() / 255
     assert run2.cfg.model.mean[0] == pytest.approx(mean, abs=1e-5)
     saved = json.loads((tmp_path / "t2" / "train_config.json").read_text())
@@ -484,7 +484,8 @@ def test_stl10_places365_config_end_to_end_on_the_binary_release_layout(tmp_path
     assert m["dataset"] == "stl10" and m["steps"] == 2 and m["test_images"] == 4
     labels = json.loads((out / "labels.json").read_text())
     assert len(labels["labeled"]) == 10
-    assert "30 in the unlabeled stream" in done.stderr  # 20 training images + the 10 of the unlabeled split
+    assert "30 in the unlabeled pool" in done.stderr  # 20 training images + the 10 of the unlabeled split
+    assert "read from disk on access, crop_flip augmentation" in done.stderr  # 224 px: the ImageNet recipe
     saved = json.loads((out / "model" / "config.json").read_text())["model"]
     assert saved["input_size"] == [224, 224] and saved["backbone"] == "places365_resnet50"
 

@@ -3,7 +3,9 @@
 Per dataset (§4 and the Mean Teacher / Temporal Ensembling protocols): CIFAR-10 and STL-10 random
 translation (reflect padding) + horizontal flip; SVHN translation only (flipping digits changes them).
 The shift is 1/8 of the image side unless set: 4 px at 32 px as in Mean Teacher's ResNet protocol and
-the official HybridNet code, 12 px at 96 px (STL-10), 2 px for the 16 px digits.
+the official HybridNet code, 12 px at 96 px (STL-10), 2 px for the 16 px digits. Images of 128 px or more
+(224 px for ImageNet / Places365 backbones) get timm's ImageNet training recipe instead: a random-resized
+crop (scale 0.08-1, aspect 3/4-4/3) back to the same size, and a horizontal flip.
 ConvLarge's Gaussian input noise (σ = 0.15) is part of the network itself (training mode only), so
 it is not added here.
 
@@ -15,18 +17,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 AUTO = {"cifar10": "translate_flip", "stl10": "translate_flip", "svhn": "translate", "digits": "translate"}
+MODES = ("translate_flip", "translate", "crop_flip", "none")
 NORMALIZE_MODES = ("backbone", "dataset")
+CROP_FROM = 128  # image side from which "auto" means the ImageNet recipe (random-resized crop + flip)
+CROP_SCALE, CROP_RATIO = (0.08, 1.0), (3 / 4, 4 / 3)  # timm's / torchvision's RandomResizedCrop defaults
 
 
-def resolve(augment: str, dataset: str) -> str:
+def resolve(augment: str, dataset: str, image_size: Sequence[int] | None = None) -> str:
     if augment == "auto":
+        if image_size is not None and min(image_size) >= CROP_FROM:
+            return "crop_flip"
         return AUTO.get(dataset, "translate_flip")
-    if augment not in ("translate_flip", "translate", "none"):
-        raise ValueError(f"data.augment must be auto, translate_flip, translate or none, got {augment!r}")
+    if augment not in MODES:
+        raise ValueError(f"data.augment must be auto, {', '.join(MODES)}; got {augment!r}")
     return augment
 
 
@@ -62,10 +71,48 @@ def image_statistics(x_uint8: torch.Tensor, chunk: int = 4096) -> tuple[tuple[fl
     return tuple(round(float(v), 6) for v in mean), tuple(round(float(v), 6) for v in std.clamp(min=1e-3))
 
 
+def _crop_box(h: int, w: int, generator: torch.Generator) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of a random-resized crop, as torchvision draws it (10 tries, then centre)."""
+    area = h * w
+    log_ratio = (math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1]))
+    for _ in range(10):
+        u = torch.rand(4, generator=generator, dtype=torch.float64).tolist()
+        target = area * (CROP_SCALE[0] + u[0] * (CROP_SCALE[1] - CROP_SCALE[0]))
+        ratio = math.exp(log_ratio[0] + u[1] * (log_ratio[1] - log_ratio[0]))
+        cw, ch = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+        if 0 < cw <= w and 0 < ch <= h:
+            return int(u[2] * (h - ch + 1)), int(u[3] * (w - cw + 1)), ch, cw
+    ratio = w / h  # fallback: the largest centred crop within the ratio range
+    if ratio < CROP_RATIO[0]:
+        cw, ch = w, round(w / CROP_RATIO[0])
+    elif ratio > CROP_RATIO[1]:
+        ch, cw = h, round(h * CROP_RATIO[1])
+    else:
+        cw, ch = w, h
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
+def random_resized_crop(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image cropped at random (scale 0.08-1 of its area, aspect 3/4-4/3) and resized back to its size."""
+    n, _, h, w = x.shape
+    out = torch.empty_like(x)
+    for i in range(n):
+        top, left, ch, cw = _crop_box(h, w, generator)
+        crop = x[i:i + 1, :, top:top + ch, left:left + cw].float()
+        out[i] = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False,
+                               antialias=True).round().clamp(0, 255).to(x.dtype)[0]
+    return out
+
+
 def augment(x: torch.Tensor, mode: str, translate: int, generator: torch.Generator) -> torch.Tensor:
-    """Random per-image translation by up to ``translate`` pixels (reflect) and horizontal flip."""
+    """Random per-image translation by up to ``translate`` pixels (reflect) and horizontal flip, or a
+    random-resized crop and flip (``crop_flip``)."""
     if mode == "none":
         return x
+    if mode == "crop_flip":
+        x = random_resized_crop(x, generator)
+        flip = torch.rand(len(x), generator=generator) < 0.5
+        return torch.where(flip[:, None, None, None], x.flip(-1), x)
     n, _, h, w = x.shape
     if translate > 0:
         padded = F.pad(x.float(), (translate,) * 4, mode="reflect").to(x.dtype)
