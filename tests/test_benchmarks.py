@@ -66,6 +66,23 @@ def test_cost_smoke(tmp_path):
     assert b["inference"]["same_parameters"] and b["inference"]["same_logits"]
 
 
+@pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason="../shared/data/cifar10.npz not present")
+def test_streaming_smoke(tmp_path):
+    results = tmp_path / "results"
+    _run(BENCH / "streaming.py", "--data", SHARED_CIFAR, "--pools", 20, 60, "--size", 32, "--steps", 4, "--per-class", 2,
+         "--labeled", 2, "--unlabeled", 2, "--eval-images", 10, "--loader-steps", 3, "--work-dir", tmp_path / "pools",
+         "--results-dir", results)
+    res = json.loads((results / "streaming-cpu.json").read_text())
+    assert [p["unlabeled_images"] for p in res["pools"]] == [20, 60] == [p["files_on_disk"] for p in res["pools"]]
+    for pool in res["pools"]:
+        assert pool["train"]["peak_pss_mib"] > 50 and pool["train"]["processes_at_peak"] >= 2  # trainer + a worker
+        assert pool["train"]["step_s"] > 0 and [r["workers"] for r in pool["loader"]] == [0, 1, 2]
+        assert all(r["images"] == 3 * 4 for r in pool["loader"])  # 3 steps of 2 + 2 images (this process's share)
+    _run(BENCH / "render_results.py", "--results-dir", results, "--output", tmp_path / "R.md")
+    md = (tmp_path / "R.md").read_text()
+    assert "## Memory and loader speed with an on-disk unlabeled pool" in md and "| 60 | " in md
+
+
 def test_step_options_smoke(tmp_path):
     out = tmp_path / "opts.json"
     _run(BENCH / "step_options.py", "--width", 0.125, "--steps", 1, "--rounds", 1, "--options", "fp32", "bf16",
