@@ -713,7 +713,9 @@ def streaming_lines() -> list[str]:
         first, last = res["pools"][0], res["pools"][-1]
         lines += ["", f"Peak PSS grows by **{res['pss_growth_mib']:.0f} MiB** from {first['unlabeled_images']} to "
                       f"{last['unlabeled_images']} unlabeled images.", "",
-                  "The loader alone (the same batches, both augmentation views, no model):", "",
+                  "The loader alone: the same batches with no model, each image decoded and upscaled once and augmented "
+                  "twice (the student's and the teacher's view), measured after the training runs, so not while a "
+                  "training step competes for the same cores:", "",
                   "| unlabeled images | workers | images/s | × what the training step consumes |", "|---|---|---|---|"]
         for pool in res["pools"]:
             for r in pool["loader"]:
