@@ -19,6 +19,15 @@ from hybridwrap.train import train
 CLASSES = 4
 
 
+@pytest.fixture(autouse=True)
+def _no_pause_after_each_pass(monkeypatch):
+    """datasets sleeps 5 s when a pass over shuffled parquet shards ends (a pyarrow thread-shutdown workaround):
+    once per pass of a real pool, but once per few steps of these 30-image ones."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "SLEEP_TIME_ON_THREADS_SHUTDOWN", 0.0)
+
+
 def _images(n, size=16, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
 

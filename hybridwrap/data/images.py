@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -225,13 +225,14 @@ class StreamedImages:
         self.size = size
         return self
 
-    def records(self, rank: int, world: int, seed: int, start: int = 0) -> Iterator[dict]:
+    def records(self, rank: int, world: int, seed: int, start: int = 0) -> Generator[dict, None, None]:
         """Undecoded records of this process's stream from position ``start``, pass after pass."""
         from datasets.distributed import split_dataset_by_node
 
         mine = split_dataset_by_node(self.stream.shuffle(seed=seed, buffer_size=self.buffer_size), rank, world)
 
         def passes():
+            skip = start
             for epoch in itertools.count():
                 mine.set_epoch(epoch)
                 empty = True
@@ -239,12 +240,15 @@ class StreamedImages:
                 # shards, and the stream would then depend on the number of workers
                 for batch in mine.iter(batch_size=1):
                     empty = False
+                    if skip:
+                        skip -= 1
+                        continue
                     yield {key: values[0] for key, values in batch.items()}
                 if empty:
                     raise DataError(f"The streamed unlabeled split of {self.name} gives no images to process {rank} "
                                     f"of {world}. Check the split, or use fewer processes.")
 
-        return itertools.islice(passes(), start, None)
+        return passes()  # a generator: close() it when done, so that datasets' reader threads stop in order
 
     def decode(self, record: dict) -> torch.Tensor:
         from PIL import Image

@@ -102,13 +102,17 @@ class StepBatches(IterableDataset):
         records = None
         if self.stream is not None:  # this process's stream from the first image of step `start`
             records = self.stream.records(self.rank, self.world, self.seed, self.start * self.n_u)
-        for step in range(self.start, self.end):
-            if (step - self.start) % workers != worker:  # the DataLoader asks worker 0 first
-                if records is not None:  # another worker's images: read past them, undecoded
-                    for _ in range(self.n_u):
-                        next(records)
-                continue
-            yield self.make(step, records)
+        try:
+            for step in range(self.start, self.end):
+                if (step - self.start) % workers != worker:  # the DataLoader asks worker 0 first
+                    if records is not None:  # another worker's images: read past them, undecoded
+                        for _ in range(self.n_u):
+                            next(records)
+                    continue
+                yield self.make(step, records)
+        finally:
+            if records is not None:
+                records.close()
 
 
 def default_workers(in_memory: bool, world: int = 1) -> int:
