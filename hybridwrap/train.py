@@ -331,7 +331,10 @@ class Run:
         self.workers = (cfg.data.num_workers if cfg.data.num_workers is not None
                         else default_workers(self.data.in_memory, self.world))
         if cfg.data.normalize == "dataset" and cfg.model.mean is None:
-            cfg.model.mean, cfg.model.std = aug.image_statistics(self.data.train_x)
+            images = self.data.train_x  # read on access: 10k evenly spaced images estimate the statistics
+            if not self.data.in_memory and len(images) > 10_000:
+                images = take(images, torch.linspace(0, len(images) - 1, 10_000).round().long())
+            cfg.model.mean, cfg.model.std = aug.image_statistics(images)
 
         # model, stability target, optimiser
         torch.manual_seed(cfg.seed)
