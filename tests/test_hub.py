@@ -361,6 +361,24 @@ def test_the_shared_cifar_copy_is_called_a_jpeg_copy():
     assert describe_source({"dataset": "cifar10", "path": None})["hub_id"] == "uoft-cs/cifar10"
 
 
+def test_a_data_file_is_hashed_once_until_it_changes(tmp_path):
+    import hashlib
+    import os
+
+    from hybridwrap.data.sources import _sha256, describe_source
+
+    f = tmp_path / "d.npz"
+    f.write_bytes(b"first")
+    hits = _sha256.cache_info().hits
+    for _ in range(3):
+        assert describe_source({"dataset": "npz", "path": str(f)})["copy"] is None
+    assert _sha256.cache_info().hits == hits + 2
+    f.write_bytes(b"second!")
+    os.utime(f, ns=(1, 1))
+    stat = f.stat()
+    assert _sha256(str(f), stat.st_size, stat.st_mtime_ns) == hashlib.sha256(b"second!").hexdigest()
+
+
 def test_hf_hub_timm_checkpoint_initialises_both_encoders(hub, tmp_path):
     """An ImageNet-style (1000-class) timm checkpoint on the Hub: wrap("hf-hub:...", pretrained=True) for 10 classes
     gives E_c and E_u its weights, with a new 10-way head; unsupervised_init="scratch" leaves E_u random."""

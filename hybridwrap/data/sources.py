@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -295,6 +297,16 @@ KNOWN_COPIES = {
 }
 
 
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """The file's digest, computed once per (path, size, modification time): cards of many runs share it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def describe_source(data_cfg: dict) -> dict:
     """Where a run's images came from, as they were: for model cards (``data_cfg`` is train_config's data)."""
     name, path = data_cfg.get("dataset"), data_cfg.get("path")
@@ -306,13 +318,8 @@ def describe_source(data_cfg: dict) -> dict:
     kind = {"imagefolder": "ImageFolder", "disk": "save_to_disk folder"}.get(name, "local file")
     copy = None
     if path and str(path).endswith(".npz") and os.path.isfile(path):
-        import hashlib
-
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        copy = KNOWN_COPIES.get(digest.hexdigest())
+        stat = os.stat(path)
+        copy = KNOWN_COPIES.get(_sha256(os.path.abspath(path), stat.st_size, stat.st_mtime_ns))
     return {"source": f"{kind} {Path(str(path)).name}", "hub_id": None, "copy": copy}
 
 
