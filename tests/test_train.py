@@ -92,11 +92,21 @@ def test_kill_9_then_resume_is_bit_identical_to_an_uninterrupted_run(tiny_config
         assert torch.equal(a[k], b[k]), k
 
 
-def test_multi_process_matches_one_process(tiny_config, tmp_path):
-    """accelerate launch --multi_gpu --num_processes 2 on CPU (gloo): synced replicas, same result as 1 process."""
+@pytest.mark.parametrize("source", ["in_memory", "on_disk"])
+def test_multi_process_matches_one_process(source, tiny_config, tmp_path):
+    """accelerate launch --multi_gpu --num_processes 2 on CPU (gloo): synced replicas, same result as 1 process.
+    On disk, each process reads, decodes and augments only its own images, in its own loader worker."""
     no_bn = {"decoder_norm": "none", "backbone_kwargs": {"width": 0.125, "norm": "none", "drop_rate": 0.0,
                                                           "noise_std": 0.0}}
-    config = tiny_config(max_steps=6, checkpoint_every=3, eval_every=3, check_replicas_every=1, model=no_bn)
+    data = {}
+    if source == "on_disk":
+        from test_streaming import CLASSES, make_imagefolder
+
+        no_bn.update(in_chans=3, num_classes=CLASSES)
+        data = {"dataset": "imagefolder", "path": str(make_imagefolder(tmp_path / "folder")), "num_labels": 8,
+                "max_eval_images": None, "num_workers": 1}
+    config = tiny_config(max_steps=6, checkpoint_every=3, eval_every=3, check_replicas_every=1, model=no_bn,
+                         data=data)
     args = ["-m", "hybridwrap.train", "--config", str(config), "--no-progress"]
     two = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
