@@ -11,7 +11,7 @@ from hybridwrap import ConfigError, DataError
 from hybridwrap.config import DataConfig, load_config
 from hybridwrap.data import augment as aug
 from hybridwrap.data import load_data
-from hybridwrap.data.images import ArrayReader, LazyImages
+from hybridwrap.data.images import ArrayReader, LazyImages, concat
 from hybridwrap.data.loader import StepBatches, step_loader
 from hybridwrap.data.semisup import TwoStreamBatches
 from hybridwrap.train import train
@@ -149,6 +149,9 @@ def test_lazy_imagefolder_reads_only_a_sample_at_load_and_resizes_on_access(tmp_
     assert data.train_x.shape == (24, 3, 24, 24) and data.unlabeled_x.shape == (30, 3, 24, 24)
     assert data.train_x[[0, 5]].shape == (2, 3, 24, 24) and data.train_y[:4].tolist() == [0, 0, 0, 0]
     assert data.class_names == [f"class{c}" for c in range(CLASSES)]
+    both = concat([data.train_x, data.unlabeled_x])  # one index space: training images, then unlabeled ones
+    assert both.shape == (54, 3, 24, 24) and torch.equal(both[[25, 1]], torch.stack([data.unlabeled_x[1], data.train_x[1]]))
+    assert torch.equal(both[-1], data.unlabeled_x[29]) and torch.equal(both[2:4], data.train_x[2:4])
 
 
 def test_images_of_different_sizes_need_image_size(tmp_path):

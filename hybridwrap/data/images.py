@@ -176,6 +176,8 @@ class ConcatImages:
         return (len(self),) + tuple(self.parts[0].shape[1:])
 
     def __getitem__(self, key) -> torch.Tensor:
+        if isinstance(key, (int, np.integer)) or (isinstance(key, torch.Tensor) and key.ndim == 0):
+            return self[[int(key) % len(self)]][0]
         positions = torch.as_tensor(range(*key.indices(len(self))) if isinstance(key, slice) else key,
                                     dtype=torch.long).reshape(-1)
         out = None
