@@ -33,8 +33,10 @@ def _cmd_summary(args) -> int:
 
 
 def _cmd_eval(args) -> int:
+    from . import logs
     from .evaluate import evaluate_saved
 
+    logs.attach_console("quiet")  # warnings and errors: a test set of another size than the training one is said, not refused
     res = evaluate_saved(args.run, dataset=args.dataset, data_path=args.data_path, batch_size=args.batch_size,
                          image_size=args.image_size, max_images=args.max_images)
     for k, v in res.items():

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import torch
 
+from . import logs
 from .config import DataConfig
 from .data import augment as aug
 from .data import load_data
 from .errors import CheckpointError, DataError
 from .serialization import CONFIG_NAME, load_model, require_finished_run
+
+logger = logs.get_logger(__name__)
 
 
 def resolve_model_dir(run_or_repo: str) -> tuple[Path, Path | None]:
@@ -70,9 +73,9 @@ def evaluate_saved(run_or_repo: str, dataset: str | None = None, data_path: str 
         raise DataError(f"The {data.name} test images have {data.channels} channel(s) but the model takes "
                         f"{model.config.in_chans}: evaluate it on a {model.config.in_chans}-channel dataset (without "
                         "--dataset, a run is evaluated on its own test set).")
-    if tuple(data.image_size) != size:
-        raise DataError(f"The test images are {data.image_size[0]}x{data.image_size[1]} but the model takes "
-                        f"{size[0]}x{size[1]}: pass --image-size {size[0]} to resize them.")
+    if tuple(data.image_size) != size:  # the model takes any size; other sizes than its own usually cost accuracy
+        logger.warning(f"warning: the test images are {data.image_size[0]}x{data.image_size[1]} but the model was "
+                       f"trained at {size[0]}x{size[1]}; pass --image-size {size[0]} to evaluate at that size.")
     res = {"dataset": data.name, "test_images": len(data.test_y),
            "test_acc": accuracy(model.backbone, data.test_x, data.test_y, batch_size, model.config.mean,
                                 model.config.std)}

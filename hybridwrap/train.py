@@ -337,6 +337,8 @@ class Run:
             cfg.model.mean, cfg.model.std = aug.image_statistics(images)
 
         # model, stability target, optimiser
+        if cfg.model.input_size is None:  # unset: the size it trains at, recorded for eval, summary and export
+            cfg.model.input_size = tuple(self.data.image_size)
         torch.manual_seed(cfg.seed)
         model = build_from_config(cfg.model)
         _check_data_fits_model(cfg, self.data)  # any image size: the decoders follow the sizes of each pass

@@ -1,5 +1,6 @@
 """The data pipeline that reads on access: lazy sources, DataLoader workers, a stream per process, resume."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -282,3 +283,23 @@ def test_an_unreadable_image_met_by_a_worker_is_one_clear_error(tiny_config, tmp
     errors = [line for line in done.stderr.splitlines() if line.startswith("hybridwrap: error:")]
     assert len(errors) == 1 and "Cannot read image" in errors[0] and "Remove or replace the file" in errors[0]
     assert "Traceback" not in done.stderr and "1 loader worker" in done.stderr  # met in training, by the worker
+
+
+def test_the_model_records_the_size_it_trained_at_and_eval_of_another_size_warns(tiny_config, tmp_path):
+    import subprocess
+
+    from conftest import ENV_TESTS, cli
+
+    root = make_imagefolder(tmp_path / "folder")
+    config = load_config(_lazy_config(tiny_config, root, image_size=20))
+    config.model.input_size = None  # unset: resolved from the training images, not the backbone's default 32
+    config.max_steps, config.output_dir = 2, str(tmp_path / "run")
+    train(config)
+    saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text())["model"]
+    assert saved["input_size"] == [20, 20]
+    own = subprocess.run(cli("eval", str(tmp_path / "run")), capture_output=True, text=True, env=ENV_TESTS)
+    assert own.returncode == 0 and "test_acc" in own.stdout and "warning" not in own.stderr, own.stderr
+    other = subprocess.run(cli("eval", str(tmp_path / "run"), "--image-size", "24"), capture_output=True, text=True,
+                           env=ENV_TESTS)
+    assert other.returncode == 0 and "test_acc" in other.stdout, other.stderr
+    assert "the test images are 24x24 but the model was trained at 20x20; pass --image-size 20" in other.stderr
