@@ -163,6 +163,11 @@ def test_images_of_different_sizes_need_image_size(tmp_path):
     with pytest.raises(DataError, match=r"different sizes .*set data.image_size"):
         load_data(DataConfig(dataset="imagefolder", path=str(root)))
     assert load_data(DataConfig(dataset="imagefolder", path=str(root), image_size=16)).train_x[:].shape[-1] == 16
+    other = make_imagefolder(tmp_path / "other")
+    for f in (other / "unlabeled" / "a").glob("*.png"):
+        Image.fromarray(_images(1, 20)[0]).save(f)
+    with pytest.raises(DataError, match=r"unlabeled images are \(3, 20, 20\).*training images \(3, 16, 16\).*--image-size 16"):
+        load_data(DataConfig(dataset="imagefolder", path=str(other)))
 
 
 def test_hub_dataset_is_decoded_on_access(tmp_path):
@@ -303,3 +308,14 @@ def test_the_model_records_the_size_it_trained_at_and_eval_of_another_size_warns
                            env=ENV_TESTS)
     assert other.returncode == 0 and "test_acc" in other.stdout, other.stderr
     assert "the test images are 24x24 but the model was trained at 20x20; pass --image-size 20" in other.stderr
+
+
+def test_streamed_images_of_another_size_need_image_size(tmp_path):
+    hub = make_parquet_hub(tmp_path / "hub")
+    data = load_data(DataConfig(dataset="cifar10", path=str(hub), streaming=True))
+    small = LazyImages(ArrayReader(torch.zeros(24, 3, 8, 8, dtype=torch.uint8)))  # labeled images of 8 px, stream 16
+    with pytest.raises(DataError, match=r"differ in size .*set data.image_size"):
+        _steps(small, n_s=2, n_u=4, labeled=[0, 3], stream=data.unlabeled_x).make(0, data.unlabeled_x.records(0, 1, 5))
+    data = load_data(DataConfig(dataset="cifar10", path=str(hub), streaming=True, image_size=8))
+    assert _steps(data.train_x, n_s=2, n_u=4, labeled=[0, 3], stream=data.unlabeled_x).make(
+        0, data.unlabeled_x.records(0, 1, 5)).images.shape == (6, 3, 8, 8)

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
-from ..errors import HybridWrapError
+from ..errors import DataError, HybridWrapError
 from . import augment as aug
 from .images import StreamedImages, is_lazy
 from .semisup import TwoStreamBatches
@@ -66,8 +66,13 @@ class StepBatches(IterableDataset):
             raw = self.images[torch.cat([labeled, unlabeled])]
             index = torch.cat([labeled, unlabeled])
         else:
-            streamed = torch.stack([self.stream.decode(next(unlabeled_stream)) for _ in range(self.n_u)])
-            raw = torch.cat([self.images[labeled], streamed])
+            streamed = [self.stream.decode(next(unlabeled_stream)) for _ in range(self.n_u)]
+            own = self.images[labeled]
+            sizes = {tuple(x.shape) for x in streamed} | {tuple(own.shape[1:])}
+            if len(sizes) > 1:
+                raise DataError(f"The streamed images of {self.stream.name} and the labeled ones differ in size "
+                                f"{sorted(sizes)[:3]}: set data.image_size (e.g. --image-size 224) to resize them all.")
+            raw = torch.cat([own, torch.stack(streamed)])
             index = torch.cat([labeled, torch.full((self.n_u,), -1, dtype=torch.long)])
         positions += [len(lab) + p for p in range(self.rank * self.n_u, (self.rank + 1) * self.n_u)]
         views = [self._augment_each(raw, step, positions, view) for view in range(1 + self.teacher_view)]

@@ -364,4 +364,9 @@ def load_data(cfg) -> ImageData:
     for x in (data.train_x, data.test_x, data.unlabeled_x):
         if isinstance(x, LazyImages):
             x.check_sizes()
+    if data.unlabeled_x is not None and not isinstance(data.unlabeled_x, StreamedImages) and \
+            tuple(data.unlabeled_x.shape[1:]) != tuple(data.train_x.shape[1:]):
+        raise DataError(f"The unlabeled images are {tuple(data.unlabeled_x.shape[1:])} (C, H, W) but the training "
+                        f"images {tuple(data.train_x.shape[1:])}: set data.image_size (e.g. --image-size "
+                        f"{data.train_x.shape[-1]}) to resize them all.")
     return data
