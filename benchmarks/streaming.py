@@ -152,27 +152,21 @@ def train_peak(config: dict, work: Path) -> dict:
 
 def loader_rate(root: Path, args, workers: int, steps: int) -> dict:
     """Images per second of the training batches (both views), made with ``workers`` workers and no model."""
-    import torch
-
     from hybridwrap.config import DataConfig
-    from hybridwrap.data import augment as aug
     from hybridwrap.data import load_data
-    from hybridwrap.data.images import concat
-    from hybridwrap.data.loader import StepBatches, step_loader
-    from hybridwrap.data.semisup import TwoStreamBatches, make_split
+    from hybridwrap.data.loader import step_batches, step_loader
+    from hybridwrap.data.semisup import make_split
 
-    data = load_data(DataConfig(dataset="imagefolder", path=str(root), image_size=args.size))
-    split = make_split(data.train_y, 10, 10 * args.per_class, 0)
-    images = concat([data.train_x, data.unlabeled_x])
-    batches = TwoStreamBatches(split.labeled, list(range(len(images))), args.labeled, args.unlabeled, 0)
-    labels = torch.cat([data.train_y, torch.full((len(data.unlabeled_x),), -1)])
-    mode = aug.resolve("auto", "imagefolder", data.image_size)
-    steps_ds = StepBatches(images, labels, batches, mode, aug.translation(None, data.image_size), True, 0, end=steps)
+    data_cfg = DataConfig(dataset="imagefolder", path=str(root), image_size=args.size, labeled_batch_size=args.labeled,
+                          unlabeled_batch_size=args.unlabeled)
+    data = load_data(data_cfg)
+    steps_ds = step_batches(data, make_split(data.train_y, 10, 10 * args.per_class, 0), data_cfg, 0, True)
+    steps_ds.end = steps
     t0 = time.perf_counter()
     n = sum(len(b.images) for b in step_loader(steps_ds, workers))
     seconds = time.perf_counter() - t0
     return {"workers": workers, "steps": steps, "images": n, "seconds": seconds, "images_per_s": n / seconds,
-            "augmentation": mode}
+            "augmentation": steps_ds.mode}
 
 
 def main():

@@ -20,6 +20,14 @@ class HybridWrapError(Exception):
 
     exit_code = 1
 
+    def __init__(self, *args):
+        # Raised in a DataLoader worker, an error is re-raised in the training process as type(msg) with msg =
+        # "Caught X in DataLoader worker ...\nOriginal Traceback ...: message": keep the message, which names the fix
+        if len(args) == 1 and isinstance(args[0], str) and args[0].startswith("Caught ") and \
+                "\nOriginal Traceback" in args[0]:
+            args = (args[0].rsplit(f"{type(self).__module__}.{type(self).__qualname__}: ", 1)[-1].strip(),)
+        super().__init__(*args)
+
 
 class ConfigError(HybridWrapError, ValueError):
     """A bad argument or configuration value."""

@@ -29,9 +29,9 @@ from . import logs, losses
 from .config import TrainConfig, apply_overrides, fill_resolved, fingerprint, from_dict, load_config, to_dict
 from .data import augment as aug
 from .data import load_data
-from .data.images import StreamedImages, concat, take
-from .data.loader import StepBatches, default_workers, eval_loader, step_loader, worker_error
-from .data.semisup import Split, TwoStreamBatches, fold_split, make_split
+from .data.images import take
+from .data.loader import default_workers, eval_loader, step_batches, step_loader
+from .data.semisup import Split, fold_split, make_split
 from .errors import (CheckpointError, ConfigError, DataError, Interrupted, TrainingError, process_rank,
                      run_user_command)
 from .model import build_from_config
@@ -313,28 +313,15 @@ class Run:
         else:
             self.split = make_split(self.data.train_y, cfg.model.num_classes, cfg.data.num_labels,
                                     cfg.data.labels_seed, cfg.data.val_size)
-        val = set(self.split.val)
-        train_pool = [i for i in range(len(self.data.train_y)) if i not in val]
-        self.images, stream = self.data.train_x, None
-        if isinstance(self.data.unlabeled_x, StreamedImages):
-            stream = self.data.unlabeled_x
-        elif self.data.unlabeled_x is not None:  # pool index space: training images, then extra unlabeled ones
-            self.images = concat([self.data.train_x, self.data.unlabeled_x])
-            train_pool += list(range(len(self.data.train_x), len(self.images)))
-        self.labels = torch.cat([self.data.train_y, torch.full((len(self.images) - len(self.data.train_y),), -1)])
-        batches = TwoStreamBatches(self.split.labeled, train_pool, cfg.data.labeled_batch_size,
-                                   cfg.data.unlabeled_batch_size, cfg.seed)
-        mode = aug.resolve(cfg.data.augment, cfg.data.dataset, self.data.image_size)
-        self.steps = StepBatches(self.images, self.labels, batches, mode, aug.translation(cfg.data.translate,
-                                 self.data.image_size), cfg.loss.stability == "mean_teacher", cfg.seed, self.rank,
-                                 self.world, stream=stream)
+        self.steps = step_batches(self.data, self.split, cfg.data, cfg.seed, cfg.loss.stability == "mean_teacher",
+                                  self.rank, self.world)
         self.workers = (cfg.data.num_workers if cfg.data.num_workers is not None
                         else default_workers(self.data.in_memory, self.world))
         if cfg.data.normalize == "dataset" and cfg.model.mean is None:
-            images = self.data.train_x  # read on access: 10k evenly spaced images estimate the statistics
-            if not self.data.in_memory and len(images) > 10_000:
-                images = take(images, torch.linspace(0, len(images) - 1, 10_000).round().long())
-            cfg.model.mean, cfg.model.std = aug.image_statistics(images)
+            sample = self.data.train_x  # read on access: 10k evenly spaced images estimate the statistics
+            if not self.data.in_memory and len(sample) > 10_000:
+                sample = take(sample, torch.linspace(0, len(sample) - 1, 10_000).round().long())
+            cfg.model.mean, cfg.model.std = aug.image_statistics(sample)
 
         # model, stability target, optimiser
         if cfg.model.input_size is None:  # unset: the size it trains at, recorded for eval, summary and export
@@ -348,7 +335,7 @@ class Run:
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(memory_format=self.memory_format)
         self.teacher = MeanTeacher(model.backbone, cfg.loss.ema_decay) if cfg.loss.stability == "mean_teacher" else None
-        self.ensemble = (TemporalEnsembling(len(self.labels), cfg.model.num_classes, cfg.loss.te_alpha)
+        self.ensemble = (TemporalEnsembling(len(self.steps.labels), cfg.model.num_classes, cfg.loss.te_alpha)
                          if cfg.loss.stability == "temporal_ensembling" else None)
         optimizer = _make_optimizer(cfg, model)
         test_loader = None
@@ -392,10 +379,7 @@ class Run:
         dev, fmt = self.accelerator.device, self.memory_format
         batches = iter(step_loader(self.steps, self.workers))
         for step in range(start, end):
-            try:
-                b = next(batches)
-            except Exception as exc:
-                raise worker_error(exc) from None
+            b = next(batches)
             if b.step != step:  # the loader's order is what makes resume exact: never train on another step
                 raise TrainingError(f"The data loader gave step {b.step}'s batch at step {step}. Set data.num_workers=0 "
                                     "and report this.")
@@ -588,8 +572,9 @@ class Run:
         cfg, data, split = self.cfg, self.data, self.split
         model = self.accelerator.unwrap_model(self.model)
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        unlabeled = (f"the unlabeled stream of {self.steps.stream.name}" if self.steps.stream is not None  # every
-                     else f"{len(self.steps.batches.unlabeled)} in the unlabeled pool")  # non-validation image
+        # the pool: every training image outside validation (labeled ones too) and the extra unlabeled ones
+        unlabeled = (f"the unlabeled stream of {self.steps.stream.name}" if self.steps.stream is not None
+                     else f"{len(self.steps.batches.unlabeled)} in the unlabeled pool")
         reading = (f"{self.workers} loader worker{'s' if self.workers != 1 else ''}" if self.workers
                    else "no loader workers")
         where = "in memory" if data.in_memory else "read from disk on access"

@@ -319,3 +319,19 @@ def test_streamed_images_of_another_size_need_image_size(tmp_path):
     data = load_data(DataConfig(dataset="cifar10", path=str(hub), streaming=True, image_size=8))
     assert _steps(data.train_x, n_s=2, n_u=4, labeled=[0, 3], stream=data.unlabeled_x).make(
         0, data.unlabeled_x.records(0, 1, 5)).images.shape == (6, 3, 8, 8)
+
+
+def test_an_error_raised_in_any_loader_worker_keeps_its_one_line_message():
+    """Evaluation loaders too: DataLoader re-raises a worker's error with the worker's traceback as its message."""
+    from torch.utils.data import DataLoader, Dataset
+
+    class Unreadable(Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            raise DataError("Cannot read image x.png (truncated). Remove or replace the file.")
+
+    with pytest.raises(DataError) as info:
+        list(DataLoader(Unreadable(), num_workers=1))
+    assert str(info.value) == "Cannot read image x.png (truncated). Remove or replace the file."

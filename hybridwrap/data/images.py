@@ -11,6 +11,7 @@ for unlabeled pools that do not fit on disk. Each process reads its own part of 
 
 from __future__ import annotations
 
+import copy
 import io
 import itertools
 import os
@@ -103,9 +104,6 @@ class ArrayReader:
 class LazyImages:
     """N images read on access (optionally resized to ``size`` x ``size``), indexed like a uint8 tensor."""
 
-    in_memory = False
-    dtype = torch.uint8
-
     def __init__(self, reader, size: int | None = None, indices: Sequence[int] | None = None,
                  shape: tuple[int, int, int] | None = None):
         self.reader, self.size = reader, size
@@ -149,8 +147,8 @@ class LazyImages:
         return LazyImages(self.reader, self.size, base, self._shape)
 
     def resized(self, size: int | None) -> "LazyImages":
-        shape = None if self._shape is None else (self._shape[0], size, size) if size else None
-        return LazyImages(self.reader, size, self.indices, shape)
+        known = (self._shape[0], size, size) if size and self._shape else None  # channels stay, sides are set
+        return LazyImages(self.reader, size, self.indices, known)
 
     def check_sizes(self, sample: int = 8) -> None:
         """Fail at load time, not at step 1000, when the images differ in size and no resize is set."""
@@ -160,9 +158,6 @@ class LazyImages:
 
 class ConcatImages:
     """Training images followed by extra unlabeled ones, in one index space, still read on access."""
-
-    in_memory = False
-    dtype = torch.uint8
 
     def __init__(self, parts: Sequence):
         self.parts = list(parts)
@@ -215,8 +210,6 @@ class StreamedImages:
     ``start`` on, so a resumed run skips what it had read (without decoding it) and sees the same images.
     """
 
-    in_memory = False
-
     def __init__(self, stream, column: str, mode: str, size: int | None, buffer_size: int, name: str):
         from datasets import Image as ImageFeature
 
@@ -224,8 +217,9 @@ class StreamedImages:
         self.column, self.mode, self.size, self.buffer_size, self.name = column, mode, size, buffer_size, name
 
     def resized(self, size: int | None) -> "StreamedImages":
-        self.size = size
-        return self
+        other = copy.copy(self)
+        other.size = size
+        return other
 
     def records(self, rank: int, world: int, seed: int, start: int = 0) -> Generator[dict, None, None]:
         """Undecoded records of this process's stream from position ``start``, pass after pass."""

@@ -21,16 +21,15 @@ a worker reads past the other workers' images without decoding them.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
-from ..errors import DataError, HybridWrapError
+from ..errors import DataError
 from . import augment as aug
-from .images import StreamedImages, is_lazy
+from .images import StreamedImages, concat, is_lazy
 from .semisup import TwoStreamBatches
 
 
@@ -120,6 +119,26 @@ class StepBatches(IterableDataset):
                 records.close()
 
 
+def step_batches(data, split, data_cfg, seed: int, teacher_view: bool, rank: int = 0, world: int = 1) -> StepBatches:
+    """The training batches of ``data`` (an ImageData) with ``split``'s labeled subset and validation hold-out.
+
+    The unlabeled pool is every training image outside validation (labeled ones too) followed by the extra
+    unlabeled images, in one index space; or, when those are streamed, the stream."""
+    val = set(split.val)
+    pool = [i for i in range(len(data.train_y)) if i not in val]
+    images, stream = data.train_x, None
+    if isinstance(data.unlabeled_x, StreamedImages):
+        stream = data.unlabeled_x
+    elif data.unlabeled_x is not None:
+        images = concat([data.train_x, data.unlabeled_x])
+        pool += list(range(len(data.train_x), len(images)))
+    labels = torch.cat([data.train_y, torch.full((len(images) - len(data.train_y),), -1)])
+    batches = TwoStreamBatches(split.labeled, pool, data_cfg.labeled_batch_size, data_cfg.unlabeled_batch_size, seed)
+    mode = aug.resolve(data_cfg.augment, data_cfg.dataset, data.image_size)
+    return StepBatches(images, labels, batches, mode, aug.translation(data_cfg.translate, data.image_size),
+                       teacher_view, seed, rank, world, stream=stream)
+
+
 def default_workers(in_memory: bool, world: int = 1) -> int:
     """No workers for in-memory images (nothing to decode); else half of this process's CPU cores, up to 8."""
     if in_memory:
@@ -148,12 +167,3 @@ class LabeledImages(Dataset):
 
 def eval_loader(images, labels: torch.Tensor, batch_size: int, num_workers: int) -> DataLoader:
     return DataLoader(LabeledImages(images, labels), batch_size=batch_size, shuffle=False, num_workers=num_workers)
-
-
-def worker_error(exc: BaseException) -> BaseException:
-    """A hybridwrap error raised in a worker comes back wrapped in the worker's traceback text: keep its message."""
-    if isinstance(exc, HybridWrapError) and "Original Traceback" in str(exc):
-        found = re.findall(rf"{type(exc).__name__}: (.*)\s*$", str(exc), flags=re.S)
-        if found:
-            return type(exc)(found[-1].strip())
-    return exc

@@ -356,11 +356,10 @@ def load_data(cfg) -> ImageData:
         keep = torch.linspace(0, len(data.test_y) - 1, cfg.max_eval_images).round().long()
         data.test_x, data.test_y = take(data.test_x, keep), data.test_y[keep]
     if cfg.image_size:  # images read on access are resized when read
-        data.train_x, data.test_x = (x.resized(cfg.image_size) if is_lazy(x) else resize(x, cfg.image_size)
-                                     for x in (data.train_x, data.test_x))
-        if data.unlabeled_x is not None:
-            u = data.unlabeled_x
-            data.unlabeled_x = u.resized(cfg.image_size) if is_lazy(u) else resize(u, cfg.image_size)
+        def resized(x):
+            return None if x is None else x.resized(cfg.image_size) if is_lazy(x) else resize(x, cfg.image_size)
+
+        data.train_x, data.test_x, data.unlabeled_x = map(resized, (data.train_x, data.test_x, data.unlabeled_x))
     for x in (data.train_x, data.test_x, data.unlabeled_x):
         if isinstance(x, LazyImages):
             x.check_sizes()
