@@ -24,6 +24,7 @@ Pooling switches for unpooling (D_u), chosen per level:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import InputSizeError, UnsupportedBackboneError
+from .errors import ConfigError, InputSizeError, UnsupportedBackboneError
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,9 @@ class Level:
     block_depth: int | None = None  # convolutions of the encoder's block here (feature_info "block_depth")
     is_features: bool = False  # h_l is the encoder's output h_c itself (ResNet's last stage)
     stage_blocks: int = 0  # residual blocks of the stage ending here (0: a single layer, e.g. the stem)
-    stage_kind: str | None = None  # "bottleneck" | "basic": what the `mirror` decoder rebuilds
+    # what the `mirror` decoder rebuilds: "bottleneck" | "basic" (ResNet) | a kind a plugin registered (e.g.
+    # "shakeshake") | "own" (a copy of the encoder's own block: any other family)
+    stage_kind: str | None = None
 
     @property
     def factor(self) -> tuple[int, int]:
@@ -123,6 +126,7 @@ def analyze_encoder(model: nn.Module, in_chans: int, input_size: tuple[int, int]
     modules = dict(model.named_modules())
     names = [d["module"] for d in info if d["module"] in modules]
     block_depth = {d["module"]: d.get("block_depth") for d in info}
+    block_kind = {d["module"]: d.get("block_kind") for d in info}
     calls: list[tuple[str, str, torch.Size, torch.Size]] = []  # (kind, name, in_shape, out_shape)
     outputs: dict[str, torch.Tensor] = {}
     handles = []
@@ -221,20 +225,34 @@ def analyze_encoder(model: nn.Module, in_chans: int, input_size: tuple[int, int]
     last_index = max(i for i, c in enumerate(calls) if c[0] == "feature" and c[1] == last_module)
     tail = _tail_chain([c for c in calls[last_index + 1:] if c[0] == "conv"], modules, levels[-1],
                        feats.shape[1], f_size)
-    levels = [dataclasses.replace(lv, **dict(zip(("stage_blocks", "stage_kind"), _stage_blocks(modules[lv.module]))))
+    levels = [dataclasses.replace(lv, **dict(zip(("stage_blocks", "stage_kind"),
+                                                 _stage_blocks(modules[lv.module], block_kind.get(lv.module)))))
               for lv in levels]
     return EncoderLayout(in_chans, tuple(input_size), tuple(levels), feats.shape[1], f_size, tail)
 
 
-def _stage_blocks(module: nn.Module) -> tuple[int, str | None]:
-    """(number of residual blocks, their kind) of the stage a level ends with: a ResNet layer is a Sequential of
-    Bottleneck (conv1..conv3) or BasicBlock (conv1, conv2) blocks; other families' stages hold `.blocks`."""
+def _stage_blocks(module: nn.Module, declared: str | None = None) -> tuple[int, str | None]:
+    """(number of residual blocks, their kind) of the stage a level ends with.
+
+    A backbone may declare the kind in feature_info (``block_kind``: a kind registered with
+    :func:`register_mirror_block`, or ``"none"`` for a single layer such as a stem). Otherwise a ResNet layer is a
+    Sequential of Bottleneck (conv1..conv3) or BasicBlock (conv1, conv2) blocks, other families' stages hold
+    `.blocks`, and a block of any other family is ``"own"``: the `mirror` decoder copies it."""
+    if declared == "none":
+        return 0, None
     seq = module if isinstance(module, nn.Sequential) else getattr(module, "blocks", None)
     if not isinstance(seq, nn.Sequential) or len(seq) == 0:
         return 0, None
     first = seq[0]
-    kind = "basic" if hasattr(first, "conv2") and not hasattr(first, "conv3") else "bottleneck"
-    return len(seq), kind
+    if declared is not None:
+        return len(seq), declared
+    if not any(True for _ in first.children()):  # a single layer (a stem convolution), not a block
+        return 0, None
+    if hasattr(first, "conv3"):
+        return len(seq), "bottleneck"
+    if hasattr(first, "conv2"):
+        return len(seq), "basic"
+    return len(seq), "own"
 
 
 MAX_TAIL_CONVS = 4
@@ -400,17 +418,62 @@ class BasicBlock(nn.Module):
         return self.act(x + self.body(x))
 
 
-class StageMirrorBlock(nn.Module):
-    """The mirror of a ResNet-style stage: as many blocks of the same type and width at the level's resolution,
-    then a 1x1 to the channels that entered the downsampling, the resize, and the channels of the level before
-    (a 3x3 to the image at the last level). A single-layer level (the stem) gets the resize only."""
+# Decoder blocks of a backbone family's own kind for `decoder="mirror"`: kind -> factory(in_chs, out_chs, stride,
+# norm) returning a block from (in_chs, h, w) to (out_chs, h * stride, w * stride) (a transposed block when
+# stride > 1). A plugin registers its family's (shake-shake: "shakeshake", the official HybridNet code's
+# ShakeShakeDeconvBlock). ResNet's "basic" and "bottleneck" are built in below.
+MIRROR_BLOCKS: dict = {}
 
-    def __init__(self, level: Level, out_chs: int, mode: str, final: bool, norm: str = "batch"):
+
+def register_mirror_block(kind: str, factory) -> None:
+    MIRROR_BLOCKS[kind] = factory
+
+
+class StageMirrorBlock(nn.Module):
+    """The mirror of a residual stage, made of blocks of the encoder's own kind.
+
+    * ResNet (``basic``/``bottleneck``): as many blocks of the same type and width at the level's resolution,
+      then a 1x1 to the channels that entered the downsampling, the resize, and the channels of the level before
+      (a 3x3 to the image at the last level).
+    * A registered kind (the official HybridNet code's ``_make_reverse_layer``): n - 1 blocks at the level's
+      width, then one block to the previous level's channels that also undoes the downsampling: a strided
+      transposed block (``mode="transposed"``), or the resize (upsampling / unpooling) then a block.
+    * ``own`` (any other family): n - 1 fresh copies of the encoder's last block of the stage (re-initialised),
+      then the ResNet transition.
+
+    A single-layer level (a stem) gets the resize only. ``mirror_blocks="resnet"`` builds every stage as
+    bottlenecks or basic blocks, as hybridwrap < 0.3 did (old checkpoints)."""
+
+    def __init__(self, level: Level, out_chs: int, mode: str, final: bool, norm: str = "batch",
+                 stage: nn.Module | None = None, mirror_blocks: str = "own"):
         super().__init__()
         self.level, self.mode = level, mode
         chs, mid = level.channels, level.mid_channels
-        make = (lambda: BasicBlock(chs, norm)) if level.stage_kind == "basic" else (lambda: Bottleneck(chs, max(8, chs // 4), norm))
-        self.blocks = nn.Sequential(*[make() for _ in range(level.stage_blocks)])
+        kind = level.stage_kind
+        if mirror_blocks == "resnet" and kind != "basic":
+            kind = "bottleneck" if level.stage_blocks else None
+        factory = MIRROR_BLOCKS.get(kind)
+        self.transition = None
+        if factory is not None and level.stage_blocks:
+            self.blocks = nn.Sequential(*[factory(chs, chs, 1, norm) for _ in range(level.stage_blocks - 1)])
+            last_out = chs if final else out_chs
+            stride = level.factor[0] if mode == "transposed" else 1
+            self.transition = factory(chs, last_out, stride, norm)
+            self.pre = nn.Identity()
+            self.post = nn.Conv2d(chs, out_chs, 3, padding=1) if final else nn.Identity()
+            return
+        if mode == "transposed" and level.factor != (1, 1):
+            raise ConfigError(f"decoder mode 'transposed' needs strided blocks of the encoder's kind at "
+                              f"{level.module!r} ({kind or 'a single layer'}): use 'nearest' or 'unpool' there.")
+        if kind == "basic":
+            blocks = [BasicBlock(chs, norm) for _ in range(level.stage_blocks)]
+        elif kind == "bottleneck":
+            blocks = [Bottleneck(chs, max(8, chs // 4), norm) for _ in range(level.stage_blocks)]
+        elif kind == "own" and stage is not None:
+            blocks = _own_blocks(stage, level)
+        else:
+            blocks = []
+        self.blocks = nn.Sequential(*blocks)
         self.pre = nn.Identity() if chs == mid else conv_bn_act(chs, mid, 1, norm)
         if final:
             self.post = nn.Conv2d(mid, out_chs, 3, padding=1)
@@ -418,7 +481,43 @@ class StageMirrorBlock(nn.Module):
             self.post = nn.Identity() if mid == out_chs else conv_bn_act(mid, out_chs, 1, norm)
 
     def forward(self, x, switches=None, size=None):
-        return self.post(_resize(self.pre(self.blocks(x)), self.level, self.mode, switches, size))
+        x = self.blocks(x)
+        if self.transition is None:
+            return self.post(_resize(self.pre(x), self.level, self.mode, switches, size))
+        if self.mode == "transposed":
+            x = self.transition(x)
+            target = tuple(size or self.level.prev_size)
+            if tuple(x.shape[-2:]) != target:  # an odd side (33 -> 17 -> 34): back to the encoder's size
+                x = F.interpolate(x, size=target, mode="nearest")
+        else:
+            x = self.transition(_resize(x, self.level, self.mode, switches, size))
+        return self.post(x)
+
+
+def _own_blocks(stage: nn.Module, level: Level) -> list[nn.Module]:
+    """stage_blocks - 1 re-initialised copies of the stage's last block, if it keeps the level's shape; else none."""
+    seq = stage if isinstance(stage, nn.Sequential) else getattr(stage, "blocks", None)
+    template = copy.deepcopy(seq[-1])
+    template._forward_hooks.clear()
+    probe = torch.zeros(1, level.channels, *level.size)
+    try:
+        with torch.no_grad():
+            was = template.training
+            template.eval()
+            keeps_shape = template(probe).shape == probe.shape
+            template.train(was)
+    except Exception:  # noqa: BLE001 - a block that cannot run alone (needs extra inputs) is not copied
+        keeps_shape = False
+    if not keeps_shape:
+        return []
+    blocks = []
+    for _ in range(level.stage_blocks - 1):
+        block = copy.deepcopy(template)
+        for m in block.modules():
+            if hasattr(m, "reset_parameters") and m is not block:
+                m.reset_parameters()
+        blocks.append(block)
+    return blocks
 
 
 def _resize(x, level: Level, mode: str, switches, size):
@@ -426,12 +525,18 @@ def _resize(x, level: Level, mode: str, switches, size):
     size = tuple(size or level.prev_size)
     if level.factor == (1, 1):
         return x
+    if mode == "transposed":
+        raise ConfigError(f"decoder mode 'transposed' needs the `mirror` decoder of a backbone whose blocks can be "
+                          f"strided (e.g. shake-shake); at {level.module!r} use 'nearest' or 'unpool'.")
     if mode == "unpool":
         return unpool(x, switches, size)
     return F.interpolate(x, size=size, mode=mode)
 
 
 DECODERS = ("generic", "light", "mirror")
+# how a decoder undoes a downsampling: upsampling (the paper's D_c), unpooling with switches (the paper's D_u), or
+# the strided transposed blocks of the official HybridNet ResNet code (`mirror` decoder of a registered kind)
+DECODER_MODES = ("nearest", "bilinear", "unpool", "transposed")
 DEFAULT_BLOCK_DEPTH = 2  # decoder convolutions per level when the backbone declares no block_depth
 
 
@@ -459,10 +564,14 @@ class MirrorDecoder(nn.Module):
     """
 
     def __init__(self, layout: EncoderLayout, mode: str = "nearest", depth: int | None = 2, norm: str = "batch",
-                 tail: str = "single", decoder: str = "generic"):
+                 tail: str = "single", decoder: str = "generic", encoder: nn.Module | None = None,
+                 mirror_blocks: str = "own"):
         super().__init__()
-        if mode not in ("nearest", "bilinear", "unpool"):
-            raise ValueError(f"decoder mode must be 'nearest', 'bilinear' or 'unpool', got {mode!r}")
+        if mode not in DECODER_MODES:
+            raise ValueError(f"decoder mode must be one of {', '.join(DECODER_MODES)}, got {mode!r}")
+        if mode == "transposed" and decoder != "mirror":
+            raise ConfigError(f"decoder mode 'transposed' undoes strides with the `mirror` decoder's strided blocks; "
+                              f"the {decoder!r} decoder has none: set decoder='mirror', or use 'nearest' / 'unpool'.")
         self.mode, self.decoder = mode, decoder
         levels = layout.levels
         last = levels[-1]
@@ -484,7 +593,9 @@ class MirrorDecoder(nn.Module):
             if decoder == "light":
                 blocks.append(LightBlock(levels[i], out, mode, final=(i == 0), norm=norm))
             elif decoder == "mirror":
-                blocks.append(StageMirrorBlock(levels[i], out, mode, final=(i == 0), norm=norm))
+                stage = dict(encoder.named_modules()).get(levels[i].module) if encoder is not None else None
+                blocks.append(StageMirrorBlock(levels[i], out, mode, final=(i == 0), norm=norm, stage=stage,
+                                               mirror_blocks=mirror_blocks))
             else:
                 d = depth if depth is not None else (levels[i].block_depth or DEFAULT_BLOCK_DEPTH)
                 blocks.append(DecoderBlock(levels[i], out, mode, d, final=(i == 0), norm=norm))

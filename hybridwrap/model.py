@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from .config import ModelConfig
 from .errors import ConfigError, InputSizeError
-from .mirror import DECODERS, EncoderLayout, Level, MirrorDecoder, analyze_encoder, pooling_switches
+from .mirror import DECODER_MODES, DECODERS, EncoderLayout, Level, MirrorDecoder, analyze_encoder, pooling_switches
 from .registry import get_backbone
 
 
@@ -102,7 +102,7 @@ class HybridNet(nn.Module):
         self.layout = layout
         self.backbone = backbone  # E_c + C
         decoder = dict(depth=config.decoder_depth, norm=config.decoder_norm, tail=config.decoder_tail,
-                       decoder=config.decoder)
+                       decoder=config.decoder, encoder=backbone, mirror_blocks=config.mirror_blocks)
         self.decoder_c = MirrorDecoder(layout, config.decoder_c_mode, **decoder) if config.discriminative_decoder else None
         self.encoder_u = encoder_u
         self.decoder_u = MirrorDecoder(layout, config.decoder_u_mode, **decoder) if encoder_u is not None else None
@@ -275,9 +275,12 @@ def validate_model_config(config: ModelConfig) -> None:
     if config.std is not None and min(config.std) <= 0:
         raise ConfigError(f"model.std must be positive, got {list(config.std)}.")
     for name in ("decoder_c_mode", "decoder_u_mode"):
-        if getattr(config, name) not in ("nearest", "bilinear", "unpool"):
-            raise ConfigError(f"{name} must be 'nearest', 'bilinear' (upsampling) or 'unpool', got "
-                              f"{getattr(config, name)!r}.")
+        if getattr(config, name) not in DECODER_MODES:
+            raise ConfigError(f"{name} must be 'nearest', 'bilinear' (upsampling), 'unpool' or 'transposed' (strided "
+                              f"transposed blocks, mirror decoder only), got {getattr(config, name)!r}.")
+    if config.mirror_blocks not in ("own", "resnet"):
+        raise ConfigError(f"mirror_blocks must be 'own' (blocks of the encoder's kind) or 'resnet' (hybridwrap < 0.3), "
+                          f"got {config.mirror_blocks!r}.")
     if config.decoder_norm not in ("batch", "none"):
         raise ConfigError(f"decoder_norm must be 'batch' or 'none', got {config.decoder_norm!r}.")
     if config.unsupervised_branch and not config.discriminative_decoder:

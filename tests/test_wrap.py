@@ -64,15 +64,76 @@ def test_resnet50_pairs_are_stage_outputs_without_the_degenerate_last_one():
     assert _pairs_by_module(legacy) == ["act1", "layer1", "layer2", "layer3", "layer4"]
 
 
-def test_shakeshake_pairs_at_every_stage_including_the_one_that_keeps_the_resolution():
+def test_shakeshake_pairs_are_the_official_codes_stem_and_stages():
+    # official ResNet32x32Hybrid.forward: pairs (hc0, hc1, hc2) = stem, stage 1 and stage 2 outputs, per branch
     model = hybridwrap.wrap("shakeshake26_2x96d", num_classes=10, base_width=8)
-    assert [(lv.module, lv.factor) for lv in model.layout.levels] == [("stage1", (1, 1)), ("stage2", (2, 2)),
-                                                                       ("stage3", (2, 2))]
-    assert _pairs_by_module(model) == ["stage1", "stage2"]  # stage3's output is h_c
+    assert [(lv.module, lv.factor) for lv in model.layout.levels] == [("stem", (1, 1)), ("stage1", (1, 1)),
+                                                                       ("stage2", (2, 2)), ("stage3", (2, 2))]
+    assert _pairs_by_module(model) == ["stem", "stage1", "stage2"]  # stage3's output is h_c
     out = model.train()(torch.randn(2, 3, 32, 32))
-    assert [tuple(p.h.shape[1:]) for p in out.pairs if p.branch == "u"] == [(8, 32, 32), (16, 16, 16)]
+    for branch in "cu":
+        assert [tuple(p.h.shape[1:]) for p in out.pairs if p.branch == branch] == [(16, 32, 32), (8, 32, 32),
+                                                                                   (16, 16, 16)]
     for p in out.pairs:
         assert p.h.shape == p.h_hat.shape
+
+
+def _block_kinds(module):
+    names = {"BasicBlock", "Bottleneck", "ShakeDeconvBlock", "ConvNeXtBlock", "InvertedResidual", "ShakeBlock"}
+    return {type(m).__name__ for m in module.modules()} & names
+
+
+def test_shakeshake_mirror_decoder_is_made_of_shake_shake_deconvolution_blocks():
+    model = hybridwrap.wrap("shakeshake26_2x96d", num_classes=10, decoder="mirror")  # the full 2x96d
+    assert model.config.decoder == "mirror"
+    assert not any(type(m).__name__ == "Bottleneck" for m in model.modules())
+    assert _pairs_by_module(model) == ["stem", "stage1", "stage2"]
+    for decoder in (model.decoder_c, model.decoder_u):
+        assert _block_kinds(decoder) == {"ShakeDeconvBlock"}
+        # _make_reverse_layer: per stage 3 blocks at the stage's width, then one to the previous width
+        per_stage = [[(b.branch1[1].in_channels, b.branch1[4].out_channels) for b in blk.blocks] +
+                     [(blk.transition.branch1[1].in_channels, blk.transition.branch1[4].out_channels)]
+                     for blk in decoder.blocks if blk.transition is not None]
+        assert per_stage == [[(384, 384)] * 3 + [(384, 192)], [(192, 192)] * 3 + [(192, 96)],
+                             [(96, 96)] * 3 + [(96, 16)]]
+        last = decoder.blocks[-1].post  # the stem's mirror: a 3x3 from 16 channels to the image
+        assert (last.in_channels, last.out_channels, last.kernel_size) == (16, 3, (3, 3))
+
+
+def test_transposed_mode_undoes_the_strides_with_strided_shake_shake_blocks():
+    model = hybridwrap.wrap("shakeshake26_2x96d", num_classes=10, base_width=8, downsample="basic",
+                            decoder_c_mode="transposed", decoder_u_mode="transposed")
+    strides = [blk.transition.branch1[4].stride for blk in model.decoder_c.blocks if blk.transition is not None]
+    assert strides == [(2, 2), (2, 2), (1, 1)]
+    for size in ((32, 32), (33, 45)):  # an odd side comes back to the encoder's size
+        out = model.train()(torch.randn(2, 3, *size))
+        assert out.x_hat.shape == (2, 3, *size)
+        assert all(p.h.shape == p.h_hat.shape for p in out.pairs)
+    with pytest.raises(ConfigError, match="transposed.*mirror"):
+        hybridwrap.wrap("resnet18", num_classes=10, input_size=64, decoder="light", decoder_c_mode="transposed")
+
+
+@pytest.mark.parametrize("name,kinds", [("resnet18", {"BasicBlock"}), ("resnet50", {"Bottleneck"}),
+                                        ("convnext_atto", {"ConvNeXtBlock"}), ("efficientnet_b0", {"InvertedResidual"})])
+def test_mirror_decoder_builds_blocks_of_the_backbones_own_kind(name, kinds):
+    model = hybridwrap.wrap(name, num_classes=10, input_size=64)
+    assert model.config.decoder == "mirror"
+    assert _block_kinds(model.decoder_c) == kinds
+    out = model.train()(torch.randn(2, 3, 64, 64))
+    assert out.x_hat.shape == (2, 3, 64, 64)
+    # the copies are the decoder's own parameters, not the encoder's
+    enc = {id(p) for p in model.backbone.parameters()}
+    assert not enc & {id(p) for p in model.decoder_c.parameters()}
+
+
+def test_old_configs_rebuild_the_resnet_style_mirror_they_were_saved_with():
+    from hybridwrap.config import model_config_from_dict
+
+    cfg = model_config_from_dict({"backbone": "convnext_atto", "num_classes": 10, "decoder": "mirror",
+                                  "input_size": [64, 64]})
+    assert cfg.mirror_blocks == "resnet"
+    model = hybridwrap.build_from_config(cfg)
+    assert _block_kinds(model.decoder_c) == {"Bottleneck"}
 
 
 def test_convlarge_decoder_is_a_true_mirror():

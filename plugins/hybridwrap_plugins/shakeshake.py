@@ -15,6 +15,17 @@ to (1, 0). Mean Teacher's second head ("fc2") is hybridwrap's generic ``stabilit
 
 Each difference from that network that hybridwrap < 0.2 had is an option: ``stem_norm=True`` (BatchNorm
 after the stem), ``final_act=True`` (ReLU after the last stage), ``init="default"`` (PyTorch's default init).
+
+HybridNet's Table 3 network, as the official HybridNet code builds it (ThomasRobertFr/hybridnet,
+src/hybridnet/models/architectures.py: ``cifar_shakeshake26_hybrid`` -> ``ResNet32x32Hybrid``):
+- ``downsample='basic'`` (a strided 1x1 conv + BN shortcut) instead of Mean Teacher's shift-conv: the configs
+  of Table 3 set it (``backbone_kwargs: {downsample: basic}``);
+- the intermediate pairs of Eq. 5 at the stem output and at the outputs of stages 1 and 2 (``hc0, hc1, hc2``
+  in its ``forward``): ``feature_info`` lists the stem, so `pairs: stages` finds these three;
+- the decoder mirrors each stage with ``ShakeShakeDeconvBlock``s (``_make_reverse_layer``: 3 blocks at the
+  stage's width, then one strided transposed block to the previous width, shortcut a transposed 1x1 + BN) and
+  ends with a transposed 3x3 from the stem's 16 channels to the image. :class:`ShakeDeconvBlock` is that block;
+  it is registered as the ``shakeshake`` kind of hybridwrap's `mirror` decoder, the plugin's default.
 """
 
 from __future__ import annotations
@@ -23,7 +34,9 @@ import torch
 import torch.nn as nn
 from timm.models import build_model_with_cfg, register_model
 
-VERSION = "0.2.0"  # 0.2.0: Mean Teacher's exact network by default (no stem BN, no final ReLU, its init)
+# 0.2.0: Mean Teacher's exact network by default (no stem BN, no final ReLU, its init)
+# 0.3.0: the stem is a feature_info level (the official pairs), `downsample` option, mirror decoder by default
+VERSION = "0.3.0"
 
 
 class ShakeShake(torch.autograd.Function):
@@ -66,12 +79,14 @@ def _branch(in_chs, out_chs, stride):
 
 
 class ShakeBlock(nn.Module):
-    def __init__(self, in_chs: int, out_chs: int, stride: int):
+    def __init__(self, in_chs: int, out_chs: int, stride: int, downsample: str = "shift_conv"):
         super().__init__()
         self.branch1 = _branch(in_chs, out_chs, stride)
         self.branch2 = _branch(in_chs, out_chs, stride)
-        if stride != 1:
+        if stride != 1 and downsample == "shift_conv":
             self.shortcut = ShiftConvDownsample(in_chs, out_chs)
+        elif stride != 1:  # "basic"
+            self.shortcut = nn.Sequential(nn.Conv2d(in_chs, out_chs, 1, stride, bias=False), nn.BatchNorm2d(out_chs))
         elif in_chs != out_chs:
             self.shortcut = nn.Sequential(nn.Conv2d(in_chs, out_chs, 1, bias=False), nn.BatchNorm2d(out_chs))
         else:
@@ -81,10 +96,40 @@ class ShakeBlock(nn.Module):
         return self.shortcut(x) + ShakeShake.apply(self.branch1(x), self.branch2(x), self.training)
 
 
+def _deconv_branch(in_chs, out_chs, stride, norm):
+    def bn(c):
+        return nn.BatchNorm2d(c) if norm == "batch" else nn.Identity()
+
+    return nn.Sequential(
+        nn.ReLU(), nn.ConvTranspose2d(in_chs, in_chs, 3, 1, 1, bias=norm != "batch"), bn(in_chs),
+        nn.ReLU(), nn.ConvTranspose2d(in_chs, out_chs, 3, stride, 1, output_padding=stride - 1, bias=norm != "batch"),
+        bn(out_chs))
+
+
+class ShakeDeconvBlock(nn.Module):
+    """The mirror of a ShakeBlock: two branches ReLU-deconv3x3(in, in)-BN-ReLU-deconv3x3(in, out, stride)-BN mixed by
+    shake-shake, plus a shortcut (a transposed 1x1 + BN when the shape changes): the official HybridNet code's
+    ShakeShakeDeconvBlock. ``stride`` > 1 undoes a downsampling (h -> stride * h)."""
+
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, norm: str = "batch"):
+        super().__init__()
+        self.branch1 = _deconv_branch(in_chs, out_chs, stride, norm)
+        self.branch2 = _deconv_branch(in_chs, out_chs, stride, norm)
+        if stride == 1 and in_chs == out_chs:
+            self.shortcut = nn.Identity()
+        else:
+            self.shortcut = nn.Sequential(
+                nn.ConvTranspose2d(in_chs, out_chs, 1, stride, output_padding=stride - 1, bias=norm != "batch"),
+                nn.BatchNorm2d(out_chs) if norm == "batch" else nn.Identity())
+
+    def forward(self, x):
+        return self.shortcut(x) + ShakeShake.apply(self.branch1(x), self.branch2(x), self.training)
+
+
 class ShakeShakeResNet(nn.Module):
     def __init__(self, num_classes: int = 10, in_chans: int = 3, depth: int = 26, base_width: int = 96,
                  stem_width: int = 16, global_pool: str = "avg", stem_norm: bool = False, final_act: bool = False,
-                 init: str = "mean_teacher"):
+                 init: str = "mean_teacher", downsample: str = "shift_conv"):
         super().__init__()
         if (depth - 2) % 6:
             raise ValueError(f"shake-shake depth must be 6n+2 (e.g. 26), got {depth}")
@@ -92,16 +137,20 @@ class ShakeShakeResNet(nn.Module):
         self.num_classes = num_classes
         if init not in ("mean_teacher", "default"):
             raise ValueError(f"shake-shake init must be 'mean_teacher' or 'default', got {init!r}")
+        if downsample not in ("shift_conv", "basic"):
+            raise ValueError(f"shake-shake downsample must be 'shift_conv' (Mean Teacher) or 'basic' (official "
+                             f"HybridNet hybrid), got {downsample!r}")
         stem = [nn.Conv2d(in_chans, stem_width, 3, 1, 1, bias=False)]
         self.stem = nn.Sequential(*stem, nn.BatchNorm2d(stem_width)) if stem_norm else nn.Sequential(*stem)
         widths = [base_width, base_width * 2, base_width * 4]
-        # the stages only (as the official HybridNet code's intermediate pairs): the stem is no stage
-        self.feature_info = []
+        # the stem and the stages: the official HybridNet code's intermediate pairs are the stem's and the first two
+        # stages' outputs (the last stage's output is h_c itself); block_kind names the `mirror` decoder's blocks
+        self.feature_info = [dict(num_chs=stem_width, reduction=1, module="stem", block_kind="none")]
         prev = stem_width
         for i, (w, stride) in enumerate(zip(widths, (1, 2, 2)), start=1):
-            blocks = [ShakeBlock(prev if j == 0 else w, w, stride if j == 0 else 1) for j in range(n)]
+            blocks = [ShakeBlock(prev if j == 0 else w, w, stride if j == 0 else 1, downsample) for j in range(n)]
             self.add_module(f"stage{i}", nn.Sequential(*blocks))
-            self.feature_info.append(dict(num_chs=w, reduction=2 ** (i - 1), module=f"stage{i}"))
+            self.feature_info.append(dict(num_chs=w, reduction=2 ** (i - 1), module=f"stage{i}", block_kind="shakeshake"))
             prev = w
         self.act = nn.ReLU() if final_act else nn.Identity()
         self.num_features = self.head_hidden_size = prev
@@ -152,9 +201,11 @@ def shakeshake26_2x96d(pretrained: bool = False, **kwargs) -> ShakeShakeResNet:
 
 
 def register():
+    from hybridwrap.mirror import register_mirror_block
     from hybridwrap.plugin_utils import timm_factory
     from hybridwrap.registry import register_backbone
 
+    register_mirror_block("shakeshake", ShakeDeconvBlock)
     register_backbone("shakeshake26_2x96d", timm_factory("shakeshake26_2x96d"), default_input_size=(3, 32, 32),
                       description="Shake-shake ResNet-26 2x96d (Gastaldi 2017; Mean Teacher)", package="hybridwrap",
-                      version=VERSION, timm_name="shakeshake26_2x96d", decoder="generic")  # as in its studies so far
+                      version=VERSION, timm_name="shakeshake26_2x96d", decoder="mirror")  # the official decoder
