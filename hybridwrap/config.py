@@ -30,7 +30,7 @@ class ModelConfig:
     input_size: tuple[int, int] | None = None  # None: the backbone's default
     discriminative_decoder: bool = True  # D_c (False: plain classifier, Table 1 "classification")
     unsupervised_branch: bool = True  # E_u + D_u (False: auto-encoder E_c+D_c+C)
-    decoder_c_mode: str = "nearest"  # paper: upsampling in D_c
+    decoder_c_mode: str = "nearest"  # paper: upsampling in D_c ("transposed": the official ResNet code's strides)
     decoder_u_mode: str = "unpool"  # paper: unpooling with E_u's switches in D_u
     # convolutions after each upsampling/unpooling. None: the encoder's own block depth per level (a
     # backbone declares it as `block_depth` in feature_info, e.g. 3 for ConvLarge), else 2
@@ -46,6 +46,9 @@ class ModelConfig:
     # "light" (few narrow convolutions per level: the cheapest), "generic" (full-width 3x3 convolutions: the
     # ConvLarge/shake-shake default, where it is their mirror). None: the backbone's registered default
     decoder: str | None = None
+    # `mirror` decoder blocks: "own" (the encoder's own kind: ResNet blocks for ResNets, shake-shake blocks for
+    # shake-shake, copies of the encoder's block otherwise) | "resnet" (bottleneck/basic for every family: < 0.3)
+    mirror_blocks: str = "own"
     # Mean Teacher's second head: the stability cost acts on it, and a logit-distance cost ties it to the
     # class head (Tarvainen & Valpola 2017, ResNet results; official HybridNet code). Not deployed.
     stability_head: bool = False
@@ -62,7 +65,7 @@ class ModelConfig:
 # What a config.json written before a ModelConfig field existed meant: loading an old checkpoint must rebuild
 # the architecture it was trained with, not today's default.
 LEGACY_MODEL_DEFAULTS = {"decoder_depth": 2, "decoder_tail": "single", "pairs": "downsampling",
-                         "stability_head": False, "decoder": "generic"}
+                         "stability_head": False, "decoder": "generic", "mirror_blocks": "resnet"}
 LEGACY_NORMALIZATION = 0.5  # hybridwrap < 0.2 fed every model (x/255 - 0.5) / 0.5
 
 
@@ -82,7 +85,7 @@ class DataConfig:
     augment: str = "auto"
     # max translation in pixels (reflect padding). None: 1/8 of the image side, the Mean Teacher / official
     # HybridNet protocol: 4 px at 32 px (CIFAR-10, SVHN), 12 px at 96 px (STL-10), 2 px for the 16 px digits
-    translate: int | None = None
+    translate: int | None = None  # each shipped config sets it from its protocol (docs/paper_mapping.md)
     # "backbone": the mean/std of the backbone's pretrained_cfg (ImageNet for timm / Places365 ResNets, 0.5
     # for ConvLarge); "dataset": per-channel statistics of the training images
     normalize: str = "backbone"
@@ -94,6 +97,10 @@ class DataConfig:
     # processes; the labeled and test images are still downloaded (memory-mapped, decoded when read).
     streaming: bool = False
     shuffle_buffer: int = 10_000
+    # the unlabeled stream: False (default) draws it from the images *without* a label, as the paper ("the rest
+    # of the data is kept unlabeled", §4) and both official samplers (TwoStreamBatchSampler over unlabeled_idxs)
+    # do; True also puts the labeled images in it (hybridwrap < 0.3)
+    unlabeled_includes_labeled: bool = False
     # processes that decode, resize and augment batches while the model trains. None: none for in-memory
     # images (digits, npz), else up to 8 (half the CPU cores of each training process)
     num_workers: int | None = None
@@ -112,17 +119,24 @@ class LossConfig:
     balance: bool = True  # Eq. 6 branch balancing
     stability: str = "mean_teacher"  # Eq. 7 target: mean_teacher | temporal_ensembling | none
     lambda_cls: float = 1.0
-    lambda_rec: float = 1.0
-    lambda_rec_inter: float = 1.0  # same weight for every level and branch
+    # λ_rec, λ_rec_inter: the setting chosen on validation (§4.2's procedure; RESULTS.md "Choosing the
+    # reconstruction weights", select-official over select-paper), which is also the official code's. The
+    # paper's literal §4.1 setting (every λ = 1, targets not detached) is the overlay configs/paper_literal.yaml.
+    lambda_rec: float = 0.25
+    lambda_rec_inter: float = 0.5  # same weight for every level and branch
     lambda_stability: float = 100.0
     ce_average: str = "labeled"  # labeled: (1/n_s) sum over labeled (Eq. 3) | batch: (1/n) (official code)
-    detach_intermediate_targets: bool = False  # paper: gradients reach h_{b,l}; official code: detached
+    detach_intermediate_targets: bool = True  # official code: h_{b,l}.detach() (paper silent); measured setting
     norm: str = "mean"  # ||.||^2 of Eq. 4, 5, 7 as per-element means (λ=1 scale) or "sum" (literal norm)
     ema_decay: float = 0.97  # Mean Teacher α (decay min(1 - 1/(step+1), α)); 0.97 as the official HybridNet code
+    # the teacher's BatchNorm statistics: "own" (Mean Teacher: only parameters are averaged; the statistics come
+    # from the teacher's own forward passes in train mode) | "ema" (averaged like parameters: hybridwrap < 0.3)
+    teacher_buffers: str = "own"
     lambda_logit_distance: float = 0.01  # Mean Teacher's two-head cost (only with model.stability_head)
     te_alpha: float = 0.6  # Temporal Ensembling momentum
     stability_rampup_steps: int = 0  # sigmoid ramp-up exp(-5 (1 - t)^2) of λ_s
-    rec_rampup_steps: int = 0  # same ramp-up for λ_rec and λ_rec_inter
+    rec_rampup_steps: int = 0  # same ramp-up for λ_rec (and λ_rec_inter unless rec_inter_rampup_steps is set)
+    rec_inter_rampup_steps: int | None = None  # official 3_hybrid: 2 epochs for λ_rec_inter, 5 for λ_rec
     rec_rampdown: bool = False  # cosine ramp-down of λ_rec, λ_rec_inter to 0 over the run (official code)
 
 
@@ -136,7 +150,8 @@ class OptimConfig:
     beta1: float = 0.9
     lr_rampup_steps: int = 0
     lr_rampdown_steps: int = 0  # ramp-down of the learning rate over the last N steps
-    # cosine: 0.5 (cos(pi t) + 1); gaussian: exp(-12.5 t^2), Temporal Ensembling's ramp-down (Laine & Aila 2017)
+    # cosine: 0.5 (cos(pi t) + 1); gaussian: exp(-12.5 t^2), Temporal Ensembling's ramp-down (Laine & Aila 2017);
+    # linear: 1 - t (the official HybridNet shake-shake run, experiments.yml 3_hybrid)
     lr_rampdown_shape: str = "cosine"
     beta1_rampdown: float | None = None  # Temporal Ensembling anneals Adam's beta1 to 0.5 during the ramp-down
     grad_clip: float | None = None
@@ -145,6 +160,8 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     preset: str = "full"  # Table 1 / Table 2 row (see hybridwrap.presets)
+    # the source protocol of this setting, in one line (each shipped config names its own; printed at start-up)
+    protocol: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -275,14 +292,40 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str] | None) -> TrainConfi
     return cfg
 
 
+# Every schedule length counted in steps: what a budget run scales with max_steps.
+SCHEDULE_FIELDS = ("loss.stability_rampup_steps", "loss.rec_rampup_steps", "loss.rec_inter_rampup_steps",
+                   "optim.lr_rampup_steps", "optim.lr_rampdown_steps")
+
+
+def scaled_to(cfg: TrainConfig, max_steps: int) -> TrainConfig:
+    """``cfg`` run for ``max_steps`` with every schedule in the same proportion of the run (in place): a
+    protocol's 80-epoch ramp-up of 600 epochs stays 2/15 of a short budget run. Nothing else changes."""
+    factor = max_steps / cfg.max_steps
+    for key in SCHEDULE_FIELDS:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value is not None:
+            setattr(getattr(cfg, section), name, int(round(value * factor)))
+    cfg.max_steps = max_steps
+    return cfg
+
+
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
+# What a train_config.json written before a field existed meant: a resumed run keeps the setting it started with.
+LEGACY_TRAIN_DEFAULTS = {"model": {"decoder": "generic", "mirror_blocks": "resnet"},
+                         "data": {"unlabeled_includes_labeled": True},  # hybridwrap < 0.3
+                         "loss": {"teacher_buffers": "ema"}}  # hybridwrap < 0.3
+
+
 def from_dict(values: dict) -> TrainConfig:
     """A TrainConfig saved as train_config.json (a run's own config)."""
-    if isinstance(values.get("model"), dict) and "decoder" not in values["model"]:
-        values = {**values, "model": {**values["model"], "decoder": "generic"}}  # written before `decoder` existed
+    values = dict(values)
+    for section, legacy in LEGACY_TRAIN_DEFAULTS.items():
+        if isinstance(values.get(section), dict):
+            values[section] = {**{k: v for k, v in legacy.items() if k not in values[section]}, **values[section]}
     return apply_dict(TrainConfig(), values, source="saved config")
 
 

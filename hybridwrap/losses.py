@@ -158,15 +158,21 @@ def gaussian_rampdown(step: int, total: int) -> float:
     return float(math.exp(-12.5 * t * t))
 
 
+def linear_rampdown(step: int, total: int) -> float:
+    """1 - t, t = step/total (the official shake-shake run's last 120 of 300 epochs)."""
+    if total <= 0:
+        return 1.0
+    return float(max(0.0, 1.0 - step / total))
+
+
 def loss_weights(loss_cfg, step: int, max_steps: int) -> dict[str, float]:
     """λ of every term at ``step``, ramps applied."""
-    rec_ramp = sigmoid_rampup(step, loss_cfg.rec_rampup_steps)
-    if loss_cfg.rec_rampdown:
-        rec_ramp *= cosine_rampdown(step, max_steps)
+    down = cosine_rampdown(step, max_steps) if loss_cfg.rec_rampdown else 1.0
+    inter_rampup = loss_cfg.rec_rampup_steps if loss_cfg.rec_inter_rampup_steps is None else loss_cfg.rec_inter_rampup_steps
     return {
         "cls": loss_cfg.lambda_cls,
-        "rec": loss_cfg.lambda_rec * rec_ramp,
-        "rec_inter": loss_cfg.lambda_rec_inter * rec_ramp,
+        "rec": loss_cfg.lambda_rec * sigmoid_rampup(step, loss_cfg.rec_rampup_steps) * down,
+        "rec_inter": loss_cfg.lambda_rec_inter * sigmoid_rampup(step, inter_rampup) * down,
         "stability": loss_cfg.lambda_stability * sigmoid_rampup(step, loss_cfg.stability_rampup_steps),
         "logit_distance": loss_cfg.lambda_logit_distance,
     }

@@ -13,13 +13,19 @@ class MeanTeacher(nn.Module):
     """EMA of the student's E_c and C (Tarvainen & Valpola 2017). The teacher needs no decoder and no E_u.
 
     After each optimiser step: θ' ← a θ' + (1 - a) θ with a = min(1 - 1/(step + 1), α), so the early
-    teacher is the true average of the weights seen so far. Floating-point buffers (BatchNorm statistics)
-    follow the same average; integer buffers are copied.
+    teacher is the true average of the weights seen so far.
+
+    ``buffers="own"`` (Mean Teacher's ``update_ema_variables`` and the official HybridNet code, which average
+    ``named_parameters()`` only and run the teacher in train mode): the BatchNorm statistics are the teacher's
+    own, updated by its forward passes. ``buffers="ema"``: floating-point buffers follow the same average as the
+    parameters and integer buffers are copied (hybridwrap < 0.3).
     """
 
-    def __init__(self, student_backbone: nn.Module, alpha: float = 0.99):
+    def __init__(self, student_backbone: nn.Module, alpha: float = 0.99, buffers: str = "own"):
         super().__init__()
-        self.alpha = alpha
+        if buffers not in ("own", "ema"):
+            raise ValueError(f"teacher buffers must be 'own' or 'ema', got {buffers!r}")
+        self.alpha, self.buffers = alpha, buffers
         self.model = copy.deepcopy(student_backbone)
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -30,6 +36,11 @@ class MeanTeacher(nn.Module):
     @torch.no_grad()
     def update(self, student_backbone: nn.Module, step: int) -> None:
         a = self.decay(step)
+        if self.buffers == "own":
+            student = dict(student_backbone.named_parameters())
+            for name, target in self.model.named_parameters():
+                target.mul_(a).add_(student[name].detach().to(target.dtype), alpha=1.0 - a)
+            return
         teacher_state = self.model.state_dict()
         for name, value in student_backbone.state_dict().items():
             target = teacher_state[name]

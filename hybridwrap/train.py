@@ -167,7 +167,8 @@ def optimizer_schedule(cfg: TrainConfig, step: int) -> tuple[float, float]:
     if o.lr_rampdown_steps > 0:
         start = cfg.max_steps - o.lr_rampdown_steps
         if step >= start:
-            curve = losses.gaussian_rampdown if o.lr_rampdown_shape == "gaussian" else losses.cosine_rampdown
+            curve = {"gaussian": losses.gaussian_rampdown, "linear": losses.linear_rampdown}.get(
+                o.lr_rampdown_shape, losses.cosine_rampdown)
             down = curve(step - start, o.lr_rampdown_steps)
     beta1 = o.beta1 if o.beta1_rampdown is None else down * o.beta1 + (1.0 - down) * o.beta1_rampdown
     return lr * down, beta1
@@ -193,6 +194,8 @@ def _validate(cfg: TrainConfig, world: int) -> None:
             raise DataError(f"data.{name}={v} must be divisible by the {world} processes (each takes an equal share).")
     if cfg.loss.stability not in ("mean_teacher", "temporal_ensembling", "none"):
         raise ConfigError(f"loss.stability must be mean_teacher, temporal_ensembling or none, got {cfg.loss.stability!r}.")
+    if cfg.loss.teacher_buffers not in ("own", "ema"):
+        raise ConfigError(f"loss.teacher_buffers must be 'own' (Mean Teacher) or 'ema', got {cfg.loss.teacher_buffers!r}.")
     if cfg.loss.ce_average not in ("labeled", "batch"):
         raise ConfigError(f"loss.ce_average must be 'labeled' (paper) or 'batch' (official code), got {cfg.loss.ce_average!r}.")
     if cfg.loss.norm not in ("mean", "sum"):
@@ -212,8 +215,8 @@ def _validate(cfg: TrainConfig, world: int) -> None:
     if d.streaming and cfg.loss.stability == "temporal_ensembling":
         raise ConfigError("Temporal Ensembling keeps one target per unlabeled image, which a stream (data.streaming) "
                           "does not index: use loss.stability=mean_teacher, or unset data.streaming.")
-    if cfg.optim.lr_rampdown_shape not in ("cosine", "gaussian"):
-        raise ConfigError(f"optim.lr_rampdown_shape must be 'cosine' or 'gaussian' (Temporal Ensembling), got "
+    if cfg.optim.lr_rampdown_shape not in ("cosine", "gaussian", "linear"):
+        raise ConfigError(f"optim.lr_rampdown_shape must be 'cosine', 'gaussian' (Temporal Ensembling) or 'linear', got "
                           f"{cfg.optim.lr_rampdown_shape!r}.")
     if cfg.optim.beta1_rampdown is not None and not 0 <= cfg.optim.beta1_rampdown < 1:
         raise ConfigError(f"optim.beta1_rampdown must be in [0, 1) (Temporal Ensembling: 0.5), got "
@@ -334,7 +337,7 @@ class Run:
         cfg.model.decoder = model.config.decoder
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(memory_format=self.memory_format)
-        self.teacher = MeanTeacher(model.backbone, cfg.loss.ema_decay) if cfg.loss.stability == "mean_teacher" else None
+        self.teacher = MeanTeacher(model.backbone, cfg.loss.ema_decay, cfg.loss.teacher_buffers) if cfg.loss.stability == "mean_teacher" else None
         self.ensemble = (TemporalEnsembling(len(self.steps.labels), cfg.model.num_classes, cfg.loss.te_alpha)
                          if cfg.loss.stability == "temporal_ensembling" else None)
         optimizer = _make_optimizer(cfg, model)
@@ -778,9 +781,11 @@ DATASET_DEFAULTS = {  # what --dataset changes besides the source (the quickstar
 def _forget_digits_selection(cfg: TrainConfig) -> None:
     """The quickstart's tuned values were chosen on the digits: on another dataset, back to the defaults."""
     fresh = TrainConfig()
-    for key in ("seeds", "selected_by", "baseline_overrides"):
+    for key in ("seeds", "selected_by", "baseline_overrides", "protocol"):
         setattr(cfg, key, getattr(fresh, key))
-    cfg.loss.lambda_rec, cfg.loss.lambda_rec_inter = fresh.loss.lambda_rec, fresh.loss.lambda_rec_inter
+    for section, key in (("loss", "lambda_rec"), ("loss", "lambda_rec_inter"), ("loss", "detach_intermediate_targets"),
+                         ("loss", "teacher_buffers"), ("data", "unlabeled_includes_labeled"), ("data", "translate")):
+        setattr(getattr(cfg, section), key, getattr(getattr(fresh, section), key))
 
 
 def saved_run_config(run_dir: Path) -> TrainConfig | None:

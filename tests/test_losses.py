@@ -97,10 +97,38 @@ def test_ramps():
 # ---------------------------------------------------------------------------------------- teachers
 
 
-def test_mean_teacher_ema_formula():
+def test_mean_teacher_averages_parameters_and_keeps_its_own_batchnorm_statistics():
+    """Mean Teacher's update_ema_variables: parameters only; the teacher's statistics come from its own passes."""
     torch.manual_seed(0)
     student = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
-    teacher = MeanTeacher(student, alpha=0.99)
+    teacher = MeanTeacher(student, alpha=0.99)  # buffers="own" is the default
+    before = {k: v.clone() for k, v in teacher.model.state_dict().items()}
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(1.0)
+    student.train()(torch.randn(4, 3))  # moves the student's BN running statistics
+    teacher.update(student, step=9)  # a = min(1 - 1/10, 0.99) = 0.9
+    params = dict(student.named_parameters())
+    for k, v in teacher.model.state_dict().items():
+        if k in params:
+            torch.testing.assert_close(v, 0.9 * before[k] + 0.1 * params[k].detach())
+        else:  # running_mean, running_var, num_batches_tracked: untouched by the update
+            assert torch.equal(v, before[k]), k
+    x = torch.randn(8, 3)
+    with torch.no_grad():
+        teacher.model.train()(x)  # the teacher's own forward pass in train mode moves its statistics
+    bn = teacher.model[1]
+    expected = 0.9 * before["1.running_mean"] + 0.1 * teacher.model[0](x).mean(0)
+    torch.testing.assert_close(bn.running_mean, expected)
+    assert int(bn.num_batches_tracked) == 1
+    with pytest.raises(ValueError, match="'own' or 'ema'"):
+        MeanTeacher(student, buffers="copy")
+
+
+def test_mean_teacher_ema_formula_with_averaged_buffers():
+    torch.manual_seed(0)
+    student = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    teacher = MeanTeacher(student, alpha=0.99, buffers="ema")
     before = {k: v.clone() for k, v in teacher.model.state_dict().items()}
     with torch.no_grad():
         for p in student.parameters():

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from conftest import REPO, SHARED_CIFAR, cli
 from hybridwrap import CheckpointError, ConfigError, DataError, TrainingError
-from hybridwrap.config import load_config
+from hybridwrap.config import TrainConfig, load_config
 from hybridwrap.presets import PRESETS, TABLE1
 from hybridwrap.train import checkpoint_dirs, train
 
@@ -220,7 +220,11 @@ def test_cli_train_on_real_cifar10(tmp_path):
     m = json.loads((out / "metrics.json").read_text())  # one seed: the quickstart's 3 seeds are digits-only
     assert m["dataset"] == "cifar10" and m["labels"] == 100
     saved = json.loads((out / "train_config.json").read_text())
-    assert saved["selected_by"] == "" and saved["loss"]["lambda_rec"] == 1.0  # digits choices not carried over
+    fresh = TrainConfig()  # digits choices not carried over: the library's defaults
+    assert saved["selected_by"] == "" and saved["protocol"] == ""
+    assert saved["loss"]["lambda_rec"] == fresh.loss.lambda_rec and saved["loss"]["lambda_rec_inter"] == 0.5
+    assert saved["loss"]["detach_intermediate_targets"] and saved["loss"]["teacher_buffers"] == "own"
+    assert not saved["data"]["unlabeled_includes_labeled"] and saved["data"]["translate"] is None
 
 
 @pytest.mark.parametrize("args,match,code", [  # the console script itself (tests/test_bad_inputs.py: many more)
@@ -494,7 +498,8 @@ def test_stl10_places365_config_end_to_end_on_the_binary_release_layout(tmp_path
     assert m["dataset"] == "stl10" and m["steps"] == 2 and m["test_images"] == 4
     labels = json.loads((out / "labels.json").read_text())
     assert len(labels["labeled"]) == 10
-    assert "30 in the unlabeled pool" in done.stderr  # 20 training images + the 10 of the unlabeled split
+    # the 10 unlabeled training images + the 10 of the unlabeled split (the labeled 10 are not in the pool)
+    assert "20 in the unlabeled pool" in done.stderr
     assert "read from disk on access, crop_flip augmentation" in done.stderr  # 224 px: the ImageNet recipe
     saved = json.loads((out / "model" / "config.json").read_text())["model"]
     assert saved["input_size"] == [224, 224] and saved["backbone"] == "places365_resnet50"

@@ -122,16 +122,21 @@ class StepBatches(IterableDataset):
 def step_batches(data, split, data_cfg, seed: int, teacher_view: bool, rank: int = 0, world: int = 1) -> StepBatches:
     """The training batches of ``data`` (an ImageData) with ``split``'s labeled subset and validation hold-out.
 
-    The unlabeled pool is every training image outside validation (labeled ones too) followed by the extra
-    unlabeled images, in one index space; or, when those are streamed, the stream."""
-    val = set(split.val)
-    pool = [i for i in range(len(data.train_y)) if i not in val]
+    The unlabeled pool is every training image outside validation and outside the labeled subset (with
+    ``data_cfg.unlabeled_includes_labeled`` the labeled ones too), followed by the extra unlabeled images, in
+    one index space; or, when those are streamed, the stream."""
+    left_out = set(split.val) | (set() if data_cfg.unlabeled_includes_labeled else set(split.labeled))
+    pool = [i for i in range(len(data.train_y)) if i not in left_out]
     images, stream = data.train_x, None
     if isinstance(data.unlabeled_x, StreamedImages):
         stream = data.unlabeled_x
     elif data.unlabeled_x is not None:
         images = concat([data.train_x, data.unlabeled_x])
         pool += list(range(len(data.train_x), len(images)))
+    if not pool and stream is None:
+        raise DataError(f"Every training image of {data.name} outside validation is labeled (data.num_labels="
+                        f"{len(split.labeled)}), so no unlabeled image is left for the unlabeled stream. Lower "
+                        "data.num_labels, add unlabeled images, or set data.unlabeled_includes_labeled=true.")
     labels = torch.cat([data.train_y, torch.full((len(images) - len(data.train_y),), -1)])
     batches = TwoStreamBatches(split.labeled, pool, data_cfg.labeled_batch_size, data_cfg.unlabeled_batch_size, seed)
     mode = aug.resolve(data_cfg.augment, data_cfg.dataset, data.image_size)
