@@ -1,7 +1,12 @@
 """The paper's Table 1 ablation on the real CIFAR-10 copy, at a budget this machine can afford.
 
-    python benchmarks/ablation.py --data ../shared/data/cifar10.npz --presets all --seeds 0 1 \
-        --width 0.25 --iterations 1000 --labels 4000 --val-size 5000
+    python benchmarks/ablation.py --presets all --seeds 0 1 2 --width 0.25 --iterations 1000 --val-size 5000
+
+Each run is a shipped config as it is (``--config``, default configs/cifar10_convlarge.yaml: the Table 1
+protocol; more files layer on it, e.g. configs/paper_literal.yaml), run for ``--iterations`` steps with every
+schedule scaled to the same proportion of the run (hybridwrap.config.scaled_to), at ConvLarge ``--width``,
+with seed k training on labeled subset k. The other settings it passes are the run's bookkeeping (output,
+evaluation interval, precision, data path, validation hold-out); no loss, data or model field.
 
 One JSON per (configuration, preset, seed) under benchmarks/results/ (results accumulate across sessions;
 a finished run is skipped, an interrupted one resumes from its last checkpoint). Run directories go to
@@ -51,35 +56,47 @@ def _device() -> str:
     return f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
 
 
+def _cpu_capability() -> str:
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def _relative(path: str) -> str:
+    """A config path as the repository names it (configs/x.yaml), never one machine's absolute path."""
+    p = Path(os.path.abspath(path))  # abspath, not resolve: configs/ stays configs/ (a link to hybridwrap/configs)
+    try:
+        return str(p.relative_to(HERE.parent))
+    except ValueError:
+        return str(path)
+
+
 def run_name(tag: str, preset: str, width: float, labels: int, iterations: int, seed: int) -> str:
     """The run directory / result file name of one (configuration, preset, seed); render_results.py reuses it."""
     return f"{tag}-{preset}-w{width}-n{labels}-it{iterations}-s{seed}"
 
 
 def run_one(args, preset: str, seed: int) -> Path:
-    from hybridwrap.config import load_config
+    from hybridwrap.config import load_config, scaled_to
     from hybridwrap.train import checkpoint_dirs, train
 
-    run_id = run_name(args.tag, preset, args.width, args.labels, args.iterations, seed)
+    run_id = run_name(args.tag, preset, args.width, args.labels or 4000, args.iterations, seed)
     result_path = Path(args.results_dir) / f"ablation-{run_id}.json"
     if result_path.exists():
         print(f"[skip] {run_id}: {result_path.name} exists")
         return result_path
     run_dir = Path(args.runs_dir) / run_id
     overrides = [
-        f"preset={preset}", f"seed={seed}", f"max_steps={args.iterations}", f"output_dir={run_dir}",
-        f"eval_every={args.eval_every}", f"checkpoint_every={args.eval_every}", "log_every=50",
+        f"preset={preset}", f"seed={seed}", f"output_dir={run_dir}",
+        f"eval_every={args.eval_every}", f"checkpoint_every={args.eval_every}", "log_every=50", "seeds=1",
         "progress_bar=false", f"mixed_precision={args.precision}", f"channels_last={str(args.channels_last).lower()}",
-        f"model.backbone={args.backbone}", "model.in_chans=3", "model.input_size=[32, 32]",
-        f"model.backbone_kwargs={{width: {args.width}}}" if args.backbone == "convlarge" else "model.backbone_kwargs={}",
-        "data.dataset=cifar10", f"data.path={args.data}", "data.image_size=null", f"data.num_labels={args.labels}",
-        f"data.labels_seed={seed}", f"data.val_size={args.val_size}", "data.labeled_batch_size=20",
-        "data.unlabeled_batch_size=80", "data.eval_batch_size=500",
-        "loss.stability=mean_teacher", f"loss.stability_rampup_steps={args.rampup}",
-        "optim.optimizer=adam", f"optim.lr={args.lr}", f"optim.lr_rampdown_steps={args.iterations // 4}",
-    ] + ([f"data.max_train_images={args.limit_images}", f"data.max_eval_images={args.limit_images}"]
+        f"data.path={args.data}", f"data.labels_seed={seed}", f"data.val_size={args.val_size}",
+        "data.eval_batch_size=500",
+    ] + ([f"data.num_labels={args.labels}"] if args.labels is not None else []) \
+      + ([f"model.backbone_kwargs={{width: {args.width}}}"] if args.width is not None else []) \
+      + ([f"data.max_train_images={args.limit_images}", f"data.max_eval_images={args.limit_images}"]
          if args.limit_images else []) + list(args.set)
-    cfg = load_config(None, overrides)
+    cfg = scaled_to(load_config(args.config, overrides), args.iterations)
     done_before = checkpoint_dirs(run_dir) if run_dir.exists() else []
     resumed_from = int(done_before[-1].name[len("step-"):]) if done_before else 0
     t0 = time.time()
@@ -90,13 +107,15 @@ def run_one(args, preset: str, seed: int) -> Path:
     curve = [{k: c[k] for k in ("step", "test_acc", "teacher_test_acc", "val_acc", "teacher_val_acc") if k in c}
              for _, c in sorted(evals.items())]
     result = {
-        "preset": preset, "dataset": "cifar10-jpegtest", "labels": args.labels, "seed": seed,
-        "backbone": args.backbone, "width": args.width, "iterations": args.iterations, "tag": args.tag,
+        "preset": preset, "dataset": "cifar10-jpegtest", "labels": cfg.data.num_labels, "seed": seed,
+        "backbone": cfg.model.backbone, "width": args.width, "iterations": args.iterations, "tag": args.tag,
+        "config": [_relative(c) for c in args.config], "protocol": cfg.protocol,
         "test_acc": metrics["test_acc"], "teacher_test_acc": metrics.get("teacher_test_acc"),
         "val_acc": metrics.get("val_acc"), "teacher_val_acc": metrics.get("teacher_val_acc"),
         "val_size": args.val_size, "seconds": round(time.time() - t0, 1),
         "resumed_from_step": resumed_from,  # > 0: `seconds` covers only the steps after it
-        "device": _device(), "precision": args.precision, "channels_last": args.channels_last,
+        "device": _device(), "cpu_capability": _cpu_capability(), "precision": args.precision,
+        "channels_last": args.channels_last,
         "commit": COMMIT, "overrides": list(args.set),
         "branch": {k[len("branch/"):]: v for k, v in metrics.items() if k.startswith("branch/")},
         "curve": curve,
@@ -118,15 +137,13 @@ def main(argv=None):
                                                         "$HYBRIDWRAP_CIFAR10_NPZ)")
     p.add_argument("--presets", nargs="+", default=["all"], help="Table 1 presets, or 'all'")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--backbone", default="convlarge", help="convlarge (the paper's), or any registered backbone "
-                                                            "(e.g. resnet18 for the decoder ablation)")
-    p.add_argument("--width", type=float, default=0.25, help="ConvLarge width (recorded, unused for other backbones)")
-    p.add_argument("--iterations", type=int, default=1000)
-    p.add_argument("--labels", type=int, default=4000)
+    p.add_argument("--config", nargs="+", default=[str(HERE.parent / "configs" / "cifar10_convlarge.yaml")],
+                   help="shipped config(s) to run as they are (later files layer on earlier ones)")
+    p.add_argument("--width", type=float, default=0.25, help="ConvLarge width (the CPU budget; 1.0 is the paper's)")
+    p.add_argument("--iterations", type=int, default=1000, help="steps; every schedule is scaled to this budget")
+    p.add_argument("--labels", type=int, help="labeled images (default: the config's)")
     p.add_argument("--val-size", type=int, default=5000)
     p.add_argument("--eval-every", type=int, default=250)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--rampup", type=int, default=200, help="λ_s sigmoid ramp-up steps")
     p.add_argument("--precision", default="bf16", choices=["no", "bf16"])
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--tag", default="paper", help="name of this hyperparameter configuration")
