@@ -57,9 +57,9 @@ def _device() -> str:
 
 
 def _cpu_capability() -> str:
-    import torch
+    from hybridwrap.hardware import cpu_capability
 
-    return torch.backends.cpu.get_cpu_capability()
+    return cpu_capability()
 
 
 def _relative(path: str) -> str:

@@ -33,8 +33,8 @@ PAPER_TABLE1 = {
 
 def is_table_run(r: dict) -> bool:
     """Runs of the main tables; `select-*` (choosing λ), `study-*` and `stability-*` (one-knob studies) and
-    `decoder-*` (decoder options) runs are shown apart."""
-    return not r["tag"].startswith(("select-", "study-", "stability-", "decoder-"))
+    `decoder-*` (decoder options) runs are shown apart, and so are runs of a shipped config (`protocol_lines`)."""
+    return not r["tag"].startswith(("select-", "study-", "stability-", "decoder-")) and "config" not in r
 
 
 def run_id(r: dict) -> str:
@@ -500,6 +500,97 @@ STABILITY_PAIRS = [("classification_stability", "classification"), ("autoencoder
                    ("full", "hybrid_architecture")]
 
 
+def _paired(rs: list[dict], a: str, b: str, key: str) -> list[float]:
+    """Per-seed differences a − b of ``key`` over the seeds both presets have."""
+    xa = {r["seed"]: r[key] for r in rs if r["preset"] == a and r.get(key) is not None}
+    xb = {r["seed"]: r[key] for r in rs if r["preset"] == b and r.get(key) is not None}
+    return [xa[s_] - xb[s_] for s_ in sorted(xa) if s_ in xb]
+
+
+def _paired_cell(diffs: list[float]) -> str:
+    return f"{_mean_std(diffs)} ({sum(d > 0 for d in diffs)}/{len(diffs)})" if diffs else "-"
+
+
+def protocol_lines(runs: list[dict], tag: str = "protocol", literal: str = "literal") -> list[str]:
+    """Table 1 with configs/cifar10_convlarge.yaml run as it is (hybridwrap >= 0.3's defaults), the §4.1 literal
+    overlay beside it, and the stability effects paired by seed."""
+    mine = [r for r in runs if r["tag"] == tag]
+    if not mine:
+        return []
+    width, labels, iters = mine[0]["width"], mine[0]["labels"], mine[0]["iterations"]
+    lit = [r for r in runs if r["tag"] == literal and (r["width"], r["labels"], r["iterations"]) == (width, labels, iters)]
+    seeds = sorted({r["seed"] for r in mine})
+    where = sorted({f"{r['device']}, CPU capability {r.get('cpu_capability', '?')}, {r['precision']}" for r in mine})
+    lines = ["## Table 1 under the shipped protocol", "",
+             f"`{' '.join(mine[0]['config'])}` run as it is (protocol: {mine[0]['protocol']}), at ConvLarge width "
+             f"{width}, {labels} labels, {iters} iterations with every schedule scaled to that budget "
+             "(`hybridwrap.config.scaled_to`), no `--set`. Seed k trains on labeled subset k. Validation: "
+             f"{mine[0].get('val_size')} training images held out; test: CIFAR-10 test (JPEG copy). Seeds "
+             f"{', '.join(map(str, seeds))}; mean ± std. Timed on {'; '.join(where)}.", "",
+             f"| preset | student val acc | student test acc | teacher test acc | seconds/run | seeds | paper ({labels} labels) |",
+             "|---|---|---|---|---|---|---|"]
+    for name, rs, preset in [(p, mine, p) for p in TABLE1] + [("full, §4.1 literal (`paper_literal.yaml`)", lit, "full")]:
+        p = [r for r in rs if r["preset"] == preset]
+        if not p:
+            continue
+        whole = [r["seconds"] for r in p if not r.get("resumed_from_step")]
+        secs = f"{statistics.mean(whole):.0f}" if whole else "- (resumed)"
+        lines.append(f"| {name} | {_mean_std([r['val_acc'] for r in p if r.get('val_acc') is not None])} | "
+                     f"{_mean_std([r['test_acc'] for r in p])} | "
+                     f"{_mean_std([r['teacher_test_acc'] for r in p if r.get('teacher_test_acc') is not None])} | "
+                     f"{secs} | {len(p)} | {PAPER_TABLE1[preset].get(labels, '-') if rs is mine else '-'} |")
+    pairs = STABILITY_PAIRS + [("full", "classification"), ("full", "classification_stability")]
+    lines += ["", "Paired by seed (mean ± std of the per-seed difference, and in how many seeds it is positive):", "",
+              "| pair | validation | test |", "|---|---|---|"]
+    effects = {}
+    for a, b in pairs:
+        val, test = _paired(mine, a, b, "val_acc"), _paired(mine, a, b, "test_acc")
+        if val or test:
+            effects[(a, b)] = val
+            lines.append(f"| {a} − {b} | {_paired_cell(val)} | {_paired_cell(test)} |")
+    lit_full = {r["seed"]: r for r in lit if r["preset"] == "full"}
+    lit_diff = [lit_full[r["seed"]]["val_acc"] - r["val_acc"] for r in mine
+                if r["preset"] == "full" and r["seed"] in lit_full]
+    if lit_diff:
+        lit_test = [lit_full[r["seed"]]["test_acc"] - r["test_acc"] for r in mine
+                    if r["preset"] == "full" and r["seed"] in lit_full]
+        lines.append(f"| full: §4.1 literal − shipped | {_paired_cell(lit_diff)} | {_paired_cell(lit_test)} |")
+    val_means = {p: statistics.mean([r["val_acc"] for r in mine if r["preset"] == p]) for p in TABLE1
+                 if any(r["preset"] == p for r in mine)}
+    if len(val_means) == len(TABLE1):
+        ranking = sorted(val_means, key=val_means.get, reverse=True)
+        paper = sorted(TABLE1, key=lambda p: PAPER_TABLE1[p].get(labels, 0), reverse=True)
+        lines += ["", f"Ranking on validation: {' > '.join(ranking)}.", f"Ranking in the paper: {' > '.join(paper)}."]
+
+    def clear(d):  # the mean difference exceeds its seed-to-seed spread (needs >= 2 seeds)
+        return len(d) > 1 and abs(statistics.mean(d)) > statistics.stdev(d)
+
+    stab = [(a, b) for a, b in STABILITY_PAIRS if effects.get((a, b))]
+    ahead = [a for a, b in stab if statistics.mean(effects[(a, b)]) > 0]
+    established = [f"{a} − {b} ({'+' if statistics.mean(effects[(a, b)]) > 0 else '−'})" for a, b in stab
+                   if clear(effects[(a, b)])]
+    conclusion = (f"Conclusion, on validation: the stability term is ahead in {len(ahead)} of the {len(stab)} pairs "
+                  f"({', '.join(ahead) or 'none'}); "
+                  + (f"beyond the seed-to-seed spread: {', '.join(established)}." if established else
+                     "no stability difference exceeds its seed-to-seed spread at this budget."))
+    full_cls = effects.get(("full", "classification"))
+    if full_cls:
+        conclusion += (f" Full HybridNet − classification: {_mean_std(full_cls)} points, ahead in "
+                       f"{sum(d > 0 for d in full_cls)} of {len(full_cls)} seeds"
+                       + (", beyond the spread." if clear(full_cls) and statistics.mean(full_cls) > 0 else
+                          ", not beyond the spread." if not clear(full_cls) else ", behind beyond the spread."))
+    if lit_diff:
+        conclusion += (f" The §4.1 literal setting against the shipped one (full): {_mean_std(lit_diff)} on validation"
+                       f" ({sum(d > 0 for d in lit_diff)}/{len(lit_diff)} seeds ahead).")
+    if any(r["preset"].endswith("stability") for r in mine) and mine[0].get("protocol", "").find("Temporal") >= 0:
+        pool = 50000 - (mine[0].get("val_size") or 0) - labels  # CIFAR-10's unlabeled training images
+        conclusion += (f" With Temporal Ensembling a target exists only from an image's second visit: at {iters} "
+                       f"steps of 80 unlabeled images each of the {pool} unlabeled images is seen about "
+                       f"{iters * 80 / pool:.1f} times, so the stability term acts on part of the run only.")
+    lines += ["", conclusion, "", "Reproduce:", "", "```bash", *sorted({r["command"] for r in mine + lit}), "```", ""]
+    return lines
+
+
 def rerun_lines(runs: list[dict], new: str = "faithful", old: str = "official") -> list[str]:
     """Table 1 rerun under hybridwrap 0.2's defaults, beside hybridwrap 0.1's runs at the same budget and seeds."""
     mine = [r for r in runs if r["tag"] == new]
@@ -767,6 +858,7 @@ def render(out: Path | None = None) -> Path:
              "on the JPEG copy of the test set (`../shared/data/README.md` gives the one measured comparison with "
              "the original files). Compare our rows with each other, not with the paper's column.", ""]
     lines += selection_lines(runs)
+    lines += protocol_lines(runs)
     lines += ablation_tables(runs)
     if curve_plot(runs, RESULTS / "curves.png"):
         lines += [f"![accuracy vs iterations]({RESULTS.name}/curves.png)", ""]
