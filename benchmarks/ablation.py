@@ -93,10 +93,11 @@ def run_one(args, preset: str, seed: int) -> Path:
         f"data.path={args.data}", f"data.labels_seed={seed}", f"data.val_size={args.val_size}",
         "data.eval_batch_size=500",
     ] + ([f"data.num_labels={args.labels}"] if args.labels is not None else []) \
-      + ([f"model.backbone_kwargs={{width: {args.width}}}"] if args.width is not None else []) \
       + ([f"data.max_train_images={args.limit_images}", f"data.max_eval_images={args.limit_images}"]
          if args.limit_images else []) + list(args.set)
     cfg = scaled_to(load_config(args.config, overrides), args.iterations)
+    if args.width is not None:  # the budget's network width, added to the config's own backbone kwargs
+        cfg.model.backbone_kwargs = {**cfg.model.backbone_kwargs, "width": args.width}
     done_before = checkpoint_dirs(run_dir) if run_dir.exists() else []
     resumed_from = int(done_before[-1].name[len("step-"):]) if done_before else 0
     t0 = time.time()
@@ -139,7 +140,8 @@ def main(argv=None):
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--config", nargs="+", default=[str(HERE.parent / "configs" / "cifar10_convlarge.yaml")],
                    help="shipped config(s) to run as they are (later files layer on earlier ones)")
-    p.add_argument("--width", type=float, default=0.25, help="ConvLarge width (the CPU budget; 1.0 is the paper's)")
+    p.add_argument("--width", type=float, default=0.25,
+                   help="network width (the CPU budget; 1.0 is the paper's): ConvLarge's channels, shake-shake's 96d")
     p.add_argument("--iterations", type=int, default=1000, help="steps; every schedule is scaled to this budget")
     p.add_argument("--labels", type=int, help="labeled images (default: the config's)")
     p.add_argument("--val-size", type=int, default=5000)

@@ -23,10 +23,13 @@ def _cmd_summary(args) -> int:
                  decoder=args.decoder)
     counts = {name: sum(p.numel() for p in params) for name, params in model.branch_parameters().items()}
     print(f"HybridNet around {args.backbone}, measured at {model.layout.input_size[0]}x{model.layout.input_size[1]} "
-          f"(it takes other sizes too), decoder {model.config.decoder}")
+          f"(it takes other sizes too), decoder {model.config.decoder} (D_c {model.config.decoder_c_mode}, "
+          f"D_u {model.config.decoder_u_mode}), {len(model.pair_levels)} intermediate pairs per branch")
     for lv_i, lv in enumerate(model.layout.levels):
+        blocks = f"{lv.stage_blocks} x {lv.stage_kind}" if lv.stage_blocks else "one layer"
+        pair = "pair" if lv_i in model.pair_levels else "no pair (h_c)"
         print(f"  level {lv_i}: {lv.module:<24} {lv.channels:>5} ch {lv.size[0]:>4}x{lv.size[1]:<4} "
-              f"x{lv.factor[0]} switches={lv.switch_kind}")
+              f"x{lv.factor[0]} switches={lv.switch_kind:<7} blocks={blocks:<16} {pair}")
     for name, n in counts.items():
         print(f"  {name:<10} {n / 1e6:8.3f} M parameters")
     return 0

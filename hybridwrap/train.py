@@ -586,6 +586,8 @@ class Run:
                  else "new run")
         logger.info(f"hybridwrap: training {cfg.preset} ({cfg.model.backbone}, {params:.2f} M parameters, "
                     f"{cfg.model.input_size[0]}x{cfg.model.input_size[1]}) on {data.name}")
+        if cfg.protocol:
+            logger.info(f"  protocol: {cfg.protocol}")
         logger.info(f"  data: {len(split.labeled)} labeled, {unlabeled}, {len(split.val)} validation{test}; "
                     f"batches of {cfg.data.labeled_batch_size} labeled + {cfg.data.unlabeled_batch_size} unlabeled; "
                     f"images {where}, {self.steps.mode} augmentation, {reading}")

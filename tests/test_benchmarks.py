@@ -24,7 +24,7 @@ def _run(*args, timeout=600):
 def test_ablation_and_render_smoke(tmp_path):
     results, runs = tmp_path / "results", tmp_path / "runs"
     common = ["--data", SHARED_CIFAR, "--iterations", 2, "--eval-every", 2, "--limit-images", 1500, "--val-size", 300,
-              "--labels", 100, "--width", 0.125, "--tag", "smoke", "--results-dir", results, "--runs-dir", runs]
+              "--labels", 100, "--width", 0.125, "--tag", "protocol", "--results-dir", results, "--runs-dir", runs]
     _run(BENCH / "ablation.py", "--presets", "classification", "classification_stability", "full", *common)
     files = sorted(results.glob("ablation-*.json"))
     assert len(files) == 3
@@ -33,19 +33,25 @@ def test_ablation_and_render_smoke(tmp_path):
                 "val_acc", "seconds", "resumed_from_step", "device", "commit", "curve", "command"):
         assert key in r, key
     assert r["dataset"] == "cifar10-jpegtest" and r["iterations"] == 2 and r["resumed_from_step"] == 0
+    assert r["config"] == ["configs/cifar10_convlarge.yaml"] and r["overrides"] == [] and r["protocol"]
+    assert r["cpu_capability"].startswith(("AVX", "NEON", "SVE", "DEFAULT", "VSX", "ZVECTOR"))
     again = _run(BENCH / "ablation.py", "--presets", "full", *common)  # accumulate: a finished run is skipped
     assert "[skip]" in again
-    study = [a if a != "smoke" else "study-lams" for a in common]
+    study = [a if a != "protocol" else "study-lams" for a in common]
     _run(BENCH / "ablation.py", "--presets", "classification_stability", *study, "--set", "loss.lambda_stability=10")
     _run(BENCH / "fit_gap.py", "--runs-dir", runs, "--results-dir", results)
-    fit = json.loads((results / "fitgap-smoke-full-w0.125-n100-it2-s0.json").read_text())
+    fit = json.loads((results / "fitgap-protocol-full-w0.125-n100-it2-s0.json").read_text())
     assert fit["labels"] == 100 and fit["val_size"] == 300
-    assert fit["student_gap"] == fit["student_labeled_acc"] - fit["student_val_acc"] and "teacher_labeled_acc" in fit
+    assert fit["student_gap"] == fit["student_labeled_acc"] - fit["student_val_acc"]
+    assert "teacher_labeled_acc" not in fit  # the Table 1 protocol's Temporal Ensembling has no teacher network
+    study_fit = json.loads((results / "fitgap-study-lams-classification_stability-w0.125-n100-it2-s0.json").read_text())
+    assert study_fit["labels"] == 100
     assert len(list(results.glob("fitgap-*.json"))) == 4
     _run(BENCH / "render_results.py", "--results-dir", results, "--output", tmp_path / "R.md")
     md = (tmp_path / "R.md").read_text()
+    assert "## Table 1 under the shipped protocol" in md and "configs/cifar10_convlarge.yaml` run as it is" in md
     assert "| full |" in md and "| classification_stability |" in md and "python benchmarks/ablation.py" in md
-    assert "## Finding the regime" in md and "| w0.125, 100 labels, 2 it. | full | 1 |" in md
+    assert "| full − classification | " in md and "Conclusion, on validation" in md
     assert "| study-lams | --set loss.lambda_stability=10 | classification_stability |" in md
 
 
@@ -93,5 +99,5 @@ def test_step_options_smoke(tmp_path):
 
 def test_benchmark_shell_scripts_are_valid_bash():
     subprocess.run(["bash", "-n", str(BENCH / "gpu_check.sh")], check=True)
-    subprocess.run(["bash", "-n", str(BENCH / "cpu_ablation.sh")], check=True)
-    subprocess.run(["bash", "-n", str(BENCH / "regime_study.sh")], check=True)
+    subprocess.run(["bash", "-n", str(BENCH / "history" / "cpu_ablation.sh")], check=True)
+    subprocess.run(["bash", "-n", str(BENCH / "history" / "regime_study.sh")], check=True)

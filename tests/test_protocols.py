@@ -154,3 +154,13 @@ def test_default_protocol_benchmarks_carry_no_loss_data_or_model_override():
             assert result["config"] == expected, name
             assert result["cpu_capability"] and result["precision"]
     assert seen  # the Table 1 rerun under the defaults is recorded
+
+
+def test_summary_shows_the_pairs_and_block_kinds_of_the_table3_network():
+    done = subprocess.run(cli("summary", "shakeshake26_2x96d"), capture_output=True, text=True, env=ENV_TESTS)
+    assert done.returncode == 0, done.stderr
+    assert "decoder mirror" in done.stdout and "3 intermediate pairs per branch" in done.stdout
+    levels = [line for line in done.stdout.splitlines() if line.strip().startswith("level")]
+    assert [line.split()[2] for line in levels] == ["stem", "stage1", "stage2", "stage3"]
+    assert all("blocks=4 x shakeshake" in line for line in levels[1:])
+    assert levels[-1].endswith("no pair (h_c)") and all(line.endswith(" pair") for line in levels[:-1])

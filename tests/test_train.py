@@ -500,6 +500,7 @@ def test_stl10_places365_config_end_to_end_on_the_binary_release_layout(tmp_path
     assert len(labels["labeled"]) == 10
     # the 10 unlabeled training images + the 10 of the unlabeled split (the labeled 10 are not in the pool)
     assert "20 in the unlabeled pool" in done.stderr
+    assert "protocol: HybridNet §4.2 Table 3 STL-10" in done.stderr  # the config's protocol line, at start-up
     assert "read from disk on access, crop_flip augmentation" in done.stderr  # 224 px: the ImageNet recipe
     saved = json.loads((out / "model" / "config.json").read_text())["model"]
     assert saved["input_size"] == [224, 224] and saved["backbone"] == "places365_resnet50"

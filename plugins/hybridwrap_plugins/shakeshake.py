@@ -129,7 +129,7 @@ class ShakeDeconvBlock(nn.Module):
 class ShakeShakeResNet(nn.Module):
     def __init__(self, num_classes: int = 10, in_chans: int = 3, depth: int = 26, base_width: int = 96,
                  stem_width: int = 16, global_pool: str = "avg", stem_norm: bool = False, final_act: bool = False,
-                 init: str = "mean_teacher", downsample: str = "shift_conv"):
+                 init: str = "mean_teacher", downsample: str = "shift_conv", width: float = 1.0):
         super().__init__()
         if (depth - 2) % 6:
             raise ValueError(f"shake-shake depth must be 6n+2 (e.g. 26), got {depth}")
@@ -142,6 +142,7 @@ class ShakeShakeResNet(nn.Module):
                              f"HybridNet hybrid), got {downsample!r}")
         stem = [nn.Conv2d(in_chans, stem_width, 3, 1, 1, bias=False)]
         self.stem = nn.Sequential(*stem, nn.BatchNorm2d(stem_width)) if stem_norm else nn.Sequential(*stem)
+        base_width = max(1, round(base_width * width))  # width 0.25 of 2x96d: 2x24d (narrower CPU studies)
         widths = [base_width, base_width * 2, base_width * 4]
         # the stem and the stages: the official HybridNet code's intermediate pairs are the stem's and the first two
         # stages' outputs (the last stage's output is h_c itself); block_kind names the `mirror` decoder's blocks

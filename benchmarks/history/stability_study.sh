@@ -11,7 +11,7 @@
 # whatever exists ("Stability under the faithful protocol"). The 2026-11-28 session ran all of it (about
 # 40 minutes on 2 cores).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 OFF=(--set loss.lambda_rec=0.25 --set loss.lambda_rec_inter=0.5 --set loss.detach_intermediate_targets=true)
 C=(--width 0.25 --val-size 5000 --labels 4000 --iterations 1000 --seeds 0)
 CS=(classification_stability)

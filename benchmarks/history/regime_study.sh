@@ -11,7 +11,7 @@
 # Finished runs are skipped and interrupted ones resume, so the script can be run again to complete it. The
 # 2026-11-27 session ran it up to and including the 250-label seed-0 runs; RESULTS.md shows what exists.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 OFF=(--set loss.lambda_rec=0.25 --set loss.lambda_rec_inter=0.5 --set loss.detach_intermediate_targets=true)
 C=(--width 0.25 --val-size 5000)
 for s in 0 1; do

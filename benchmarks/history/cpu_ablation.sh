@@ -4,7 +4,7 @@
 #    the paper's (every λ = 1) against the official code's (λ_rec 0.25, λ_rec_inter 0.5, detached targets);
 # 2. train the six Table 1 presets with the chosen weights, 2 seeds, 1000 iterations.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 COMMON=(--width 0.25 --labels 4000 --val-size 5000)
 python benchmarks/ablation.py "${COMMON[@]}" --presets full --seeds 0 --iterations 500 --tag select-paper
 python benchmarks/ablation.py "${COMMON[@]}" --presets full --seeds 0 --iterations 500 --tag select-official \
