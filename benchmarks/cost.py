@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from hybridwrap.mirror import DECODERS  # every decoder option, measured side by side
+from hybridwrap.decoders import DECODERS  # every decoder option, measured side by side
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

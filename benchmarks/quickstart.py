@@ -27,7 +27,8 @@ def main() -> None:
 
     from ablation import git_commit
 
-    from hybridwrap.train import add_train_arguments, config_from_args, format_results, train_with_baseline
+    from hybridwrap.train import format_results, train_with_baseline
+    from hybridwrap.train_cli import add_train_arguments, config_from_args
 
     parser = argparse.ArgumentParser()
     add_train_arguments(parser)

@@ -35,7 +35,7 @@ def export_classifier(model, directory, teacher=None):
 
     return _export(model, directory, teacher=teacher)
 
-__version__ = "0.2.0"
+from .version import __version__  # noqa: E402 (one definition: hybridwrap/version.py)
 
 __all__ = [
     "wrap", "from_pretrained", "save_pretrained", "push_to_hub", "export_classifier", "HybridNet", "HybridOutput", "IntermediatePair", "ModelConfig", "build_from_config",

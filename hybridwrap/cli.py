@@ -110,7 +110,7 @@ def _cmd_config(args) -> int:
 
     from .config import RESOLVED_MODEL_FIELDS, to_dict
     from .presets import apply_preset
-    from .train import config_from_args
+    from .train_cli import config_from_args
 
     cfg = config_from_args(args)
     apply_preset(cfg)  # what the run will use: the preset switches its branches and loss terms
@@ -129,7 +129,7 @@ def _cmd_config(args) -> int:
 
 
 def _cmd_tune(args) -> int:
-    from .train import config_from_args
+    from .train_cli import config_from_args
     from .tune import parse_grid, tune
 
     seeds = args.seeds
@@ -158,8 +158,8 @@ def _cmd_tune(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .mirror import DECODERS
-    from .train import add_train_arguments
+    from .decoders import DECODERS
+    from .train_cli import add_train_arguments
 
     parser = argparse.ArgumentParser(
         prog="hybridwrap", description="HybridNet around any timm-style CNN.",
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         return launch_main(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "train":
-        from .train import main as train_main
+        from .train_cli import main as train_main
 
         return train_main(argv[1:])
     return run_user_command(lambda: args.fn(args))

@@ -60,6 +60,10 @@ class ModelConfig:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     backbone_kwargs: dict = field(default_factory=dict)
+    # multi-GPU training: BatchNorm statistics computed over every process's share of the batch (timm's
+    # --sync-bn, torch's SyncBatchNorm) in the student's branches and the Mean Teacher; the saved weights are the
+    # same as without it. Needs several processes on GPUs.
+    sync_bn: bool = False
 
 
 # What a config.json written before a ModelConfig field existed meant: loading an old checkpoint must rebuild

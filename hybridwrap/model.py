@@ -17,7 +17,8 @@ import torch.nn as nn
 
 from .config import ModelConfig
 from .errors import ConfigError, InputSizeError
-from .mirror import DECODER_MODES, DECODERS, EncoderLayout, Level, MirrorDecoder, analyze_encoder, pooling_switches
+from .decoders import DECODER_MODES, DECODERS, MirrorDecoder
+from .mirror import EncoderLayout, Level, analyze_encoder, pooling_switches
 from .registry import get_backbone
 
 

@@ -52,7 +52,7 @@ def load_backbone_state(model: nn.Module, state: dict, source: str, mismatch: st
     import torch
 
     from .errors import CheckpointError
-    from .serialization import state_dict_mismatch
+    from .weights import state_dict_mismatch
 
     own = model.state_dict()
     head = getattr(model, "pretrained_cfg", {}).get("classifier") or "fc"

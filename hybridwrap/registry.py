@@ -38,7 +38,7 @@ class BackboneEntry:
     package: str = ""  # distribution that provides it (named in errors when it is missing)
     version: str = ""
     timm_name: str | None = None  # the name under which timm knows it (for classifier export)
-    decoder: str = "mirror"  # the model.decoder it gets by default (see hybridwrap.mirror.DECODERS)
+    decoder: str = "mirror"  # the model.decoder it gets by default (see hybridwrap.decoders.DECODERS)
     extra: dict = field(default_factory=dict)
 
 

@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig, model_config_from_dict
 from .errors import CheckpointError
+from .weights import state_dict_mismatch
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -35,7 +36,7 @@ def save_state_dict(state: dict[str, torch.Tensor], path: Path, metadata: dict |
 
 
 def config_dict(model_config: ModelConfig, extra: dict | None = None) -> dict:
-    from . import __version__
+    from .version import __version__
     from .registry import get_backbone
 
     entry = get_backbone(model_config.backbone)
@@ -85,7 +86,7 @@ def read_config(directory: str | Path) -> dict:
         cfg = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path} is not valid JSON ({exc}); the save was interrupted or the file edited.") from exc
-    from . import __version__
+    from .version import __version__
 
     written_by = str(cfg.get("hybridwrap_version", "unknown"))
     newer = _version_tuple(written_by) > _version_tuple(__version__)
@@ -136,14 +137,6 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, Exception) as exc:
         raise CheckpointError(f"{path} is truncated or corrupted ({exc}). Re-download or re-save it.") from exc
-
-
-def state_dict_mismatch(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]):
-    """(missing, unexpected, wrongly shaped) keys of ``state`` against ``expected``."""
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    return missing, unexpected, wrong
 
 
 def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

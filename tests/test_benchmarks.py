@@ -101,3 +101,20 @@ def test_benchmark_shell_scripts_are_valid_bash():
     subprocess.run(["bash", "-n", str(BENCH / "gpu_check.sh")], check=True)
     subprocess.run(["bash", "-n", str(BENCH / "history" / "cpu_ablation.sh")], check=True)
     subprocess.run(["bash", "-n", str(BENCH / "history" / "regime_study.sh")], check=True)
+
+
+def test_results_md_is_exactly_what_the_committed_json_renders(tmp_path):
+    """RESULTS.md is generated, never edited: rendering the committed results again gives it byte for byte."""
+    out = tmp_path / "RESULTS.md"
+    _run(BENCH / "render_results.py", "--output", out)
+    assert out.read_text() == (BENCH / "RESULTS.md").read_text()
+    assert (tmp_path / "results" / "curves.png").is_file()  # the plot goes beside the output, not into the repo
+
+
+def test_reproduce_lines_use_repository_relative_paths():
+    md = (BENCH / "RESULTS.md").read_text()
+    blocks = md.split("```bash")[1:]
+    commands = [line for block in blocks for line in block.split("```")[0].splitlines() if line.strip()]
+    assert commands
+    absolute = [c for c in commands if any(tok.startswith("/") for tok in c.split())]
+    assert not absolute, absolute[:3]

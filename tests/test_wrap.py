@@ -397,7 +397,7 @@ def test_decoder_options_mirror_every_level(decoder):
     assert all(p.h_hat.shape == p.h.shape for p in out.pairs)
     out.x_hat.pow(2).mean().backward()
     if decoder == "mirror":  # the encoder's stages, block for block: resnet18's BasicBlocks, two per stage
-        from hybridwrap.mirror import BasicBlock
+        from hybridwrap.decoders import BasicBlock
 
         assert sum(isinstance(m, BasicBlock) for m in model.decoder_u.modules()) == 8
     counts = {name: sum(p.numel() for p in getattr(model, name).parameters()) for name in ("decoder_c", "decoder_u")}

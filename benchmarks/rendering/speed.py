@@ -1,0 +1,22 @@
+"""CPU speed options of a training step."""
+
+from __future__ import annotations
+
+from .common import load, table_header
+
+
+def step_option_lines() -> list[str]:
+    files = load("step-options-*.json")
+    if not files:
+        return []
+    lines = ["## CPU speed options (measured before adopting)", ""]
+    for res in files:
+        lines += [f"Full HybridNet + Mean Teacher training step, ConvLarge width {res['width']}, batch {res['batch']}, "
+                  f"{res['threads']} threads; options interleaved in one process, median of rounds.", "",
+                  *table_header("| option | s/step | speed-up vs fp32 |")]
+        for name, o in res["options"].items():
+            lines.append(f"| {name} | {o['median_step_s']:.3f} | {o['speedup_vs_fp32']:.2f}× |")
+        for name, err in res.get("errors", {}).items():
+            lines.append(f"| {name} | failed: {err} | - |")
+        lines += [""]
+    return lines

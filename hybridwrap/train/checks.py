@@ -1,0 +1,73 @@
+"""Checks of a config against the world (processes, data) before anything is written."""
+
+from __future__ import annotations
+
+import torch
+
+from .. import logs
+from ..config import TrainConfig
+from ..data import augment as aug
+from ..errors import ConfigError, DataError
+
+
+def check_data_fits_model(cfg: TrainConfig, data) -> None:
+    if data.channels != cfg.model.in_chans:
+        raise DataError(f"The {data.name} images have {data.channels} channel(s) but model.in_chans="
+                        f"{cfg.model.in_chans}. Set model.in_chans={data.channels}.")
+    checked = [("training", data.train_y)] + ([("test", data.test_y)] if cfg.evaluate_test else [])
+    for name, y in checked:
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= cfg.model.num_classes):
+            raise DataError(f"{name} labels span {int(y.min())}..{int(y.max())}, outside 0..{cfg.model.num_classes - 1}. "
+                            f"Set model.num_classes={int(y.max()) + 1}.")
+
+
+def validate(cfg: TrainConfig, world: int, accelerator: bool | None = None) -> None:
+    """``accelerator``: whether the processes run on GPUs (default: whether torch sees CUDA)."""
+    d = cfg.data
+    if cfg.model.sync_bn:
+        on_gpu = torch.cuda.is_available() if accelerator is None else accelerator
+        if not on_gpu or world < 2:
+            why = "the processes run on CPU" if not on_gpu else "this is a single process"
+            raise ConfigError(f"model.sync_bn (--sync-bn) shares BatchNorm statistics between processes on GPUs "
+                              f"(torch's SyncBatchNorm), but {why}: drop --sync-bn, or launch several GPU processes "
+                              "(accelerate launch --multi_gpu --num_processes N).")
+    for name in ("labeled_batch_size", "unlabeled_batch_size"):
+        v = getattr(d, name)
+        if v < 1:
+            raise DataError(f"data.{name}={v} must be at least 1 (the paper uses 20 labeled + 80 unlabeled).")
+        if v % world:
+            raise DataError(f"data.{name}={v} must be divisible by the {world} processes (each takes an equal share).")
+    if cfg.loss.stability not in ("mean_teacher", "temporal_ensembling", "none"):
+        raise ConfigError(f"loss.stability must be mean_teacher, temporal_ensembling or none, got {cfg.loss.stability!r}.")
+    if cfg.loss.teacher_buffers not in ("own", "ema"):
+        raise ConfigError(f"loss.teacher_buffers must be 'own' (Mean Teacher) or 'ema', got {cfg.loss.teacher_buffers!r}.")
+    if cfg.loss.ce_average not in ("labeled", "batch"):
+        raise ConfigError(f"loss.ce_average must be 'labeled' (paper) or 'batch' (official code), got {cfg.loss.ce_average!r}.")
+    if cfg.loss.norm not in ("mean", "sum"):
+        raise ConfigError(f"loss.norm must be 'mean' or 'sum', got {cfg.loss.norm!r}.")
+    if d.normalize not in aug.NORMALIZE_MODES:
+        raise ConfigError(f"data.normalize must be 'backbone' (the backbone's pretrained_cfg mean/std) or 'dataset' "
+                          f"(statistics of the training images), got {d.normalize!r}.")
+    if d.translate is not None and d.translate < 0:
+        raise ConfigError(f"data.translate must be >= 0 pixels, or null for 1/8 of the image side; got {d.translate}.")
+    if d.augment != "auto" and d.augment not in aug.MODES:
+        raise ConfigError(f"data.augment must be auto, {', '.join(aug.MODES)}; got {d.augment!r}.")
+    if d.num_workers is not None and d.num_workers < 0:
+        raise ConfigError(f"data.num_workers must be >= 0 (0: batches made in the training process), or null for "
+                          f"automatic; got {d.num_workers}.")
+    if d.streaming and d.shuffle_buffer < 1:
+        raise ConfigError(f"data.shuffle_buffer must be >= 1 image, got {d.shuffle_buffer}.")
+    if d.streaming and cfg.loss.stability == "temporal_ensembling":
+        raise ConfigError("Temporal Ensembling keeps one target per unlabeled image, which a stream (data.streaming) "
+                          "does not index: use loss.stability=mean_teacher, or unset data.streaming.")
+    if cfg.optim.lr_rampdown_shape not in ("cosine", "gaussian", "linear"):
+        raise ConfigError(f"optim.lr_rampdown_shape must be 'cosine', 'gaussian' (Temporal Ensembling) or 'linear', got "
+                          f"{cfg.optim.lr_rampdown_shape!r}.")
+    if cfg.optim.beta1_rampdown is not None and not 0 <= cfg.optim.beta1_rampdown < 1:
+        raise ConfigError(f"optim.beta1_rampdown must be in [0, 1) (Temporal Ensembling: 0.5), got "
+                          f"{cfg.optim.beta1_rampdown}.")
+    if cfg.max_steps < 1:
+        raise ConfigError(f"max_steps must be >= 1, got {cfg.max_steps}.")
+    logs.check_level(cfg.log_level)
+    if cfg.mixed_precision not in ("no", "bf16", "fp16"):
+        raise ConfigError(f"mixed_precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}.")

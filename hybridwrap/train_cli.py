@@ -1,0 +1,128 @@
+"""`hybridwrap train`: its arguments, how they become a TrainConfig, and the command itself.
+
+    hybridwrap train --config configs/quickstart.yaml                 # laptop CPU
+    accelerate launch -m hybridwrap.train --config configs/cifar10_convlarge.yaml   # 1..N GPUs
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import logs
+from .config import TrainConfig, apply_overrides, load_config
+from .errors import Interrupted, process_rank, run_user_command
+from .train import format_results, train_with_baseline
+from .train.rundir import checkpoint_dirs, saved_run_config
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", action="append",
+                   help="YAML config (see configs/); repeat to layer overlays such as configs/official_code.yaml; "
+                        "defaults to the embedded digits quickstart")
+    p.add_argument("--preset", help="Table 1/2 preset, e.g. full, classification_stability, table2_e")
+    p.add_argument("--dataset", help="digits | cifar10 | svhn | stl10 | npz | imagefolder | disk")
+    p.add_argument("--data-path", help="local file/folder for the dataset (npz, ImageFolder root, save_to_disk dir)")
+    p.add_argument("--output-dir", help="run directory (checkpoints, metrics, model)")
+    p.add_argument("--max-steps", type=int, help="training steps (batches of labeled + unlabeled images)")
+    p.add_argument("--seed", type=int, help="random seed of the first run (weights, batches, labeled subset)")
+    p.add_argument("--seeds", type=int, help="train this many seeds (seed, seed+1, ...) and report mean ± std")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
+    p.add_argument("--baseline", action="store_true", help="also train the labeled-only classification baseline")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (evaluations are still printed)")
+    p.add_argument("--sync-bn", action="store_true", help="multi-GPU: BatchNorm statistics over all processes "
+                                                            "(model.sync_bn)")
+    level = p.add_mutually_exclusive_group()
+    level.add_argument("--quiet", action="store_true", help="print only warnings, errors and the results table "
+                                                            "(RUN/train.log still gets everything)")
+    level.add_argument("--verbose", action="store_true", help="also print the training losses every log_every steps")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="override any config field, e.g. --set loss.lambda_rec=0.25 (repeatable)")
+
+
+DATASET_DEFAULTS = {  # what --dataset changes besides the source (the quickstart is digits-sized)
+    "cifar10": {"model": {"in_chans": 3, "input_size": None}, "data": {"image_size": None, "num_labels": 4000}},
+    "svhn": {"model": {"in_chans": 3, "input_size": None}, "data": {"image_size": None, "num_labels": 1000}},
+    "stl10": {"model": {"in_chans": 3, "input_size": None}, "data": {"image_size": None, "num_labels": 1000}},
+}
+
+
+def forget_digits_selection(cfg: TrainConfig) -> None:
+    """The quickstart's tuned values were chosen on the digits: on another dataset, back to the defaults."""
+    fresh = TrainConfig()
+    for key in ("seeds", "selected_by", "baseline_overrides", "protocol"):
+        setattr(cfg, key, getattr(fresh, key))
+    for section, key in (("loss", "lambda_rec"), ("loss", "lambda_rec_inter"), ("loss", "detach_intermediate_targets"),
+                         ("loss", "teacher_buffers"), ("data", "unlabeled_includes_labeled"), ("data", "translate")):
+        setattr(getattr(cfg, section), key, getattr(getattr(fresh, section), key))
+
+
+def config_from_args(args) -> TrainConfig:
+    from .config import apply_dict
+
+    if getattr(args, "resume", False) and not args.config and args.output_dir:
+        saved = saved_run_config(Path(args.output_dir))  # `--resume --output-dir RUN`: the run's own config
+        if saved is not None:
+            return load_config_overrides(saved, args)
+    default = Path(__file__).parent / "configs" / "quickstart.yaml"  # package data: works installed
+    cfg = load_config(args.config or [default])
+    if args.dataset:
+        cfg.data.dataset = args.dataset
+        if args.dataset in DATASET_DEFAULTS:
+            apply_dict(cfg, DATASET_DEFAULTS[args.dataset], source="--dataset")
+            forget_digits_selection(cfg)
+    cfg = load_config_overrides(cfg, args)
+    return cfg
+
+
+def load_config_overrides(cfg: TrainConfig, args) -> TrainConfig:
+    from .config import apply_dict
+
+    simple = {"preset": args.preset, "output_dir": args.output_dir, "max_steps": args.max_steps, "seed": args.seed,
+              "seeds": getattr(args, "seeds", None)}
+    apply_dict(cfg, {k: v for k, v in simple.items() if v is not None}, source="command line")
+    if args.data_path:
+        cfg.data.path = args.data_path
+    if args.baseline:
+        cfg.compare_baseline = True
+    if args.no_progress:
+        cfg.progress_bar = False
+    if getattr(args, "sync_bn", False):
+        cfg.model.sync_bn = True
+    if getattr(args, "quiet", False) or getattr(args, "verbose", False):
+        cfg.log_level = "quiet" if args.quiet else "verbose"
+    return apply_overrides(cfg, args.set)
+
+
+def interrupted(cfg: TrainConfig) -> Interrupted:
+    """Ctrl-C: where the last checkpoint is, and the command that continues from it."""
+    root = Path(cfg.output_dir)
+    found = [p for run in [root, *sorted(root.glob("seed-*")), *sorted(root.glob("baseline/seed-*")), root / "baseline"]
+             for p in checkpoint_dirs(run)]
+    if not found:
+        return Interrupted(f"interrupted before the first checkpoint of {root}: there is nothing to resume; run the "
+                           "command again.")
+    last = max(found, key=lambda p: p.stat().st_mtime)
+    return Interrupted(f"interrupted. The last checkpoint is {last}; continue with: hybridwrap train --resume "
+                       f"--output-dir {root}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hybridwrap train", description="Train a HybridNet semi-supervised.")
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+
+    def go():
+        cfg = config_from_args(args)
+        if process_rank() == 0:  # set by `accelerate launch`: one console, the main process's
+            logs.attach_console(cfg.log_level)
+        try:
+            results = train_with_baseline(cfg, resume=args.resume)
+        except KeyboardInterrupt:
+            raise interrupted(cfg) from None
+        if process_rank() == 0:  # one table, not one per process
+            print(format_results(results, cfg.selected_by))
+            print(f"run directory: {cfg.output_dir}")
+        return 0
+
+    return run_user_command(go)

@@ -1,0 +1,102 @@
+"""Issue 19: the library's imports point one way (no circle, also through imports inside functions)."""
+
+import ast
+from pathlib import Path
+
+from conftest import REPO
+
+PACKAGE = REPO / "hybridwrap"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_package(name: str) -> bool:
+    return (REPO / Path(*name.split(".")) / "__init__.py").is_file()
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the hybridwrap modules it imports anywhere in its body (module level or inside functions)."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {name: set() for name in modules}
+    for name, path in modules.items():
+        here = name if _is_package(name) else name.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = here.split(".")[: len(here.split(".")) - (node.level - 1)]
+                    base = ".".join(anchor + ([node.module] if node.module else []))
+                # `from . import augment` imports the submodule; `from .serialization import f` the module itself
+                subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in modules]
+                targets = subs if len(subs) == len(node.names) else [base] + subs
+            for t in targets:
+                while t and t not in modules:  # `from .data.augment import normalize` -> hybridwrap.data.augment
+                    t = t.rsplit(".", 1)[0] if "." in t else ""
+                if t and t != name and t.startswith("hybridwrap"):
+                    graph[name].add(t)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_the_library_has_no_import_circle():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+# who may import the training package and the command line: the layers above them (timm's rule: _hub imports
+# models, never the reverse)
+MAY_IMPORT_TRAIN = ("hybridwrap.train", "hybridwrap.train_cli", "hybridwrap.cli", "hybridwrap.tune")
+MAY_IMPORT_CLI = ("hybridwrap.cli", "hybridwrap.train.__main__")
+
+
+def test_dependencies_point_down_from_the_cli_to_training_to_the_model():
+    graph = import_graph()
+    for module, imports in graph.items():
+        if not module.startswith(MAY_IMPORT_TRAIN):
+            assert not [m for m in imports if m == "hybridwrap.train" or m.startswith("hybridwrap.train.")], module
+        if not module.startswith(MAY_IMPORT_CLI):
+            assert not [m for m in imports if m in ("hybridwrap.cli", "hybridwrap.train_cli")], module
+    below_model = ("hybridwrap.mirror", "hybridwrap.registry", "hybridwrap.plugin_utils", "hybridwrap.weights",
+                   "hybridwrap.config", "hybridwrap.errors", "hybridwrap.teachers", "hybridwrap.losses")
+    for module in below_model:
+        assert not {"hybridwrap.model", "hybridwrap.serialization", "hybridwrap.hub"} & graph[module], module
+
+
+def test_no_library_module_is_over_about_400_lines():
+    sizes = {p.relative_to(REPO).as_posix(): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert not {k: v for k, v in sizes.items() if v > 450}, "split these modules by concern"
