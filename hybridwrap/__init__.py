@@ -29,6 +29,15 @@ def push_to_hub(model, repo_id, **kwargs):
     return _push(model, repo_id, **kwargs)
 
 
+def predict(model, images, top_k: int = 5, teacher=None, batch_size: int = 64):
+    """Top-k classes with names of ``images`` (paths or PIL images), one record per image (see
+    :func:`hybridwrap.prediction.predict`); ``model``: a HybridNet, or a run / model directory, Hub repo id, exported
+    classifier or .onnx file."""
+    from .prediction import predict as _predict
+
+    return _predict(model, images, top_k=top_k, teacher=teacher, batch_size=batch_size)
+
+
 def export_classifier(model, directory, teacher=None):
     """Write E_c + C as a timm checkpoint folder (see :mod:`hybridwrap.export`)."""
     from .export import export_classifier as _export
@@ -38,7 +47,7 @@ def export_classifier(model, directory, teacher=None):
 from .version import __version__  # noqa: E402 (one definition: hybridwrap/version.py)
 
 __all__ = [
-    "wrap", "from_pretrained", "save_pretrained", "push_to_hub", "export_classifier", "HybridNet", "HybridOutput", "IntermediatePair", "ModelConfig", "build_from_config",
+    "wrap", "from_pretrained", "save_pretrained", "push_to_hub", "export_classifier", "predict", "HybridNet", "HybridOutput", "IntermediatePair", "ModelConfig", "build_from_config",
     "register_backbone", "list_backbones", "HybridWrapError", "UnknownBackboneError", "UnsupportedBackboneError",
     "InputSizeError", "ConfigError", "CheckpointError", "DataError", "TrainingError", "__version__",
 ]

@@ -100,6 +100,10 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, picture_dir: st
     if package == "hybridwrap" and timm_name != "resnet50":
         plugin_import = "hybridwrap_plugins." + ("shakeshake" if "shakeshake" in timm_name else "convlarge")
 
+    from .config import label_names, model_config_from_dict
+    from .preprocess import describe
+
+    saved = model_config_from_dict(model_cfg["model"])  # what the weights expect, as config.json records it
     fmt_acc = (lambda k: f"{metrics[k]:.2f}%" if metrics and k in metrics else None)
     size = model.get("input_size") or [None, None]
     return ModelCard.from_template(
@@ -115,5 +119,11 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, picture_dir: st
                       "runs evaluated on the same copy." if source["copy"] else None),
         branch_rows=branch_rows, picture=picture, plugin_import=plugin_import, timm_name=timm_name,
         in_chans=model["in_chans"], input_h=size[0], input_w=size[1],
+        inputs_sentence=describe(saved), class_names=", ".join(label_names(saved)),
+        unlabeled_sentence=("Every training image outside the validation hold-out, labeled ones included, is used as "
+                            "unlabeled data." if data.get("unlabeled_includes_labeled", True) else
+                            "The training images without a label (outside the validation hold-out) are the "
+                            "unlabeled data.") + (" The dataset's extra unlabeled images are used too."
+                                                  if data.get("unlabeled_extra") else ""),
         config_yaml=yaml.safe_dump(cfg, sort_keys=False),
     )

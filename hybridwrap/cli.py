@@ -1,4 +1,4 @@
-"""The ``hybridwrap`` command: train, config, tune, eval, push, export, card, visualize, backbones, summary."""
+"""The ``hybridwrap`` command: train, config, tune, eval, predict, push, export, card, visualize, backbones, summary."""
 
 from __future__ import annotations
 
@@ -74,13 +74,58 @@ def _cmd_export(args) -> int:
         from .errors import CheckpointError
 
         raise CheckpointError(f"{args.run} has no Mean Teacher weights; export the student (drop --teacher).")
+    if args.onnx:
+        from .onnx_export import _require_onnx
+
+        _require_onnx()  # before anything is written: without the extra, say so and stop
     out = Path(args.output_dir) if args.output_dir else Path(tempfile.mkdtemp(prefix="hybridwrap-export-"))
     export_classifier(model, out, teacher=teacher if args.teacher else None)
     print(f"exported the {'teacher' if args.teacher else 'student'} classifier to {out}")
+    if args.onnx:
+        from .onnx_export import export_onnx
+
+        check = export_onnx(model, out / "model.onnx", teacher=teacher if args.teacher else None)
+        axes = "batch, height and width" if check["dynamic_height_width"] else "batch"
+        print(f"wrote {check['path']} (opset {check['opset']}, dynamic {axes}); onnxruntime matches PyTorch: max "
+              f"|logit difference| {check['max_abs_diff']:.1e} on inputs {check['checked_shapes']}")
     if args.repo_id:
         offline = f"offline, the classifier stays in {out}: upload that folder later (`hf upload {args.repo_id} {out}`)."
         url = _upload(out, args.repo_id, token, args.private, "Upload classifier exported by hybridwrap", None, offline)
         print(f"pushed to {args.repo_id}: {url}")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    import sys
+
+    from .errors import DataError
+    from .prediction import load_classifier, predict, write_predictions
+    from .preprocess import find_images
+
+    if args.batch_size < 1:
+        from .errors import ConfigError
+
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}.")
+    images = find_images(args.inputs)
+    classifier = load_classifier(args.source, teacher=args.teacher)
+    cfg = classifier.config
+    print(f"{len(images)} image(s); {cfg.backbone} takes {cfg.in_chans}x{cfg.input_size[0]}x{cfg.input_size[1]} "
+          f"inputs, {cfg.num_classes} classes", file=sys.stderr)
+    records = predict(classifier, images, top_k=args.top_k, batch_size=args.batch_size,
+                      progress=not args.no_progress and len(images) > args.batch_size)
+    failed = [r for r in records if "error" in r]
+    for r in records:
+        if "error" in r:
+            print(f"hybridwrap: warning: {r['error']}; skipped", file=sys.stderr)
+            continue
+        top = ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in r["top_k"])
+        note = f"  (converted {r['converted']})" if r["converted"] else ""
+        print(f"{r['image']}: {top}{note}")
+    if args.output:
+        print(f"wrote {write_predictions(records, args.output)}", file=sys.stderr)
+    if failed:
+        raise DataError(f"{len(failed)} of {len(records)} image(s) could not be read (named above); the other "
+                        f"{len(records) - len(failed)} were predicted.")
     return 0
 
 
@@ -238,10 +283,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run", help="run directory or saved model directory")
     p.add_argument("--output-dir", help="folder for the timm checkpoint (default: a new temporary folder)")
     p.add_argument("--teacher", action="store_true", help="export the Mean Teacher instead of the student")
+    p.add_argument("--onnx", action="store_true", help="also write model.onnx (checked against PyTorch with "
+                                                         "onnxruntime; needs pip install 'hybridwrap[onnx]')")
     p.add_argument("--repo-id", help="also push the classifier to this Hub repo")
     p.add_argument("--token", help="Hugging Face token (default: HF_TOKEN or the `hf auth login` token)")
     p.add_argument("--private", action="store_true", help="create the repo as private")
     p.set_defaults(fn=_cmd_export)
+
+    p = sub.add_parser("predict", help="classify new images with a trained model (top-k classes with their names)")
+    p.add_argument("source", help="run directory, saved model directory, Hub repo id, exported classifier "
+                                  "(directory or hf-hub:owner/name) or model.onnx")
+    p.add_argument("inputs", nargs="+", help="image files, folders (searched recursively) or quoted glob patterns")
+    p.add_argument("--top-k", type=int, default=5, help="classes per image (default: 5)")
+    p.add_argument("--output", help="also write one row per image to this .csv or .jsonl file")
+    p.add_argument("--teacher", action="store_true", help="predict with the Mean Teacher instead of the student")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(fn=_cmd_predict)
 
     p = sub.add_parser("card", help="render a run's model card locally")
     p.add_argument("run", help="a finished run directory")

@@ -59,11 +59,21 @@ class ModelConfig:
     # pretrained_cfg (timm), filled in when the model is built; the trainer sets it for data.normalize=dataset
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    # class names in label order (timm's pretrained_cfg label_names, HF's id2label). None: the trainer takes them
+    # from the data (digits 0-9, CIFAR-10/SVHN/STL-10 names, ImageFolder folders, a ClassLabel's names)
+    label_names: tuple[str, ...] | None = None
     backbone_kwargs: dict = field(default_factory=dict)
     # multi-GPU training: BatchNorm statistics computed over every process's share of the batch (timm's
     # --sync-bn, torch's SyncBatchNorm) in the student's branches and the Mean Teacher; the saved weights are the
     # same as without it. Needs several processes on GPUs.
     sync_bn: bool = False
+
+
+def label_names(model_config: ModelConfig) -> list[str]:
+    """A model's class names in label order, or "0", "1", ... for one saved without them (hybridwrap < 0.3)."""
+    if model_config.label_names:
+        return list(model_config.label_names)
+    return [str(i) for i in range(model_config.num_classes)]
 
 
 # What a config.json written before a ModelConfig field existed meant: loading an old checkpoint must rebuild
@@ -344,7 +354,7 @@ def model_config_from_dict(values: dict) -> ModelConfig:
         chans = int(values.get("in_chans", 3))
         legacy["mean"], legacy["std"] = (LEGACY_NORMALIZATION,) * chans, (LEGACY_NORMALIZATION,) * chans
     values = {**legacy, **values}
-    for key in ("input_size", "mean", "std"):
+    for key in ("input_size", "mean", "std", "label_names"):
         if values.get(key) is not None:
             values[key] = tuple(values[key])
     return ModelConfig(**values)
@@ -352,7 +362,7 @@ def model_config_from_dict(values: dict) -> ModelConfig:
 
 # Model fields that the trainer resolves from the data or the backbone when they are left at None: a run
 # resumed with them unset is the same run.
-RESOLVED_MODEL_FIELDS = ("input_size", "mean", "std", "decoder")
+RESOLVED_MODEL_FIELDS = ("input_size", "mean", "std", "decoder", "label_names")
 
 
 def fill_resolved(cfg: TrainConfig, saved: TrainConfig) -> TrainConfig:

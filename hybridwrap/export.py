@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from .errors import ConfigError
+from .preprocess import describe
 from .registry import get_backbone
 from .serialization import atomic_write_text, save_state_dict
 
@@ -43,6 +44,7 @@ def timm_config(model) -> dict:
             "mean": list(cfg.mean),
             "std": list(cfg.std),
             "num_classes": cfg.num_classes,
+            "label_names": model.label_names,
             "pool_size": None,
             "first_conv": getattr(backbone, "pretrained_cfg", {}).get("first_conv"),
             "classifier": getattr(backbone, "pretrained_cfg", {}).get("classifier", "fc"),
@@ -68,6 +70,5 @@ def export_classifier(model, directory: str | Path, teacher=None) -> Path:
         f"The encoder E_c and classifier C only ({'Mean Teacher weights' if teacher is not None else 'student weights'}); "
         "same parameters and cost as the bare timm model.\n\n"
         f"```python\n{how}import timm\n\nmodel = timm.create_model(\"hf-hub:OWNER/NAME\", pretrained=True)\n```\n"
-        f"Inputs: (x / 255 - mean) / std with mean {list(cfg['pretrained_cfg']['mean'])} and std "
-        f"{list(cfg['pretrained_cfg']['std'])} (the `pretrained_cfg` above).\n"))
+        f"{describe(model.config)}\n\nClasses, in label order: {', '.join(model.label_names)}.\n"))
     return directory

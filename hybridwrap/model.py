@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from .config import ModelConfig
+from .config import ModelConfig, label_names
 from .errors import ConfigError, InputSizeError
 from .decoders import DECODER_MODES, DECODERS, MirrorDecoder
 from .mirror import EncoderLayout, Level, analyze_encoder, pooling_switches
@@ -121,6 +121,11 @@ class HybridNet(nn.Module):
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
         return self.backbone.forward_head(self._features(self.backbone, x))
+
+    @property
+    def label_names(self) -> list[str]:
+        """Class names in label order ("0", "1", ... for a model saved without them)."""
+        return label_names(self.config)
 
     @property
     def num_classes(self) -> int:
@@ -233,6 +238,7 @@ def wrap(
     stability_head: bool = False,
     unsupervised_init: str = "same",
     decoder: str | None = None,
+    label_names: list[str] | tuple[str, ...] | None = None,
     **backbone_kwargs,
 ) -> HybridNet:
     """Build a :class:`HybridNet` around ``backbone`` (a plugin name or any timm CNN name).
@@ -240,7 +246,8 @@ def wrap(
     ``checkpoint_path`` loads backbone weights from a local file (a head of another class count is dropped;
     plugins may have their own loader, e.g. Places365); ``pretrained=True`` loads the backbone's own weights,
     also for ``"hf-hub:owner/name"`` timm checkpoints. Both initialise E_c and E_u alike, unless
-    ``unsupervised_init="scratch"``. Extra keyword arguments go to the backbone's factory.
+    ``unsupervised_init="scratch"``. ``label_names``: the class names in label order (kept in config.json and the
+    export; training takes them from the data). Extra keyword arguments go to the backbone's factory.
     """
     if isinstance(input_size, int):
         input_size = (input_size, input_size)
@@ -252,6 +259,7 @@ def wrap(
         decoder_c_mode=decoder_c_mode, decoder_u_mode=decoder_u_mode, decoder_depth=decoder_depth,
         decoder_norm=decoder_norm, decoder_tail=decoder_tail, pairs=pairs, stability_head=stability_head,
         unsupervised_init=unsupervised_init, decoder=decoder, backbone_kwargs=backbone_kwargs,
+        label_names=tuple(label_names) if label_names is not None else None,
     )
     return build_from_config(config, pretrained=pretrained, checkpoint_path=checkpoint_path)
 
@@ -273,6 +281,9 @@ def validate_model_config(config: ModelConfig) -> None:
         v = getattr(config, name)
         if v is not None and len(v) != config.in_chans:
             raise ConfigError(f"model.{name} has {len(v)} values but in_chans={config.in_chans}: give one per channel.")
+    if config.label_names is not None and len(config.label_names) != config.num_classes:
+        raise ConfigError(f"model.label_names has {len(config.label_names)} names but num_classes={config.num_classes}: "
+                          "give one name per class, in label order.")
     if config.std is not None and min(config.std) <= 0:
         raise ConfigError(f"model.std must be positive, got {list(config.std)}.")
     for name in ("decoder_c_mode", "decoder_u_mode"):

@@ -10,7 +10,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import ModelConfig, model_config_from_dict
+from .config import ModelConfig, label_names, model_config_from_dict
 from .errors import CheckpointError
 from .weights import state_dict_mismatch
 
@@ -44,6 +44,8 @@ def config_dict(model_config: ModelConfig, extra: dict | None = None) -> dict:
         "format_version": FORMAT_VERSION,
         "hybridwrap_version": __version__,
         "model": {**model_config.__dict__, "input_size": list(model_config.input_size or [])},
+        # Hugging Face's convention for class names, beside the model's own label_names
+        "id2label": {str(i): name for i, name in enumerate(label_names(model_config))},
         "backbone_package": entry.package,
         "backbone_version": entry.version,
     }

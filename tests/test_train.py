@@ -219,6 +219,8 @@ def test_cli_train_on_real_cifar10(tmp_path):
     assert done.returncode == 0, done.stderr
     m = json.loads((out / "metrics.json").read_text())  # one seed: the quickstart's 3 seeds are digits-only
     assert m["dataset"] == "cifar10" and m["labels"] == 100
+    names = json.loads((out / "model" / "config.json").read_text())["model"]["label_names"]
+    assert names[:3] == ["airplane", "automobile", "bird"] and len(names) == 10  # the npz's class names
     saved = json.loads((out / "train_config.json").read_text())
     fresh = TrainConfig()  # digits choices not carried over: the library's defaults
     assert saved["selected_by"] == "" and saved["protocol"] == ""

@@ -116,6 +116,8 @@ class Run:
         cfg.model.input_size = tuple(model.layout.input_size)
         cfg.model.mean, cfg.model.std = model.config.mean, model.config.std
         cfg.model.decoder = model.config.decoder
+        if cfg.model.label_names is None and len(self.data.class_names) == cfg.model.num_classes:
+            cfg.model.label_names = model.config.label_names = tuple(str(n) for n in self.data.class_names)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(memory_format=self.memory_format)
         if cfg.model.sync_bn:  # before the teacher copies the backbone: both share statistics across processes
