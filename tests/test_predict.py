@@ -84,6 +84,18 @@ def test_class_names_round_trip_through_the_local_hub(hub, pets):
     assert done.stdout.startswith(str(pets / "new" / "rgb0.png") + ": ") and "cat" in done.stdout and "dog" in done.stdout
 
 
+def test_predict_from_a_classifier_exported_to_the_hub(hub, pets, tmp_path):
+    done = subprocess.run(cli("export", str(pets / "run"), "--output-dir", str(tmp_path / "c"), "--repo-id",
+                              "tester/pets-classifier", "--token", HUB_TOKEN), capture_output=True, text=True,
+                          env=ENV_TESTS)
+    assert done.returncode == 0, done.stderr
+    image = pets / "new" / "rgb1.png"
+    via_hub = hybridwrap.predict("hf-hub:tester/pets-classifier", [image])[0]["top_k"]
+    local = hybridwrap.predict(pets / "run", [image])[0]["top_k"]
+    assert [t["label"] for t in via_hub] == [t["label"] for t in local]
+    assert via_hub[0]["probability"] == pytest.approx(local[0]["probability"], abs=1e-6)
+
+
 def _predict(*args):
     return subprocess.run(cli("predict", *map(str, args), "--no-progress"), capture_output=True, text=True,
                           env=ENV_TESTS)
