@@ -115,7 +115,8 @@ def run_one(args, preset: str, seed: int) -> Path:
         "val_acc": metrics.get("val_acc"), "teacher_val_acc": metrics.get("teacher_val_acc"),
         "val_size": args.val_size, "seconds": round(time.time() - t0, 1),
         "resumed_from_step": resumed_from,  # > 0: `seconds` covers only the steps after it
-        "device": _device(), "cpu_capability": _cpu_capability(), "precision": args.precision,
+        "device": _device(), "cpu_capability": _cpu_capability(), "precision": metrics.get("precision", args.precision),
+        "precision_requested": args.precision,
         "channels_last": args.channels_last,
         "commit": COMMIT, "overrides": list(args.set),
         "branch": {k[len("branch/"):]: v for k, v in metrics.items() if k.startswith("branch/")},
@@ -146,7 +147,8 @@ def main(argv=None):
     p.add_argument("--labels", type=int, help="labeled images (default: the config's)")
     p.add_argument("--val-size", type=int, default=5000)
     p.add_argument("--eval-every", type=int, default=250)
-    p.add_argument("--precision", default="bf16", choices=["no", "bf16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "no", "bf16"],
+                   help="auto (default): bf16 where the hardware computes it natively, else fp32; recorded as resolved")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--tag", default="paper", help="name of this hyperparameter configuration")
     p.add_argument("--set", action="append", default=[], help="config override, e.g. loss.lambda_rec=0.25")

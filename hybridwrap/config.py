@@ -187,7 +187,9 @@ class TrainConfig:
     keep_checkpoints: int = 2
     seed: int = 0
     output_dir: str = "runs/quickstart"
-    mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate; bf16 autocast also speeds up AVX-512-BF16 CPUs)
+    # auto | no | bf16 | fp16 (Accelerate). auto: bf16 on GPUs that support it (else fp16), and on CPUs that compute
+    # bf16 natively (AVX512-BF16, AMX); fp32 on other CPUs, where bf16 is emulated and many times slower
+    mixed_precision: str = "auto"
     channels_last: bool = False  # NHWC memory format (measured faster on CPU: benchmarks/step_options.py)
     progress_bar: bool = True
     # console: quiet (warnings, errors) | info (start-up summary, evaluations, checkpoints, end) | verbose (also

@@ -22,3 +22,22 @@ def cpu_capability() -> str:
     extras = [name for name, check in (("AVX512-BF16", "_is_avx512_bf16_supported"), ("AMX", "_is_amx_tile_supported"))
               if getattr(torch.cpu, check, None) is not None and getattr(torch.cpu, check)()]
     return " ".join([base] + [f"+{e}" for e in extras]) if extras else f"{base} (no native bf16)"
+
+
+def resolve_precision(requested: str, cuda: bool | None = None) -> tuple[str, str]:
+    """(the precision to train in: "no", "bf16" or "fp16", why). ``auto``: on CUDA bf16 where the GPU supports
+    it, else fp16 (Accelerate's gradient scaler); on CPU bf16 only where the CPU computes it natively, else fp32.
+    An explicit choice is kept as it is; bf16 on a CPU without native bf16 comes with the reason it is slow."""
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if requested != "auto":
+        if requested == "bf16" and not cuda and not cpu_native_bf16():
+            return requested, (f"set explicitly; this CPU ({cpu_capability()}) emulates bf16, about 12x slower than "
+                               "fp32 here: use mixed_precision: auto (or no)")
+        return requested, "set explicitly"
+    if cuda:
+        if torch.cuda.is_bf16_supported():
+            return "bf16", f"auto: {torch.cuda.get_device_name()} supports bf16"
+        return "fp16", f"auto: {torch.cuda.get_device_name()} has no bf16, fp16 with a gradient scaler"
+    if cpu_native_bf16():
+        return "bf16", f"auto: this CPU computes bf16 natively ({cpu_capability()})"
+    return "no", f"auto: fp32, since this CPU ({cpu_capability()}) would emulate bf16 (many times slower)"

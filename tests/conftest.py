@@ -39,6 +39,7 @@ TINY = {
     "checkpoint_every": 2,
     "keep_checkpoints": 2,
     "progress_bar": False,
+    "mixed_precision": "no",  # exact comparisons are written for fp32; `auto` has its own tests (test_precision.py)
     "model": {"backbone": "convlarge", "in_chans": 1, "input_size": [16, 16],
               "backbone_kwargs": {"width": 0.125}},
     "data": {"dataset": "digits", "image_size": 16, "num_labels": 20, "labeled_batch_size": 4,

@@ -71,7 +71,7 @@ CLI_CASES = [
     ("unknown-backbone", ["train", "--set", "model.backbone=convlarg"], CONFIG, r"Did you mean: convlarge"),
     ("max-steps-0", ["train", "--max-steps", "0"], CONFIG, r"max_steps must be >= 1"),
     ("seeds-0", ["train", "--seeds", "0"], CONFIG, r"seeds must be >= 1"),
-    ("precision", ["train", "--set", "mixed_precision=fp32"], CONFIG, r"mixed_precision must be no, bf16 or fp16"),
+    ("precision", ["train", "--set", "mixed_precision=fp32"], CONFIG, r"mixed_precision must be auto, no, bf16 or fp16"),
     ("log-level", ["train", "--set", "log_level=loud"], CONFIG, r"log_level must be one of quiet, info, verbose"),
     ("missing-config", ["train", "--config", "{root}/missing.yaml"], CONFIG, r"not found\. Pass a YAML file"),
     ("broken-yaml", ["train", "--config", "{root}/broken.yaml"], CONFIG, r"broken\.yaml"),

@@ -69,5 +69,5 @@ def validate(cfg: TrainConfig, world: int, accelerator: bool | None = None) -> N
     if cfg.max_steps < 1:
         raise ConfigError(f"max_steps must be >= 1, got {cfg.max_steps}.")
     logs.check_level(cfg.log_level)
-    if cfg.mixed_precision not in ("no", "bf16", "fp16"):
-        raise ConfigError(f"mixed_precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}.")
+    if cfg.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+        raise ConfigError(f"mixed_precision must be auto, no, bf16 or fp16, got {cfg.mixed_precision!r}.")

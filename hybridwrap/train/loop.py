@@ -25,7 +25,8 @@ from ..data import load_data
 from ..data.images import take
 from ..data.loader import default_workers, eval_loader, step_batches, step_loader
 from ..data.semisup import Split, fold_split, make_split
-from ..errors import DataError, TrainingError
+from ..errors import DataError, TrainingError, process_rank
+from ..hardware import resolve_precision
 from ..model import build_from_config
 from ..presets import apply_preset
 from ..serialization import atomic_write_text, save_model
@@ -58,9 +59,13 @@ class Run:
         # `accelerate launch --multi_gpu` on a machine without GPUs: run the processes on CPU with gloo
         # (Accelerate only does so when told cpu=True).
         cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-        allow_new_precision(cfg.mixed_precision)
+        # the precision from the hardware this process runs on (never a number measured on another machine)
+        self.precision, self.precision_reason = resolve_precision(cfg.mixed_precision, torch.cuda.is_available() and not cpu)
+        if "emulates bf16" in self.precision_reason and process_rank() == 0:
+            warnings.warn(f"mixed_precision=bf16 {self.precision_reason}.", stacklevel=2)
+        allow_new_precision(self.precision)
         self.accelerator = Accelerator(
-            cpu=cpu, mixed_precision=cfg.mixed_precision, log_with=trackers,
+            cpu=cpu, mixed_precision=self.precision, log_with=trackers,
             project_config=ProjectConfiguration(project_dir=str(self.run_dir), logging_dir=str(self.run_dir / "tensorboard")),
         )
         acc = self.accelerator
@@ -368,8 +373,9 @@ class Run:
                     f"batches of {cfg.data.labeled_batch_size} labeled + {cfg.data.unlabeled_batch_size} unlabeled; "
                     f"images {where}, {self.steps.mode} augmentation, {reading}")
         logger.info(f"  {cfg.max_steps} steps on {self.accelerator.device} ({self.world} process"
-                    f"{'es' if self.world > 1 else ''}, precision {cfg.mixed_precision}); evaluate every "
-                    f"{cfg.eval_every}, checkpoint every {cfg.checkpoint_every}")
+                    f"{'es' if self.world > 1 else ''}); evaluate every {min(cfg.eval_every, cfg.max_steps)}, "
+                    f"checkpoint every {min(cfg.checkpoint_every, cfg.max_steps)}")
+        logger.info(f"  precision {'fp32' if self.precision == 'no' else self.precision} ({self.precision_reason})")
         logger.info(f"  run directory {self.run_dir} ({start}); log {self.run_dir / logs.LOG_FILE}")
 
     def close(self, failed: bool = False) -> None:
@@ -391,7 +397,7 @@ class Run:
             "labels": cfg.data.num_labels, "labels_seed": cfg.data.labels_seed, "seed": cfg.seed,
             "steps": self.state.step, "seconds": round(seconds, 2), "processes": self.world,
             **({"test_images": len(self.data.test_y)} if self.eval_loader is not None else {}),
-            "device": str(acc.device), **final,
+            "device": str(acc.device), "precision": self.precision, **final,
         }
         if acc.is_main_process:
             model = acc.unwrap_model(self.model)
