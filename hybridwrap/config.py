@@ -63,6 +63,9 @@ class ModelConfig:
     # from the data (digits 0-9, CIFAR-10/SVHN/STL-10 names, ImageFolder folders, a ClassLabel's names)
     label_names: tuple[str, ...] | None = None
     backbone_kwargs: dict = field(default_factory=dict)
+    # the backbone's pretrained weights (timm's, or the plugin's) for E_c and E_u, or a local weights file
+    pretrained: bool = False
+    checkpoint_path: str | None = None
     # multi-GPU training: BatchNorm statistics computed over every process's share of the batch (timm's
     # --sync-bn, torch's SyncBatchNorm) in the student's branches and the Mean Teacher; the saved weights are the
     # same as without it. Needs several processes on GPUs.
@@ -88,7 +91,7 @@ class DataConfig:
     # digits (embedded, scikit-learn) | cifar10 | svhn | stl10 (Hugging Face hub) | npz | imagefolder | disk
     dataset: str = "digits"
     path: str | None = None  # npz file, ImageFolder root or save_to_disk folder; for cifar10 a local .npz
-    num_labels: int = 100  # N labeled training images, N / num_classes per class (§4)
+    num_labels: int | None = 100  # N labeled training images, N / num_classes per class (§4); None: all of them
     labels_seed: int = 0  # which balanced subset (saved to labels.json in the run directory)
     labeled_batch_size: int = 20  # n_s (paper: 20)
     unlabeled_batch_size: int = 80  # n_u (paper: 80)
@@ -364,7 +367,7 @@ def model_config_from_dict(values: dict) -> ModelConfig:
 
 # Model fields that the trainer resolves from the data or the backbone when they are left at None: a run
 # resumed with them unset is the same run.
-RESOLVED_MODEL_FIELDS = ("input_size", "mean", "std", "decoder", "label_names")
+RESOLVED_MODEL_FIELDS = ("input_size", "mean", "std", "decoder", "label_names", "in_chans", "num_classes")
 
 
 def fill_resolved(cfg: TrainConfig, saved: TrainConfig) -> TrainConfig:

@@ -216,7 +216,46 @@ def _create_backbone(entry, config: ModelConfig, pretrained: bool, checkpoint_pa
     kwargs.update(pretrained=pretrained, num_classes=config.num_classes, in_chans=config.in_chans)
     if checkpoint_path:
         kwargs["checkpoint_path"] = checkpoint_path
-    return entry.factory(**kwargs)
+    try:
+        if pretrained and not checkpoint_path:
+            return _pretrained_backbone(entry, config, kwargs)
+        return entry.factory(**kwargs)
+    except TypeError as exc:
+        unexpected = [k for k in config.backbone_kwargs if f"'{k}'" in str(exc)]
+        if "unexpected keyword argument" in str(exc) and unexpected:
+            raise ConfigError(f"{config.backbone} does not take backbone_kwargs {', '.join(unexpected)} (they belong to "
+                              f"another backbone): remove them from model.backbone_kwargs.") from None
+        raise
+
+
+def _pretrained_backbone(entry, config: ModelConfig, kwargs: dict) -> nn.Module:
+    """Pretrained weights from the Hub, or from the local cache when the Hub cannot be reached (then within
+    seconds: without this, an offline machine waits through a minute of retries before a raw error)."""
+    from .errors import HubError
+    from .network import hub_endpoint, hub_reachable
+
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    if hub_reachable():
+        try:
+            return entry.factory(**kwargs)
+        except (HfHubHTTPError, LocalEntryNotFoundError) as exc:
+            raise HubError(f"The pretrained weights of {config.backbone} could not be downloaded from "
+                           f"{hub_endpoint()} ({exc.__class__.__name__}). Check the name and your network, or pass a "
+                           "local weights file: model.checkpoint_path=FILE (--checkpoint-path FILE).") from exc
+    import huggingface_hub.constants as hf_constants
+
+    offline = hf_constants.HF_HUB_OFFLINE
+    hf_constants.HF_HUB_OFFLINE = True  # the cache only
+    try:
+        return entry.factory(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - any failure to find the weights offline is the same advice
+        raise HubError(f"The pretrained weights of {config.backbone} are not in the local cache and the Hub "
+                       f"({hub_endpoint()}) cannot be reached. Offline, pass a local weights file: "
+                       "model.checkpoint_path=FILE (--checkpoint-path FILE), or timm's "
+                       "backbone_kwargs={pretrained_cfg_overlay: {file: FILE}} with model.pretrained=true.") from exc
+    finally:
+        hf_constants.HF_HUB_OFFLINE = offline
 
 
 def wrap(
@@ -281,6 +320,9 @@ def validate_model_config(config: ModelConfig) -> None:
         v = getattr(config, name)
         if v is not None and len(v) != config.in_chans:
             raise ConfigError(f"model.{name} has {len(v)} values but in_chans={config.in_chans}: give one per channel.")
+    if "pretrained" in (config.backbone_kwargs or {}):
+        raise ConfigError("model.backbone_kwargs may not carry 'pretrained': set model.pretrained=true (--pretrained) "
+                          "instead, so that E_c and E_u both get the weights.")
     if config.label_names is not None and len(config.label_names) != config.num_classes:
         raise ConfigError(f"model.label_names has {len(config.label_names)} names but num_classes={config.num_classes}: "
                           "give one name per class, in label order.")

@@ -22,6 +22,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "defaults to the embedded digits quickstart")
     p.add_argument("--preset", help="Table 1/2 preset, e.g. full, classification_stability, table2_e")
     p.add_argument("--dataset", help="digits | cifar10 | svhn | stl10 | npz | imagefolder | disk")
+    p.add_argument("--backbone", help="any registered backbone or timm CNN, e.g. resnet18 (model.backbone)")
+    p.add_argument("--pretrained", action="store_true", help="start E_c and E_u from the backbone's pretrained "
+                                                             "weights (model.pretrained)")
+    p.add_argument("--checkpoint-path", help="start E_c and E_u from this local weights file (model.checkpoint_path)")
     p.add_argument("--data-path", help="local file/folder for the dataset (npz, ImageFolder root, save_to_disk dir)")
     p.add_argument("--output-dir", help="run directory (checkpoints, metrics, model)")
     p.add_argument("--max-steps", type=int, help="training steps (batches of labeled + unlabeled images)")
@@ -45,6 +49,15 @@ DATASET_DEFAULTS = {  # what --dataset changes besides the source (the quickstar
     "svhn": {"model": {"in_chans": 3, "input_size": None}, "data": {"image_size": None, "num_labels": 1000}},
     "stl10": {"model": {"in_chans": 3, "input_size": None}, "data": {"image_size": None, "num_labels": 1000}},
 }
+
+
+# --dataset sources that hold the user's own images: everything the digits quickstart chose for its 8x8 digits goes
+# (width, 1 channel, 16 px, 100 labels, its selection line); channels, classes and size come from the images (or
+# from the backbone's pretrained_cfg with --pretrained), every train/<class>/ image is labeled unless
+# data.num_labels says otherwise, one seed
+OWN_DATA = ("imagefolder", "npz", "disk")
+OWN_DATA_DEFAULTS = {"model": {"in_chans": None, "num_classes": None, "input_size": None, "backbone_kwargs": {}},
+                     "data": {"image_size": None, "num_labels": None}}
 
 
 def forget_digits_selection(cfg: TrainConfig) -> None:
@@ -71,6 +84,15 @@ def config_from_args(args) -> TrainConfig:
         if args.dataset in DATASET_DEFAULTS:
             apply_dict(cfg, DATASET_DEFAULTS[args.dataset], source="--dataset")
             forget_digits_selection(cfg)
+        elif args.dataset in OWN_DATA and not args.config:
+            apply_dict(cfg, OWN_DATA_DEFAULTS, source="--dataset")
+            forget_digits_selection(cfg)
+    backbone = getattr(args, "backbone", None)
+    if backbone and backbone != cfg.model.backbone:
+        cfg.model.backbone, cfg.model.backbone_kwargs = backbone, {}  # the config's kwargs were its backbone's
+    if not args.config and not args.output_dir and (args.dataset or backbone):
+        source = Path(args.data_path).name if args.data_path else cfg.data.dataset
+        cfg.output_dir = f"runs/{source}-{cfg.model.backbone}"  # not the quickstart's runs/quickstart
     cfg = load_config_overrides(cfg, args)
     return cfg
 
@@ -89,6 +111,10 @@ def load_config_overrides(cfg: TrainConfig, args) -> TrainConfig:
         cfg.progress_bar = False
     if getattr(args, "sync_bn", False):
         cfg.model.sync_bn = True
+    if getattr(args, "pretrained", False):
+        cfg.model.pretrained = True
+    if getattr(args, "checkpoint_path", None):
+        cfg.model.checkpoint_path = args.checkpoint_path
     if getattr(args, "quiet", False) or getattr(args, "verbose", False):
         cfg.log_level = "quiet" if args.quiet else "verbose"
     return apply_overrides(cfg, args.set)

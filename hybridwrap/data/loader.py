@@ -133,6 +133,10 @@ def step_batches(data, split, data_cfg, seed: int, teacher_view: bool, rank: int
     elif data.unlabeled_x is not None:
         images = concat([data.train_x, data.unlabeled_x])
         pool += list(range(len(data.train_x), len(images)))
+    if not pool and stream is None and data_cfg.num_labels is None:
+        # every training image is labeled (own data, data.num_labels unset) and there is no unlabeled folder: the
+        # reconstruction and stability terms see the labeled images, as unlabeled_includes_labeled would do
+        pool = sorted(split.labeled)
     if not pool and stream is None:
         raise DataError(f"Every training image of {data.name} outside validation is labeled (data.num_labels="
                         f"{len(split.labeled)}), so no unlabeled image is left for the unlabeled stream. Lower "

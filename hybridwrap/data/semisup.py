@@ -35,14 +35,20 @@ class Split:
         return cls(**json.loads(path.read_text()))
 
 
-def make_split(train_y: torch.Tensor, num_classes: int, num_labels: int, seed: int, val_size: int = 0) -> Split:
-    """A validation hold-out (random, seeded) and a balanced labeled subset of N/num_classes per class."""
+def make_split(train_y: torch.Tensor, num_classes: int, num_labels: int | None, seed: int, val_size: int = 0) -> Split:
+    """A validation hold-out (random, seeded) and a balanced labeled subset of N/num_classes per class
+    (``num_labels=None``: every image outside the hold-out is labeled)."""
     n = len(train_y)
     if train_y.numel() and (int(train_y.min()) < 0 or int(train_y.max()) >= num_classes):
         bad = train_y[(train_y < 0) | (train_y >= num_classes)][:5].tolist()
         fix = (f"Set model.num_classes={int(train_y.max()) + 1}" if int(train_y.min()) >= 0 else
                "Labels must be 0..num_classes-1 (-1 is not a label: put unlabeled images in the unlabeled split)")
         raise DataError(f"Training labels {bad} are outside 0..{num_classes - 1}. {fix}.")
+    if num_labels is None:  # all labeled: the hold-out, then every other training image
+        if val_size < 0 or val_size >= n:
+            raise DataError(f"data.val_size={val_size} must be between 0 and the {n} training images.")
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        return Split(n - val_size, seed, val_size, sorted(order[val_size:].tolist()), sorted(order[:val_size].tolist()))
     if num_labels <= 0 or num_labels % num_classes:
         raise DataError(f"data.num_labels={num_labels} must be a positive multiple of the {num_classes} classes "
                         f"(N/num_classes labeled images per class), e.g. {num_classes * max(1, num_labels // num_classes)}.")

@@ -89,7 +89,15 @@ class Run:
         acc.wait_for_everyone()
 
         # data and split (the labeled subset is saved with the run and reused on resume)
+        if cfg.model.pretrained and cfg.data.image_size is None:  # pretrained weights: the size they were made at
+            from ..registry import get_backbone
+
+            cfg.data.image_size = int(get_backbone(cfg.model.backbone).default_input_size[-1])
         self.data = load_data(cfg.data)
+        if cfg.model.in_chans is None:  # own data: channels and classes are the data's
+            cfg.model.in_chans = self.data.channels
+        if cfg.model.num_classes is None:
+            cfg.model.num_classes = len(self.data.class_names)
         split_path = self.run_dir / "labels.json"
         if resume and split_path.exists():
             self.split = Split.load(split_path)
@@ -116,7 +124,7 @@ class Run:
         if cfg.model.input_size is None:  # unset: the size it trains at, recorded for eval, summary and export
             cfg.model.input_size = tuple(self.data.image_size)
         torch.manual_seed(cfg.seed)
-        model = build_from_config(cfg.model)
+        model = build_from_config(cfg.model, pretrained=cfg.model.pretrained, checkpoint_path=cfg.model.checkpoint_path)
         check_data_fits_model(cfg, self.data)  # any image size: the decoders follow the sizes of each pass
         cfg.model.input_size = tuple(model.layout.input_size)
         cfg.model.mean, cfg.model.std = model.config.mean, model.config.std
@@ -394,7 +402,7 @@ class Run:
         cfg = self.cfg
         result = {
             "preset": cfg.preset, "dataset": self.data.name, "backbone": cfg.model.backbone,
-            "labels": cfg.data.num_labels, "labels_seed": cfg.data.labels_seed, "seed": cfg.seed,
+            "labels": len(self.split.labeled), "labels_seed": cfg.data.labels_seed, "seed": cfg.seed,
             "steps": self.state.step, "seconds": round(seconds, 2), "processes": self.world,
             **({"test_images": len(self.data.test_y)} if self.eval_loader is not None else {}),
             "device": str(acc.device), "precision": self.precision, **final,

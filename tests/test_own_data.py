@@ -1,0 +1,93 @@
+"""Issue 17: a training path that starts from the user's images and backbone, with nothing of the digits demo."""
+
+import json
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ENV_TESTS, _free_port, cli
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """train/<class>/ and test/<class>/ of 32-px RGB images, 3 classes."""
+    root = tmp_path_factory.mktemp("own") / "my_images"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 2)):
+        for c, name in enumerate(("apple", "pear", "plum")):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(60 * c, 60 * c + 80, (32, 32, 3), dtype=np.uint8)).save(
+                    root / split / name / f"{i}.png")
+    return root
+
+
+def _train(*args, cwd, env=ENV_TESTS):
+    return subprocess.run(cli("train", *map(str, args), "--no-progress"), capture_output=True, text=True, env=env,
+                          cwd=cwd)
+
+
+def test_own_folder_with_a_timm_backbone_trains_with_no_other_option(folder, tmp_path):
+    done = _train("--dataset", "imagefolder", "--data-path", folder, "--backbone", "resnet18", "--max-steps", "2",
+                  cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = tmp_path / "runs" / "my_images-resnet18"  # named after the data and the backbone
+    saved = json.loads((run / "train_config.json").read_text())
+    assert saved["model"]["backbone"] == "resnet18" and saved["model"]["backbone_kwargs"] == {}
+    assert saved["model"]["in_chans"] == 3 and saved["model"]["num_classes"] == 3  # from the images
+    assert saved["model"]["input_size"] == [32, 32] and saved["data"]["image_size"] is None
+    assert saved["model"]["label_names"] == ["apple", "pear", "plum"]
+    assert saved["seeds"] == 1 and saved["selected_by"] == "" and saved["protocol"] == ""
+    assert json.loads((run / "labels.json").read_text())["num_labels"] == 18  # every train/ image is labeled
+    assert "settings:" not in done.stdout  # no tune selection is claimed
+    assert "18 labeled" in done.stderr and "precision" in done.stderr
+
+
+def test_backbone_kwargs_the_backbone_does_not_take_are_one_line(folder, tmp_path):
+    done = _train("--dataset", "imagefolder", "--data-path", folder, "--backbone", "resnet18", "--max-steps", "1",
+                  "--set", "model.backbone_kwargs={width: 0.25}", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("hybridwrap: error: resnet18 does not take backbone_kwargs width (they belong to "
+                                   "another backbone): remove them from model.backbone_kwargs.")
+    assert not (tmp_path / "runs" / "my_images-resnet18").exists()
+
+
+def test_pretrained_inside_backbone_kwargs_is_refused_with_the_right_key(folder, tmp_path):
+    done = _train("--dataset", "imagefolder", "--data-path", folder, "--backbone", "resnet18", "--max-steps", "1",
+                  "--set", "model.backbone_kwargs={pretrained: true}", cwd=tmp_path)
+    assert done.returncode == 2 and "set model.pretrained=true (--pretrained)" in done.stderr
+
+
+def test_pretrained_offline_fails_within_seconds_with_the_hub_error(folder, tmp_path):
+    env = {**ENV_TESTS, "HF_ENDPOINT": f"http://127.0.0.1:{_free_port()}", "HF_HOME": str(tmp_path / "hf")}
+    start = time.time()
+    done = _train("--dataset", "imagefolder", "--data-path", folder, "--backbone", "resnet18", "--pretrained",
+                  "--max-steps", "1", cwd=tmp_path, env=env)
+    assert time.time() - start < 60  # the interpreter's start-up and the data load; no minute of retries
+    assert done.returncode == 5, done.stderr[-2000:]
+    line = done.stderr.strip()
+    assert line.count("\n") == 0 and line.startswith("hybridwrap: error: The pretrained weights of resnet18")
+    assert "--checkpoint-path" in line and "pretrained_cfg_overlay" in line
+
+
+def test_checkpoint_path_from_the_cli_starts_both_encoders_from_the_file(folder, tmp_path):
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    weights = timm.create_model("resnet18", num_classes=3).state_dict()
+    save_file(weights, str(tmp_path / "r18.safetensors"))
+    done = _train("--dataset", "imagefolder", "--data-path", folder, "--backbone", "resnet18", "--checkpoint-path",
+                  tmp_path / "r18.safetensors", "--max-steps", "1", "--output-dir", tmp_path / "run",
+                  "--set", "optim.lr=0", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    from hybridwrap.serialization import load_model
+
+    model, _ = load_model(tmp_path / "run" / "model")
+    # lr 0: the encoders still hold the file's weights (BatchNorm statistics aside)
+    for name in ("conv1.weight", "layer1.0.conv1.weight"):
+        torch.testing.assert_close(model.backbone.state_dict()[name], weights[name])
+        torch.testing.assert_close(model.encoder_u.state_dict()[name], weights[name])
