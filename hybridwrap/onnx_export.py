@@ -17,6 +17,7 @@ import torch
 
 from .config import label_names
 from .errors import ConfigError, TrainingError
+from .serialization import usual_mode
 
 ONNX_METADATA_KEY = "hybridwrap"
 TOLERANCE = 1e-4  # max |logit difference| against PyTorch that a kept export may have
@@ -82,6 +83,6 @@ def export_onnx(model, path: str | Path, teacher: torch.nn.Module | None = None)
         raise TrainingError(f"The ONNX export of {cfg.backbone} differs from PyTorch by {worst:.2e} in the logits "
                             f"(tolerance {TOLERANCE:g}); nothing was written. Report this with the backbone name.")
     tmp.replace(path)
-    path.chmod(0o644)
+    usual_mode(path)
     return {"path": str(path), "max_abs_diff": worst, "checked_shapes": [list(s) for s in shapes],
             "dynamic_height_width": dynamic_hw, "opset": OPSET}

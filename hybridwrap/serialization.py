@@ -19,6 +19,14 @@ CONFIG_NAME = "config.json"
 FORMAT_VERSION = 1
 
 
+def usual_mode(path: Path) -> None:
+    """Give a written file the mode any new file gets here (0644 under the usual umask): safetensors writes its
+    files 0600, which other users and containers then cannot read."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w") as f:
@@ -32,6 +40,7 @@ def save_state_dict(state: dict[str, torch.Tensor], path: Path, metadata: dict |
     tmp = path.with_name(f".{path.name}.tmp")
     save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp),
               metadata={k: str(v) for k, v in (metadata or {}).items()})
+    usual_mode(tmp)
     os.replace(tmp, path)
 
 

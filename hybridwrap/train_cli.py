@@ -126,8 +126,8 @@ def interrupted(cfg: TrainConfig) -> Interrupted:
     found = [p for run in [root, *sorted(root.glob("seed-*")), *sorted(root.glob("baseline/seed-*")), root / "baseline"]
              for p in checkpoint_dirs(run)]
     if not found:
-        return Interrupted(f"interrupted before the first checkpoint of {root}: there is nothing to resume; run the "
-                           "command again.")
+        return Interrupted(f"interrupted before the first checkpoint of {root}: nothing was kept (the run directory "
+                           "it created is removed); run the same command again to start over.")
     last = max(found, key=lambda p: p.stat().st_mtime)
     return Interrupted(f"interrupted. The last checkpoint is {last}; continue with: hybridwrap train --resume "
                        f"--output-dir {root}")

@@ -91,3 +91,45 @@ def test_checkpoint_path_from_the_cli_starts_both_encoders_from_the_file(folder,
     for name in ("conv1.weight", "layer1.0.conv1.weight"):
         torch.testing.assert_close(model.backbone.state_dict()[name], weights[name])
         torch.testing.assert_close(model.encoder_u.state_dict()[name], weights[name])
+
+
+def test_ctrl_c_before_the_first_checkpoint_leaves_nothing_so_the_same_command_runs_again(tmp_path, monkeypatch):
+    from conftest import write_config
+    from hybridwrap.config import load_config
+    from hybridwrap.train import Run, train
+
+    cfg = load_config(write_config(tmp_path / "c.yaml", max_steps=2))
+    cfg.output_dir = str(tmp_path / "runs" / "x")
+
+    def interrupted(self, stop_at=None):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(Run, "fit", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg)
+    assert not (tmp_path / "runs").exists()  # what this start created is gone
+    assert train(load_config(write_config(tmp_path / "c.yaml", max_steps=2, output_dir=str(tmp_path / "runs" / "x"))))
+
+
+def test_written_model_files_get_the_usual_mode(tmp_path):
+    import os
+
+    import hybridwrap
+
+    umask = os.umask(0o022)
+    try:
+        hybridwrap.save_pretrained(hybridwrap.wrap("convlarge", num_classes=2, width=0.125), tmp_path / "m")
+    finally:
+        os.umask(umask)
+    for name in ("model.safetensors", "config.json"):
+        assert oct((tmp_path / "m" / name).stat().st_mode & 0o777) == "0o644", name
+
+
+def test_a_file_that_is_not_an_npz_gets_no_pickle_advice(tmp_path):
+    bad = tmp_path / "data.npz"
+    bad.write_text("not numpy")
+    done = subprocess.run(cli("train", "--dataset", "npz", "--data-path", str(bad), "--max-steps", "1"),
+                          capture_output=True, text=True, env=ENV_TESTS, cwd=tmp_path)
+    assert done.returncode == 3
+    assert "numpy.savez(path, x_train=" in done.stderr and "pickle" not in done.stderr

@@ -105,8 +105,9 @@ def load_npz(path: str, name: str = "npz") -> ImageData:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except Exception as exc:
-        raise DataError(f"{path} is not a readable .npz file ({exc}). Re-create it with numpy.savez.") from exc
+    except Exception as exc:  # numpy's own text would advise loading pickles: never the fix for a data file
+        raise DataError(f"{path} is not a .npz file of numeric arrays ({exc.__class__.__name__}). Write it with "
+                        "numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...).") from exc
     missing = {"x_train", "y_train", "x_test", "y_test"} - set(arrays)
     if missing:
         raise DataError(f"{path} lacks arrays {sorted(missing)}; expected x_train, y_train, x_test, y_test.")

@@ -16,6 +16,9 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None) ->
     run = Run(cfg, resume=resume)
     try:
         return run.fit(stop_at=stop_at)
+    except KeyboardInterrupt:
+        run.close(failed=True)  # before the first checkpoint: the run directory it created goes, so a rerun starts
+        raise
     finally:
         run.close()
 
