@@ -2,8 +2,22 @@
 
 from .errors import (CheckpointError, ConfigError, DataError, HybridWrapError, InputSizeError, TrainingError,
                      UnknownBackboneError, UnsupportedBackboneError)
-from .model import HybridNet, HybridOutput, IntermediatePair, ModelConfig, build_from_config, wrap
-from .registry import list_backbones, register_backbone
+
+# The model's names load on first use (PEP 562), so that `hybridwrap --help` and the commands that need no model
+# start without importing torch and timm.
+_LAZY = {"HybridNet": ".model", "HybridOutput": ".model", "IntermediatePair": ".model", "ModelConfig": ".config",
+         "build_from_config": ".model", "wrap": ".model", "list_backbones": ".registry",
+         "register_backbone": ".registry"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hybridwrap' has no attribute {name!r}")
 
 
 def from_pretrained(repo_id_or_dir, **kwargs):

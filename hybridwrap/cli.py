@@ -203,7 +203,7 @@ def _cmd_tune(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .decoders import DECODERS
+    from .config import DECODERS
     from .train_cli import add_train_arguments
 
     parser = argparse.ArgumentParser(

@@ -20,6 +20,13 @@ import yaml
 from .errors import ConfigError
 
 
+# decoder families (hybridwrap.decoders builds them) and how a decoder undoes a downsampling: upsampling (the
+# paper's D_c), unpooling with switches (the paper's D_u), or the strided transposed blocks of the official HybridNet
+# ResNet code (`mirror` decoder of a registered kind). Here, with the configs, so the CLI lists them without torch.
+DECODERS = ("generic", "light", "mirror")
+DECODER_MODES = ("nearest", "bilinear", "unpool", "transposed")
+
+
 @dataclass
 class ModelConfig:
     """Everything needed to rebuild a HybridNet (saved as ``config.json`` next to the weights)."""

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import DECODER_MODES, DECODERS  # noqa: F401 (re-exported: their one definition is in config.py)
 from .errors import ConfigError
 from .mirror import ConvSpec, EncoderLayout, Level, bottleneck_resize, unpool
 
@@ -209,10 +210,6 @@ def _resize(x, level: Level, mode: str, switches, size):
     return F.interpolate(x, size=size, mode=mode)
 
 
-DECODERS = ("generic", "light", "mirror")
-# how a decoder undoes a downsampling: upsampling (the paper's D_c), unpooling with switches (the paper's D_u), or
-# the strided transposed blocks of the official HybridNet ResNet code (`mirror` decoder of a registered kind)
-DECODER_MODES = ("nearest", "bilinear", "unpool", "transposed")
 DEFAULT_BLOCK_DEPTH = 2  # decoder convolutions per level when the backbone declares no block_depth
 
 

@@ -12,8 +12,6 @@ from pathlib import Path
 from . import logs
 from .config import TrainConfig, apply_overrides, load_config
 from .errors import Interrupted, process_rank, run_user_command
-from .train import format_results, train_with_baseline
-from .train.rundir import checkpoint_dirs, saved_run_config
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,6 +72,8 @@ def config_from_args(args) -> TrainConfig:
     from .config import apply_dict
 
     if getattr(args, "resume", False) and not args.config and args.output_dir:
+        from .train.rundir import saved_run_config
+
         saved = saved_run_config(Path(args.output_dir))  # `--resume --output-dir RUN`: the run's own config
         if saved is not None:
             return load_config_overrides(saved, args)
@@ -122,6 +122,8 @@ def load_config_overrides(cfg: TrainConfig, args) -> TrainConfig:
 
 def interrupted(cfg: TrainConfig) -> Interrupted:
     """Ctrl-C: where the last checkpoint is, and the command that continues from it."""
+    from .train.rundir import checkpoint_dirs
+
     root = Path(cfg.output_dir)
     found = [p for run in [root, *sorted(root.glob("seed-*")), *sorted(root.glob("baseline/seed-*")), root / "baseline"]
              for p in checkpoint_dirs(run)]
@@ -139,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def go():
+        from .train import format_results, train_with_baseline  # here: `hybridwrap train --help` needs no torch
+
         cfg = config_from_args(args)
         if process_rank() == 0:  # set by `accelerate launch`: one console, the main process's
             logs.attach_console(cfg.log_level)

@@ -100,3 +100,22 @@ def test_dependencies_point_down_from_the_cli_to_training_to_the_model():
 def test_no_library_module_is_over_about_400_lines():
     sizes = {p.relative_to(REPO).as_posix(): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert not {k: v for k, v in sizes.items() if v > 450}, "split these modules by concern"
+
+
+def test_help_and_the_package_import_need_neither_torch_nor_timm():
+    """`hybridwrap --help` (and a command's --help) answers without loading torch or timm: they load on first use."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, runpy; sys.argv = ['hybridwrap'] + sys.argv[1:]\n"
+             "try:\n    runpy.run_module('hybridwrap.cli', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "heavy = sorted(m for m in ('torch', 'timm', 'accelerate') if m in sys.modules)\n"
+             "print('HEAVY', heavy, file=sys.stderr)")
+    for args in (["--help"], ["train", "--help"], ["predict", "--help"], ["export", "--help"]):
+        done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
+        assert "HEAVY []" in done.stderr, (args, done.stderr[-500:])
+        assert "usage: hybridwrap" in done.stdout
+    import hybridwrap
+
+    assert callable(hybridwrap.wrap) and hybridwrap.ConfigError  # the lazy names resolve
