@@ -178,7 +178,7 @@ def _cmd_tune(args) -> int:
     from .tune import parse_grid, tune
 
     seeds = args.seeds
-    args.output_dir, args.seeds, args.baseline, args.no_progress = None, None, False, True  # not tune options
+    args.output_dir, args.seeds, args.baseline = None, None, False  # not tune options
     cfg = config_from_args(args)
     if args.val_size is not None:
         if args.val_size < 1:
@@ -187,8 +187,15 @@ def _cmd_tune(args) -> int:
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}.")
     grid = parse_grid(args.grid, cfg.preset)
-    summary = tune(cfg, grid, args.tune_dir, seeds=[cfg.seed + k for k in range(seeds)],
-                   metric=args.metric, early_stop=args.early_stop)
+    try:
+        summary = tune(cfg, grid, args.tune_dir, seeds=[cfg.seed + k for k in range(seeds)],
+                       metric=args.metric, early_stop=args.early_stop)
+    except KeyboardInterrupt:
+        from .errors import Interrupted
+
+        raise Interrupted(f"interrupted. Re-running the same command resumes: finished trials are kept in "
+                          f"{args.tune_dir}/trials.jsonl and the interrupted one continues from its last "
+                          "checkpoint.") from None
     metric = summary["metric"]
     print(f"{'rank':<5} {'setting':<50} {metric:>16}")
     for i, row in enumerate(summary["ranking"], 1):
@@ -236,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, help="first seed")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override a config field")
     p.add_argument("--tune-dir", default="runs/tune", help="where trials and results go (default: runs/tune)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar within a trial")
     p.add_argument("--grid", action="append", metavar="SECTION.FIELD=V1,V2,...",
                    help="values to try (repeatable; the grid is their product). Default: the paper's "
                         "loss.lambda_rec=0.25,0.5,1.0 x loss.lambda_rec_inter=0.25,0.5,1.0")

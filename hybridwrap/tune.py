@@ -101,7 +101,7 @@ def trial_config(base: TrainConfig, trial: Trial, tune_dir: Path) -> TrainConfig
     cfg.output_dir = str(tune_dir / "trials" / trial.name)
     cfg.evaluate_test = False  # selection never sees the test set
     cfg.compare_baseline = False
-    cfg.progress_bar = False
+    cfg.progress_bar = base.progress_bar  # progress within a trial, unless --no-progress
     return cfg
 
 

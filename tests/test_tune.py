@@ -1,5 +1,6 @@
 """hybridwrap tune: validation-only selection, resume, the written config, bad grids."""
 
+from pathlib import Path
 import json
 import subprocess
 
@@ -183,3 +184,28 @@ def test_cli_tune_end_to_end_on_the_cifar10_npz(tmp_path):
     summary = json.loads((tmp_path / "c" / "tune.json").read_text())
     assert summary["dataset"] == "cifar10" and summary["val_size"] == 100 and summary["trials"] == 2
     assert "test set unused" in done.stdout
+
+
+def test_ctrl_c_in_tune_says_that_rerunning_resumes(tmp_path, tiny_config, monkeypatch, capsys):
+    import hybridwrap.tune as tune_module
+    from hybridwrap.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune_module, "tune", interrupted)
+    code = main(["tune", "--config", str(tiny_config()), "--tune-dir", str(tmp_path / "t")])
+    assert code == 130
+    err = capsys.readouterr().err
+    assert "Re-running the same command resumes" in err and f"{tmp_path / 't'}/trials.jsonl" in err
+
+
+def test_trials_show_progress_unless_no_progress():
+    from hybridwrap.config import TrainConfig
+    from hybridwrap.tune import Trial, trial_config
+
+    base = TrainConfig()
+    trial = Trial(name="t0", settings={"loss.lambda_rec": 0.5}, seed=0)
+    assert trial_config(base, trial, Path("/tmp/t")).progress_bar
+    base.progress_bar = False
+    assert not trial_config(base, trial, Path("/tmp/t")).progress_bar
