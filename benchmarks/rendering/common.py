@@ -156,3 +156,9 @@ def table_header(line: str) -> list[str]:
     """A markdown table's header line and its separator (one ``---`` per column): the one table helper of every
     section, so all of RESULTS.md's tables share their form."""
     return [line, "|" + "---|" * (line.count("|") - 1)]
+
+
+def json_section(pattern: str, title: str) -> tuple[list[dict], list[str]]:
+    """The results files of a section and its heading lines (no heading when there is no file)."""
+    files = load(pattern)
+    return files, ([f"## {title}", ""] if files else [])

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from .common import load, table_header, repository_relative
+from .common import table_header, repository_relative, json_section
 
 
 def cost_lines() -> list[str]:
-    files = load("cost-*.json")
-    if not files:
-        return []
-    lines = ["## Cost", ""]
+    files, lines = json_section("cost-*.json", "Cost")
     for res in files:
         lines += [f"Measured side by side in one process on {res['device']} ({res['threads']} threads), "
                   f"batch {res['batch']}, {res['precision']}; median of {res['rounds']} rounds. FLOPs from "

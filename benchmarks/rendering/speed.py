@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from .common import load, table_header
+from .common import table_header, json_section
 
 
 def step_option_lines() -> list[str]:
-    files = load("step-options-*.json")
-    if not files:
-        return []
-    lines = ["## CPU speed options (measured before adopting)", ""]
+    files, lines = json_section("step-options-*.json", "CPU speed options (measured before adopting)")
     for res in files:
         lines += [f"Full HybridNet + Mean Teacher training step, ConvLarge width {res['width']}, batch {res['batch']}, "
                   f"{res['threads']} threads; options interleaved in one process, median of rounds.", "",

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from .common import load, table_header, repository_relative
+from .common import table_header, repository_relative, json_section
 
 
 def streaming_lines() -> list[str]:
     """benchmarks/streaming.py: peak memory against the unlabeled pool's size, and loader against step rate."""
-    files = load("streaming-*.json")
-    if not files:
-        return []
-    lines = ["## Memory and loader speed with an on-disk unlabeled pool", ""]
+    files, lines = json_section("streaming-*.json", "Memory and loader speed with an on-disk unlabeled pool")
     for res in files:
         lines += [f"`hybridwrap train` on an ImageFolder at {res['size']} px (CIFAR-10 PNGs upscaled when read), "
                   f"{res['backbone']} with the `{res['decoder']}` decoder, full HybridNet + Mean Teacher, batches of "
