@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from hybridwrap.decoders import DECODERS  # every decoder option, measured side by side
+from hybridwrap.hardware import cpu_capability  # the SIMD level and native bf16, beside every time
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -181,6 +182,7 @@ def main(argv=None):
     device = args.device
     result = {"benchmark": "cost", "device": torch.cuda.get_device_name() if device == "cuda" else
               f"cpu ({platform.machine()})", "threads": torch.get_num_threads(), "precision": "fp32",
+              "cpu_capability": cpu_capability(),
               "rounds": args.rounds, "batch": f"{args.batch} (32 px) / {args.batch_224} (224 px)",
               "torch": torch.__version__, "backbones": [],
               "command": "python benchmarks/cost.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))}

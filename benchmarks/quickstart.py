@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from hybridwrap.hardware import cpu_capability  # the SIMD level and native bf16, beside every time
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -42,7 +43,8 @@ def main() -> None:
     print(table)
     out = {
         "command": "hybridwrap train --baseline", "config": "configs/quickstart.yaml", "seconds": round(seconds, 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "commit": git_commit(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "cpu_capability": cpu_capability(),
+        "precision": results[0].get("precision", cfg.mixed_precision), "commit": git_commit(),
         "selected_by": cfg.selected_by, "seeds": cfg.seeds, "num_labels": cfg.data.num_labels,
         "max_steps": cfg.max_steps, "table": table,
         "runs": [{k: r.get(k) for k in ("preset", "seed", "labels_seed", "test_acc", "teacher_test_acc", "seconds")}

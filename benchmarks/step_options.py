@@ -24,6 +24,7 @@ import hybridwrap
 from hybridwrap import losses
 from hybridwrap.config import LossConfig
 from hybridwrap.teachers import MeanTeacher
+from hybridwrap.hardware import cpu_capability  # the SIMD level and native bf16, beside every time
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -83,6 +84,7 @@ def main():
     base = statistics.median(times["fp32"]) if times.get("fp32") else None
     result = {"benchmark": "step_options", "model": "convlarge full HybridNet + Mean Teacher", "width": args.width,
               "batch": "20+80 at 32x32", "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+              "cpu_capability": cpu_capability(),
               "torch": torch.__version__,
               "options": {o: {"median_step_s": statistics.median(v), "rounds_s": v,
                               "speedup_vs_fp32": (base / statistics.median(v)) if base else None}

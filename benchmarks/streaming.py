@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from hybridwrap.hardware import cpu_capability  # the SIMD level and native bf16, beside every time
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -205,6 +206,7 @@ def main():
     device = "cuda" if torch.cuda.is_available() else "cpu"
     result = {
         "benchmark": "streaming", "device": device, "cpus": os.cpu_count(), "platform": platform.platform(),
+        "cpu_capability": cpu_capability(),
         "torch": torch.__version__, "backbone": args.backbone, "decoder": args.decoder, "size": args.size,
         "batch": [args.labeled, args.unlabeled], "steps": args.steps, "pools": pools,
         "pss_growth_mib": pools[-1]["train"]["peak_pss_mib"] - pools[0]["train"]["peak_pss_mib"],

@@ -162,3 +162,8 @@ def json_section(pattern: str, title: str) -> tuple[list[dict], list[str]]:
     """The results files of a section and its heading lines (no heading when there is no file)."""
     files = load(pattern)
     return files, ([f"## {title}", ""] if files else [])
+
+
+def capability(res: dict) -> str:
+    """The CPU capability a timing was taken on, as its JSON recorded it (older results did not)."""
+    return f"CPU capability {res.get('cpu_capability') or 'not recorded'}"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from .common import table_header, repository_relative, json_section
+from .common import table_header, repository_relative, json_section, capability
 
 
 def cost_lines() -> list[str]:
     files, lines = json_section("cost-*.json", "Cost")
     for res in files:
-        lines += [f"Measured side by side in one process on {res['device']} ({res['threads']} threads), "
+        lines += [f"Measured side by side in one process on {res['device']} ({res['threads']} threads, {capability(res)}), "
                   f"batch {res['batch']}, {res['precision']}; median of {res['rounds']} rounds. FLOPs from "
                   "`torch.utils.flop_counter` (the whole training step: forward, backward, teacher). The time ratio "
                   "divided by the FLOP ratio says how far the measured cost is from the FLOP-ideal multiple "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from . import common
-from .common import _signed, table_header
+from .common import _signed, table_header, capability
 
 
 def _setting(settings: dict) -> str:
@@ -57,6 +57,6 @@ def quickstart_lines() -> list[str]:
     if final.is_file():
         q = json.loads(final.read_text())
         lines += [f"`{q['command']}` ({q['config']}), measured by `benchmarks/quickstart.py`: "
-                  f"{q['seconds']:.0f} s for the whole command on {q['machine']} (commit `{q['commit'][:12]}`).",
+                  f"{q['seconds']:.0f} s for the whole command on {q['machine']}, {capability(q)} (commit `{q['commit'][:12]}`).",
                   "", "```", q["table"], "```", ""]
     return lines

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import table_header, repository_relative, json_section
+from .common import table_header, repository_relative, json_section, capability
 
 
 def streaming_lines() -> list[str]:
@@ -12,7 +12,7 @@ def streaming_lines() -> list[str]:
         lines += [f"`hybridwrap train` on an ImageFolder at {res['size']} px (CIFAR-10 PNGs upscaled when read), "
                   f"{res['backbone']} with the `{res['decoder']}` decoder, full HybridNet + Mean Teacher, batches of "
                   f"{res['batch'][0]} labeled + {res['batch'][1]} unlabeled, {res['steps']} steps, default loader "
-                  f"workers; {res['device']}, {res['cpus']} CPUs. Peak memory is the largest sum over the training "
+                  f"workers; {res['device']}, {res['cpus']} CPUs, {capability(res)}. Peak memory is the largest sum over the training "
                   "process and its loader workers, sampled every 0.1 s (PSS counts shared pages once; the RSS sum "
                   "counts them in every process).", "",
                   *table_header("| unlabeled images on disk | peak PSS (MiB) | peak RSS sum (MiB) | processes | s/step | "

@@ -7,7 +7,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from .common import TABLE1, PAPER_TABLE1, budgets, select, _fmt, _mean_std, commands_block, STABILITY_PAIRS, _paired, _paired_cell, table_header
+from .common import TABLE1, PAPER_TABLE1, budgets, select, _fmt, _mean_std, commands_block, STABILITY_PAIRS, _paired, _paired_cell, table_header, capability
 
 
 def ablation_tables(runs: list[dict]) -> list[str]:
@@ -16,7 +16,8 @@ def ablation_tables(runs: list[dict]) -> list[str]:
         seeds = sorted({r["seed"] for r in rs})
         lines += [f"### ConvLarge width {width}, {labels} labels, {iters} iterations, weights `{tag}`", "",
                   f"Seeds {', '.join(map(str, seeds))}; mean ± std over seeds. Test set: CIFAR-10 test (JPEG copy). "
-                  f"Validation: {rs[0].get('val_size')} images held out of the training set.", "",
+                  f"Validation: {rs[0].get('val_size')} images held out of the training set. Timed on "
+                  f"{'; '.join(sorted({r['device'] + ', ' + capability(r) for r in rs}))}.", "",
                   *table_header(f"| preset | student test acc | teacher test acc | student val acc | seconds/run | paper ({labels} labels, 600 epochs) |")]
         for preset in TABLE1:
             p = [r for r in rs if r["preset"] == preset]
@@ -162,7 +163,7 @@ def protocol_lines(runs: list[dict], tag: str = "protocol", literal: str = "lite
     width, labels, iters = mine[0]["width"], mine[0]["labels"], mine[0]["iterations"]
     lit = [r for r in runs if r["tag"] == literal and (r["width"], r["labels"], r["iterations"]) == (width, labels, iters)]
     seeds = sorted({r["seed"] for r in mine})
-    where = sorted({f"{r['device']}, CPU capability {r.get('cpu_capability', '?')}, {r['precision']}" for r in mine})
+    where = sorted({f"{r['device']}, {capability(r)}, {r['precision']}" for r in mine})
     lines = ["## Table 1 under the shipped protocol", "",
              f"`{' '.join(mine[0]['config'])}` run as it is (protocol: {mine[0]['protocol']}), at ConvLarge width "
              f"{width}, {labels} labels, {iters} iterations with every schedule scaled to that budget "
@@ -241,7 +242,7 @@ def table3_lines(runs: list[dict], config: str = "configs/cifar10_shakeshake.yam
     r0 = mine[0]
     seeds = sorted({r["seed"] for r in mine})
     d = max(1, round(96 * (r0["width"] or 1.0)))
-    where = sorted({f"{r['device']}, CPU capability {r.get('cpu_capability', '?')}, {r['precision']}" for r in mine})
+    where = sorted({f"{r['device']}, {capability(r)}, {r['precision']}" for r in mine})
     lines = ["## Table 3's network at a CPU budget", "",
              f"`{config}` run as it is (protocol: {r0['protocol']}) with a narrower network, shake-shake 26 "
              f"2x{d}d (`--width {r0['width']}` of 2x96d: the paper's is 2x96d), CIFAR-10, {r0['labels']} labels, "
