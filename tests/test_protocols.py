@@ -2,11 +2,9 @@
 
 import json
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from conftest import ENV_TESTS, REPO, cli
