@@ -202,7 +202,7 @@ def shakeshake26_2x96d(pretrained: bool = False, **kwargs) -> ShakeShakeResNet:
 
 
 def register():
-    from hybridwrap.mirror import register_mirror_block
+    from hybridwrap.decoders import register_mirror_block
     from hybridwrap.plugin_utils import timm_factory
     from hybridwrap.registry import register_backbone
 
