@@ -116,6 +116,30 @@ def _peer_failed() -> int | None:
         return None
 
 
+_launcher_pid: int | None = None  # set under `accelerate launch` by the worker's launcher watch
+
+
+def watch_launcher(pid: int) -> None:
+    global _launcher_pid
+    _launcher_pid = pid
+
+
+def launcher_gone(wait: float = 0.0) -> str | None:
+    """The line to print when this worker's launcher has died (waiting up to ``wait`` s: the kernel closes a dead
+    launcher's connections just before it re-parents its workers), else None."""
+    import time
+
+    deadline = time.time() + wait
+    while _launcher_pid is not None:
+        if os.getppid() != _launcher_pid:
+            return (f"hybridwrap: error: the launcher (pid {_launcher_pid}) is gone; this worker stops too. Continue "
+                    "from the last checkpoint with --resume.")
+        if time.time() >= deadline:
+            break
+        time.sleep(0.05)
+    return None
+
+
 def run_user_command(fn) -> int:
     """Run ``fn`` and return its exit status. A hybridwrap error (or Ctrl-C) becomes one clear line on rank 0's
     stderr and its own exit status, not a traceback; the other ranks of a multi-process launch exit quietly
@@ -135,6 +159,11 @@ def run_user_command(fn) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
     except Exception:
+        gone = launcher_gone(wait=1.0)  # the launcher was killed: its store went with it, whatever failed next
+        if gone is not None:
+            if process_rank() == 0:
+                print(gone, file=sys.stderr, flush=True)
+            return 1
         code = _peer_failed()
         if code is None:
             raise

@@ -126,7 +126,7 @@ def test_imagefolder_with_empty_class_folders(tmp_path):
 def test_unreadable_npz(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip file")
-    with pytest.raises(DataError, match="not a readable .npz"):
+    with pytest.raises(DataError, match="is not a .npz file of numeric arrays.*numpy.savez"):
         load_data(DataConfig(dataset="npz", path=str(bad)))
 
 

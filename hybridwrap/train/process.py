@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from ..errors import process_rank
+from ..errors import launcher_gone, process_rank, watch_launcher
 
 
 def allow_new_precision(mixed_precision: str) -> None:
@@ -31,15 +31,15 @@ def stop_when_launcher_dies() -> None:
         return
     import threading
 
-    launcher = os.getppid()
+    watch_launcher(os.getppid())
 
     def watch():
         while True:
             time.sleep(2.0)
-            if os.getppid() != launcher:
+            gone = launcher_gone()
+            if gone is not None:
                 if process_rank() == 0:
-                    print(f"hybridwrap: error: the launcher (pid {launcher}) is gone; this worker stops too. Continue "
-                          "from the last checkpoint with --resume.", file=sys.stderr, flush=True)
+                    print(gone, file=sys.stderr, flush=True)
                 os._exit(1)
 
     threading.Thread(target=watch, name="hybridwrap-launcher-watch", daemon=True).start()
