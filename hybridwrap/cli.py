@@ -75,9 +75,9 @@ def _cmd_export(args) -> int:
 
         raise CheckpointError(f"{args.run} has no Mean Teacher weights; export the student (drop --teacher).")
     if args.onnx:
-        from .onnx_export import _require_onnx
+        from .onnx_export import require_onnx
 
-        _require_onnx()  # before anything is written: without the extra, say so and stop
+        require_onnx()  # before anything is written: without the extra, say so and stop
     out = Path(args.output_dir) if args.output_dir else Path(tempfile.mkdtemp(prefix="hybridwrap-export-"))
     export_classifier(model, out, teacher=teacher if args.teacher else None)
     print(f"exported the {'teacher' if args.teacher else 'student'} classifier to {out}")

@@ -24,15 +24,20 @@ def cpu_capability() -> str:
     return " ".join([base] + [f"+{e}" for e in extras]) if extras else f"{base} (no native bf16)"
 
 
+def emulated_bf16(precision: str, cuda: bool) -> bool:
+    """Whether ``precision`` asks this CPU for bf16 it does not compute natively (the slow case worth a warning)."""
+    return precision == "bf16" and not cuda and not cpu_native_bf16()
+
+
 def resolve_precision(requested: str, cuda: bool | None = None) -> tuple[str, str]:
     """(the precision to train in: "no", "bf16" or "fp16", why). ``auto``: on CUDA bf16 where the GPU supports
     it, else fp16 (Accelerate's gradient scaler); on CPU bf16 only where the CPU computes it natively, else fp32.
     An explicit choice is kept as it is; bf16 on a CPU without native bf16 comes with the reason it is slow."""
     cuda = torch.cuda.is_available() if cuda is None else cuda
     if requested != "auto":
-        if requested == "bf16" and not cuda and not cpu_native_bf16():
-            return requested, (f"set explicitly; this CPU ({cpu_capability()}) emulates bf16, about 12x slower than "
-                               "fp32 here: use mixed_precision: auto (or no)")
+        if emulated_bf16(requested, cuda):
+            return requested, (f"set explicitly; this CPU ({cpu_capability()}) emulates bf16, many times slower than "
+                               "fp32: use mixed_precision: auto (or no)")
         return requested, "set explicitly"
     if cuda:
         if torch.cuda.is_bf16_supported():

@@ -24,7 +24,7 @@ TOLERANCE = 1e-4  # max |logit difference| against PyTorch that a kept export ma
 OPSET = 17
 
 
-def _require_onnx():
+def require_onnx():
     try:
         import onnx
         import onnxruntime
@@ -46,7 +46,7 @@ def export_onnx(model, path: str | Path, teacher: torch.nn.Module | None = None)
     """Write the classifier of ``model`` (or ``teacher``) to ``path`` and check it with onnxruntime on two batch
     sizes (and another image size when height and width are dynamic). Returns what was checked; a difference
     above ``TOLERANCE`` removes the file and raises."""
-    onnx, onnxruntime = _require_onnx()
+    onnx, onnxruntime = require_onnx()
     cfg = model.config
     net = (teacher if teacher is not None else model.backbone).eval().float()
     c, (h, w) = cfg.in_chans, tuple(cfg.input_size)

@@ -126,12 +126,6 @@ def _is_timm_export(directory: Path) -> bool:
         return False
 
 
-@dataclass
-class Failure:
-    path: str
-    reason: str
-
-
 def predict(model, images: Iterable, top_k: int = 5, teacher=None, batch_size: int = 64,
             progress: bool = False) -> list[dict]:
     """Top-k classes of ``images`` (paths, or PIL images) with ``model``: a HybridNet, a :class:`Classifier`

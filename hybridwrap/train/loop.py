@@ -26,7 +26,7 @@ from ..data.images import take
 from ..data.loader import default_workers, eval_loader, step_batches, step_loader
 from ..data.semisup import Split, fold_split, make_split
 from ..errors import DataError, TrainingError, process_rank
-from ..hardware import resolve_precision
+from .. import hardware
 from ..model import build_from_config
 from ..presets import apply_preset
 from ..serialization import atomic_write_text, save_model
@@ -60,8 +60,9 @@ class Run:
         # (Accelerate only does so when told cpu=True).
         cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
         # the precision from the hardware this process runs on (never a number measured on another machine)
-        self.precision, self.precision_reason = resolve_precision(cfg.mixed_precision, torch.cuda.is_available() and not cpu)
-        if "emulates bf16" in self.precision_reason and process_rank() == 0:
+        on_cuda = torch.cuda.is_available() and not cpu
+        self.precision, self.precision_reason = hardware.resolve_precision(cfg.mixed_precision, on_cuda)
+        if hardware.emulated_bf16(self.precision, on_cuda) and process_rank() == 0:
             warnings.warn(f"mixed_precision=bf16 {self.precision_reason}.", stacklevel=2)
         allow_new_precision(self.precision)
         self.accelerator = Accelerator(
