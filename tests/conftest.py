@@ -29,7 +29,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 HUB_TOKEN = "hf_test_token_do_not_leak"
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10.npz"
-ENV_TESTS = {**os.environ, "PYTHONPATH": str(REPO / "tests")}  # for subprocesses of the CLI
+# for subprocesses of the CLI; a PYTHONPATH already set (e.g. benchmarks/no_native_bf16) is kept behind tests/
+ENV_TESTS = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO / "tests"), os.environ.get("PYTHONPATH"))
+                                                         if p)}
 
 TINY = {
     "preset": "full",
