@@ -108,7 +108,7 @@ class DataConfig:
     # ImageNet recipe) for images of 128 px or more, else by dataset (translate only for digits and SVHN)
     augment: str = "auto"
     # max translation in pixels (reflect padding). None: 1/8 of the image side, the Mean Teacher / official
-    # HybridNet protocol: 4 px at 32 px (CIFAR-10, SVHN), 12 px at 96 px (STL-10), 2 px for the 16 px digits
+    # HybridNet protocol: 4 px at 32 px (CIFAR-10, SVHN), 12 px at 96 px (STL-10); the digits quickstart sets 2 px
     translate: int | None = None  # each shipped config sets it from its protocol (docs/paper_mapping.md)
     # "backbone": the mean/std of the backbone's pretrained_cfg (ImageNet for timm / Places365 ResNets, 0.5
     # for ConvLarge); "dataset": per-channel statistics of the training images

@@ -4,6 +4,7 @@ The benchmarks themselves are not part of CI; these only prove the scripts work.
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -97,8 +98,33 @@ def test_step_options_smoke(tmp_path):
     assert res["options"]["fp32"]["speedup_vs_fp32"] == 1.0 and "bf16" in res["options"]
 
 
+def test_first_command_cost_smoke(tmp_path):
+    out = tmp_path / "cost.json"
+    _run(BENCH / "first_command_cost.py", "--steps", 1, "--rounds", 1, "--candidates", "12px-20+40", "--output", out)
+    res = json.loads(out.read_text())
+    row = res["candidates"]["12px-20+40"]
+    assert row["full_s_per_step"] > 0 and row["baseline_s_per_step"] > 0 and res["precision"] == "no (fp32)"
+    assert res["cpu_capability"] and res["cpu_emulation"] is None
+
+
+def test_no_native_bf16_emulation_makes_auto_precision_fp32():
+    """benchmarks/no_native_bf16 stands in for a CPU without native bf16: auto precision must then be fp32."""
+    env = {**os.environ, "PYTHONPATH": f"{BENCH / 'no_native_bf16'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    code = ("import os, sys; from hybridwrap.hardware import cpu_capability, resolve_precision; "
+            "assert 'torch' in sys.modules; print(resolve_precision('auto', cuda=False)[0], cpu_capability(), '|', "
+            "os.environ['HYBRIDWRAP_CPU_EMULATION'])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("no ") and "(no native bf16)" in done.stdout and "ATEN_CPU_CAPABILITY=avx2" in done.stdout
+    plain = subprocess.run([sys.executable, "-c", "import sys; print('torch' in sys.modules)"],
+                           capture_output=True, text=True, env=env)
+    assert plain.stdout.strip() == "False"  # the hook imports nothing itself: torch-free commands stay torch-free
+
+
 def test_benchmark_shell_scripts_are_valid_bash():
     subprocess.run(["bash", "-n", str(BENCH / "gpu_check.sh")], check=True)
+    subprocess.run(["bash", "-n", str(BENCH / "quickstart_selection.sh")], check=True)
     subprocess.run(["bash", "-n", str(BENCH / "history" / "cpu_ablation.sh")], check=True)
     subprocess.run(["bash", "-n", str(BENCH / "history" / "regime_study.sh")], check=True)
 

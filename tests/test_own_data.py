@@ -39,6 +39,7 @@ def test_own_folder_with_a_timm_backbone_trains_with_no_other_option(folder, tmp
     assert saved["model"]["backbone"] == "resnet18" and saved["model"]["backbone_kwargs"] == {}
     assert saved["model"]["in_chans"] == 3 and saved["model"]["num_classes"] == 3  # from the images
     assert saved["model"]["input_size"] == [32, 32] and saved["data"]["image_size"] is None
+    assert saved["data"]["unlabeled_batch_size"] == 80 and saved["data"]["translate"] is None  # not the demo's
     assert saved["model"]["label_names"] == ["apple", "pear", "plum"]
     assert saved["seeds"] == 1 and saved["selected_by"] == "" and saved["protocol"] == ""
     assert json.loads((run / "labels.json").read_text())["num_labels"] == 18  # every train/ image is labeled

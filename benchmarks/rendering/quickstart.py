@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import json
+import re
 
 from . import common
 from .common import _signed, table_header, capability
 
+# Issue 17's measurement of the first command as it was then (16 px, 20 + 80 per batch, fp32), the HybridNet runs
+# on a 2-core x86 CPU with AVX2 and no native bf16: the one timing of that CPU we have, to scale ours by.
+ISSUE17_AVX2_FULL_STEP_S = 0.53
+ISSUE17_CANDIDATE = "issue17-16px-20+80"
+
 
 def _setting(settings: dict) -> str:
     return " ".join(f"`{k}={v}`" for k, v in settings.items())
+
+
+def describe_budget(key: str) -> str:
+    """"n100-it300-px12-u40" -> "100 labels, 300 steps, 12 px, 20 + 40 per batch" (older keys: labels, steps)."""
+    m = re.fullmatch(r"n(\d+)-it(\d+)(?:-px(\d+))?(?:-u(\d+))?", key)
+    if m is None:
+        return key
+    labels, steps, px, unlabeled = m.groups()
+    return (f"{labels} labels, {steps} steps" + (f", {px} px" if px else "")
+            + (f", 20 + {unlabeled} per batch" if unlabeled else ""))
 
 
 def quickstart_lines() -> list[str]:
@@ -24,19 +40,17 @@ def quickstart_lines() -> list[str]:
         lines += ["How its settings were chosen (`benchmarks/quickstart_selection.sh`): `hybridwrap tune` on "
                   "validation images held out of the digits training set, never the test set. Scores are the "
                   "student's validation accuracy, mean over the seeds of each setting.", ""]
-        gaps = {}
-        candidates = sorted({k.split("-", 1)[1] for k in tunes})  # "n100-it200": label count and steps
+        candidates = sorted({k.split("-", 1)[1] for k in tunes})  # e.g. "n100-it300-px12-u40"
         for cand in candidates:
-            labels, steps = cand[1:].split("-it")
             for who in ("full", "baseline"):
                 t = tunes.get(f"{who}-{cand}")
                 if t is None:
                     continue
-                lines += [f"### {'HybridNet (full)' if who == 'full' else 'Labeled-only baseline'}, {labels} labels, "
-                          f"{steps} steps", "", f"{t['trials']} trials ({len(t['seeds'])} seeds per setting), "
+                lines += [f"### {'HybridNet (full)' if who == 'full' else 'Labeled-only baseline'}, "
+                          f"{describe_budget(cand)}", "", f"{t['trials']} trials ({len(t['seeds'])} seeds per setting), "
                           f"{t['val_size']} validation images"
                           + (f", settings below the median stopped at step {t['early_stop_step']}" if t.get("early_stop_step") else "")
-                          + (f", {t['precision']} autocast" if t.get("precision") not in (None, "no") else "")
+                          + (f", {t['precision']} autocast" if t.get("precision") not in (None, "no") else ", fp32")
                           + (", channels-last" if t.get("channels_last") else "") + ".", "",
                           *table_header("| setting | val acc | |")]
                 for i, row in enumerate(t["ranking"]):
@@ -44,19 +58,79 @@ def quickstart_lines() -> list[str]:
                 for row in t["stopped_early"]:
                     lines.append(f"| {_setting(row['settings'])} | {row[t['metric']]:.2f} | stopped at step {t['early_stop_step']} |")
                 lines.append("")
-            full, base = tunes.get(f"full-{cand}"), tunes.get(f"baseline-{cand}")
-            if full and base:
-                gaps[f"{labels} labels, {steps} steps"] = full["ranking"][0]["val_acc"] - base["ranking"][0]["val_acc"]
+        gaps = budget_gaps(tunes)
         if gaps:
-            best = max(gaps, key=gaps.get)
+            best = chosen_budget(tunes)
+            tied = [k for k in gaps if k != best and round(gaps[k], 9) == round(gaps[best], 9)]
             lines += ["Best HybridNet minus best baseline, on validation: "
-                      + "; ".join(f"{_signed(g)} points at {c}" for c, g in gaps.items())
-                      + f". The quickstart uses the budget where HybridNet's lead is largest ({best})"
+                      + "; ".join(f"{_signed(g)} points at {describe_budget(c)}" for c, g in gaps.items())
+                      + f". The quickstart uses the budget where HybridNet's lead is largest ({describe_budget(best)}"
+                      + (", tied with " + ", ".join(map(describe_budget, tied)) + " and chosen for its higher HybridNet "
+                         "validation accuracy" if tied else "") + ")"
                       + (": HybridNet leads the baseline there." if gaps[best] > 0 else
                          ": **HybridNet does not lead the baseline on validation at any budget tried.**"), ""]
-    if final.is_file():
-        q = json.loads(final.read_text())
-        lines += [f"`{q['command']}` ({q['config']}), measured by `benchmarks/quickstart.py`: "
-                  f"{q['seconds']:.0f} s for the whole command on {q['machine']}, {capability(q)} (commit `{q['commit'][:12]}`).",
-                  "", "```", q["table"], "```", ""]
+    for path in sorted(common.RESULTS.glob("quickstart-digits*.json")):
+        q = json.loads(path.read_text())
+        where = (f"emulated as {q['cpu_emulation']}" if q.get("cpu_emulation") else capability(q))
+        lines += [f"`{q['command']}` ({q['config']}), measured by `benchmarks/quickstart.py`"
+                  + (" with `--tag " + path.stem[len("quickstart-digits-"):] + "`" if path.stem != "quickstart-digits" else "")
+                  + f": {q['seconds']:.0f} s for the whole command on {q['machine']}, {where}, precision "
+                  f"{q.get('precision', 'not recorded')} (commit `{q['commit'][:12]}`).", "", "```", q["table"], "```", ""]
+    lines += cost_lines()
+    return lines
+
+
+def predicted_seconds(command_seconds: float, cost: dict) -> float | None:
+    """The whole command's time on issue 17's AVX2 CPU: ours under the AVX2 emulation, scaled by that CPU's full
+    step of the issue's command over the emulation's (both the same model, batch and precision)."""
+    ref = cost["candidates"].get(ISSUE17_CANDIDATE)
+    return None if ref is None else command_seconds * ISSUE17_AVX2_FULL_STEP_S / ref["full_s_per_step"]
+
+
+def budget_gaps(tunes: dict) -> dict[str, float]:
+    """Best HybridNet minus best baseline validation accuracy per budget key (``tune-quickstart-<who>-<key>``)."""
+    return {key: tunes[f"full-{key}"]["ranking"][0]["val_acc"] - tunes[f"baseline-{key}"]["ranking"][0]["val_acc"]
+            for key in sorted({k.split("-", 1)[1] for k in tunes}) if f"full-{key}" in tunes and f"baseline-{key}" in tunes}
+
+
+def chosen_budget(tunes: dict) -> str:
+    """The selection's rule: the budget where HybridNet's validation lead is largest; equal leads (to 1e-9: one
+    validation image moves 0.17 points) go to the higher HybridNet validation accuracy."""
+    gaps = budget_gaps(tunes)
+    return max(gaps, key=lambda k: (round(gaps[k], 9), tunes[f"full-{k}"]["ranking"][0]["val_acc"]))
+
+
+def cost_lines() -> list[str]:
+    """benchmarks/first_command_cost.py: fp32 seconds per step of candidate budgets, and the scaling to issue 17's CPU."""
+    files = sorted(common.RESULTS.glob("first-command-cost-*.json"))
+    if not files:
+        return []
+    lines = ["### What a step of the first command costs in fp32", "",
+             "`benchmarks/first_command_cost.py`: configs/quickstart.yaml with each candidate's overrides, a HybridNet "
+             "and a baseline run per candidate and round, rounds alternating, median seconds per step (one evaluation and "
+             "checkpoint included). Where a CPU without native bf16 runs the command, auto precision means fp32.", ""]
+    for path in files:
+        c = json.loads(path.read_text())
+        where = f"emulated as {c['cpu_emulation']}" if c.get("cpu_emulation") else capability(c)
+        lines += [f"{c['machine']}, {where}, {c['steps_per_run']} steps per run, {c['rounds']} rounds "
+                  f"(commit `{c['commit'][:12]}`):", "",
+                  *table_header("| candidate | overrides | HybridNet s/step | baseline s/step | "
+                                f"{c['shipped']['seeds']} seeds x {c['shipped']['max_steps']} steps of both, s |")]
+        for name, row in c["candidates"].items():
+            lines.append(f"| {name} | {' '.join(f'`{o}`' for o in row['overrides']) or '(as shipped)'} | "
+                         f"{row['full_s_per_step']:.3f} | {row['baseline_s_per_step']:.3f} | "
+                         f"{row['predicted_command_s_at_shipped_steps']:.0f} |")
+        lines.append("")
+        ref = c["candidates"].get(ISSUE17_CANDIDATE)
+        if c.get("cpu_emulation") and ref:
+            lines += [f"Issue 17 measured the HybridNet step of `{ISSUE17_CANDIDATE}` (the first command as it was then) "
+                      f"at {ISSUE17_AVX2_FULL_STEP_S} s in fp32 on a 2-core CPU with AVX2 and no native bf16; the "
+                      f"emulation takes {ref['full_s_per_step']:.3f} s for it, so that CPU is "
+                      f"{ISSUE17_AVX2_FULL_STEP_S / ref['full_s_per_step']:.2f}x as long as this emulation.", ""]
+            for q_path in sorted(common.RESULTS.glob("quickstart-digits*.json")):
+                q = json.loads(q_path.read_text())
+                if q.get("cpu_emulation"):
+                    lines += [f"The shipped first command took {q['seconds']:.0f} s under the emulation "
+                              f"({q_path.name}); scaled so, about {predicted_seconds(q['seconds'], c):.0f} s on issue 17's "
+                              "CPU.", ""]
     return lines
