@@ -104,7 +104,7 @@ def test_first_command_cost_smoke(tmp_path):
     res = json.loads(out.read_text())
     row = res["candidates"]["12px-20+40"]
     assert row["full_s_per_step"] > 0 and row["baseline_s_per_step"] > 0 and res["precision"] == "no (fp32)"
-    assert res["cpu_capability"] and res["cpu_emulation"] is None
+    assert res["cpu_capability"] and res["cpu_emulation"] == os.environ.get("HYBRIDWRAP_CPU_EMULATION")
 
 
 def test_no_native_bf16_emulation_makes_auto_precision_fp32():

@@ -12,13 +12,13 @@ import torch
 from safetensors.torch import load_file
 
 import hybridwrap
-from conftest import HUB_TOKEN, REPO, SHARED_CIFAR, assert_encoders_hold, cli, write_config
+from conftest import ENV_TESTS, HUB_TOKEN, REPO, SHARED_CIFAR, assert_encoders_hold, cli, write_config
 from hybridwrap import CheckpointError, ConfigError
 from hybridwrap.config import load_config
 from hybridwrap.hub import HubError, push_run
 from hybridwrap.train import train
 
-ENV = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
+ENV = ENV_TESTS  # the CLI subprocesses' environment, one definition (conftest)
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import REPO, SHARED_CIFAR, cli
+from conftest import ENV_TESTS, REPO, SHARED_CIFAR, cli
 from hybridwrap import CheckpointError, ConfigError, DataError, TrainingError
 from hybridwrap.config import TrainConfig, load_config
 from hybridwrap.presets import PRESETS, TABLE1
 from hybridwrap.train import checkpoint_dirs, train
 
-ENV = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
+ENV = ENV_TESTS  # the CLI subprocesses' environment, one definition (conftest)
 
 
 def _cfg(path, out, **overrides):
@@ -389,9 +389,12 @@ def test_ctrl_c_names_the_last_checkpoint_and_the_resume_command(tiny_config, tm
     out = tmp_path / "int"
     proc = subprocess.Popen(cli("train", "--config", str(config), "--output-dir", str(out), "--no-progress"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-    _wait_for_checkpoint(out)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _wait_for_checkpoint(out)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # a failed wait must not leave a training running beside the rest of the suite
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert f"The last checkpoint is {out / 'checkpoints'}" in err
