@@ -387,8 +387,11 @@ def _wait_for_checkpoint(run: Path, timeout: float = 120) -> None:
 def test_ctrl_c_names_the_last_checkpoint_and_the_resume_command(tiny_config, tmp_path):
     config = tiny_config(max_steps=100000, checkpoint_every=3, eval_every=100000)
     out = tmp_path / "int"
+    # A suite started in the background from a script (`bash .ci/run &`) inherits SIGINT ignored, and so would the
+    # child: Python then installs no KeyboardInterrupt at all. Give the child a terminal's default Ctrl-C.
     proc = subprocess.Popen(cli("train", "--config", str(config), "--output-dir", str(out), "--no-progress"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _wait_for_checkpoint(out)
         proc.send_signal(signal.SIGINT)

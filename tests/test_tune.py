@@ -177,6 +177,9 @@ def test_the_readme_says_what_the_measured_first_command_shows():
     established = statistics.fmean(diffs) > statistics.stdev(diffs) and all(d > 0 for d in diffs)
     assert ("gain over its baseline is not established" in readme) == (not established)
     assert ("on the test set it trails too" in readme) == (statistics.fmean(diffs) < 0)
+    budget = (f"({cfg.data.image_size} px, {cfg.data.labeled_batch_size} labeled + {cfg.data.unlabeled_batch_size} "
+              f"unlabeled images per step, {cfg.max_steps} steps)")
+    assert budget in " ".join(readme.split())  # the README's budget is the shipped config's
     native = json.loads((results / "quickstart-digits.json").read_text())  # the same command where bf16 is native
     assert native["precision"] == "bf16" and native["seconds"] < q["seconds"]  # "with native bf16 it is faster still"
     assert q["seconds"] <= 300 and q["seeds"] >= 3  # the README promises at most five minutes on 2 cores, in fp32
