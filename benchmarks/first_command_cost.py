@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import statistics
@@ -32,15 +33,15 @@ sys.path.insert(0, str(HERE))
 # name -> overrides of configs/quickstart.yaml, each shape stated in full so that the names stay true whatever the
 # shipped config holds; "issue17-16px-20+80" is the command issue 17 timed (0.53 s per HybridNet step there),
 # whose intermediate targets were not detached (more backward work)
-def _shape(px: int, unlabeled: int, *extra: str) -> list[str]:
+def _shape(px: int, unlabeled: int, *extra: str, channels_last: bool = True) -> list[str]:
     return [f"data.image_size={px}", f"model.input_size=[{px}, {px}]", f"data.unlabeled_batch_size={unlabeled}",
-            "channels_last=true", *extra]
+            f"channels_last={str(channels_last).lower()}", *extra]
 
 
 CANDIDATES = {
     "issue17-16px-20+80": _shape(16, 80, "loss.detach_intermediate_targets=false"),
     "16px-20+80": _shape(16, 80),
-    "16px-20+80-contiguous": _shape(16, 80, "channels_last=false"),
+    "16px-20+80-contiguous": _shape(16, 80, channels_last=False),
     "16px-20+40": _shape(16, 40),
     "12px-20+80": _shape(12, 80),
     "12px-20+40": _shape(12, 40),
@@ -69,12 +70,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     parser.add_argument("--tag", default="native")
     parser.add_argument("--output", help="JSON file (default: results/first-command-cost-<tag>.json)")
     args = parser.parse_args()
-    import logging
-
     logging.getLogger("hybridwrap").setLevel(logging.WARNING)
     times: dict[str, dict[str, list[float]]] = {c: {"full": [], "classification": []} for c in args.candidates}
     for r in range(args.rounds):
