@@ -141,6 +141,9 @@ class LossConfig:
     reconstruction: bool = True  # Eq. 4 (Eq. 6 when `balance`)
     intermediate: bool = True  # Eq. 5
     balance: bool = True  # Eq. 6 branch balancing
+    # how Eq. 6 is computed: "paper" (as written) | "official_code" (the official step as it ran, with x̂_c + x̂_u
+    # where Eq. 6 has x̂_c, a tensor aliasing: hybridwrap.losses.balanced_reconstruction_loss, docs/paper_mapping.md)
+    balance_rule: str = "paper"
     stability: str = "mean_teacher"  # Eq. 7 target: mean_teacher | temporal_ensembling | none
     lambda_cls: float = 1.0
     # λ_rec, λ_rec_inter: the setting chosen on validation (§4.2's procedure; RESULTS.md "Choosing the

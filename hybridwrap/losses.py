@@ -43,13 +43,26 @@ def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, norm: str = "mean"
     return reconstruction_error(x_hat, x, norm).mean()
 
 
+BALANCE_RULES = ("paper", "official_code")
+
+
 def balanced_reconstruction_loss(x_hat_c: torch.Tensor, x_hat_u: torch.Tensor, x: torch.Tensor,
-                                 norm: str = "mean") -> torch.Tensor:
+                                 norm: str = "mean", rule: str = "paper") -> torch.Tensor:
     """Eq. 6: per sample, the final reconstruction loss trains only the branch with the larger error.
 
-    If ||x̂_u - x||² >= ||x̂_c - x||²: ||x̂_u + stopgrad(x̂_c) - x||², else ||stopgrad(x̂_u) + x̂_c - x||².
-    The value equals Eq. 4's; only the gradient is routed.
+    ``rule="paper"``: if ||x̂_u - x||² >= ||x̂_c - x||²: ||x̂_u + stopgrad(x̂_c) - x||², else
+    ||stopgrad(x̂_u) + x̂_c - x||². The value equals Eq. 4's; only the gradient is routed.
+
+    ``rule="official_code"``: the official step as it ran. Its network stores one tensor as both ``x_hat`` and
+    ``x_hat_c`` and then adds x̂_u into it in place (architectures.py 297-298 and 317; STL-10: 541-542, 576), so
+    the balancing (main_hybrid.py 408-416) sees x̂_c + x̂_u where Eq. 6 has x̂_c: it compares ||x̂ - x||² with
+    ||x̂_u - x||², its value is ||x̂_c + 2 x̂_u - x||², and it sends the gradient to both branches when the full
+    error is the larger (ties: to x̂_u alone), else to x̂_u alone.
     """
+    if rule == "official_code":
+        x_hat_c = x_hat_c + x_hat_u  # the aliased tensor the official balancing reads as x̂_c
+    elif rule != "paper":
+        raise ValueError(f"loss.balance_rule must be one of {', '.join(BALANCE_RULES)}, got {rule!r}")
     with torch.no_grad():
         u_worse = reconstruction_error(x_hat_u, x, norm) >= reconstruction_error(x_hat_c, x, norm)
     to_u = reconstruction_error(x_hat_u + x_hat_c.detach(), x, norm)
@@ -102,7 +115,7 @@ def objective_terms(out, x: torch.Tensor, labels: torch.Tensor, loss_cfg, z: tor
         terms["cls"] = classification_loss(out.logits, labels.clamp(min=0), labels >= 0, lc.ce_average)
     if lc.reconstruction and out.x_hat is not None:
         if lc.balance and out.x_hat_u is not None:
-            terms["rec"] = balanced_reconstruction_loss(out.x_hat_c, out.x_hat_u, x, lc.norm)
+            terms["rec"] = balanced_reconstruction_loss(out.x_hat_c, out.x_hat_u, x, lc.norm, lc.balance_rule)
         else:
             terms["rec"] = reconstruction_loss(out.x_hat, x, lc.norm)
     if lc.intermediate:

@@ -1,6 +1,7 @@
 """Each term of Eq. 2-7 against a value computed by hand; gradient routing of Eq. 6; EMA and TE updates."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -247,3 +248,79 @@ def test_temporal_ensembling_rampdown_anneals_lr_and_beta1():
     assert lr == pytest.approx(0.003 * math.exp(-12.5 / 4)) and beta1 == pytest.approx(0.5 + 0.4 * math.exp(-12.5 / 4))
     cfg.optim.lr_rampdown_shape, cfg.optim.beta1_rampdown = "cosine", None
     assert optimizer_schedule(cfg, 75) == (pytest.approx(0.0015), 0.9)
+
+
+def _official_step(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The official balancing as it ran, rebuilt by hand: the network stores one tensor as both x_hat and x_hat_c
+    and adds x̂_u into it in place; the balancing then reads that tensor as x̂_c (issue 25)."""
+    x_hat_c_branch, x_hat_u = a * 1.0, b * 1.0  # the two decoders' outputs (non-leaf, as in a network)
+    out = {"x_hat": x_hat_c_branch, "x_hat_c": x_hat_c_branch}
+    out["x_hat"] += x_hat_u  # in place: out["x_hat_c"] now holds x̂_c + x̂_u too
+    per_sample = lambda t: (t - x).pow(2).flatten(1).mean(1)  # noqa: E731
+    mse_c, mse_u = per_sample(out["x_hat_c"]), per_sample(x_hat_u)
+    to_c = per_sample(out["x_hat_c"] + x_hat_u.detach())
+    to_u = per_sample(out["x_hat_c"].detach() + x_hat_u)
+    cond = (mse_c > mse_u).float()
+    return (cond * to_c + (1 - cond) * to_u).mean()
+
+
+def test_official_code_balance_reproduces_the_aliased_step_value_and_routing():
+    from hybridwrap.losses import balanced_reconstruction_loss
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 1, 4, 4, generator=g)
+    a0 = torch.randn(6, 1, 4, 4, generator=g) * 0.5
+    b0 = torch.randn(6, 1, 4, 4, generator=g) * 0.5
+    b0[:3] = x[:3] * 0.95  # x̂_u alone is nearly x: the full error x̂_c + x̂_u - x is the larger for these three...
+    b0[3:] = x[3:] * 1.02 - a0[3:]  # ...and x̂_c + x̂_u is nearly x for the other three: mixed routing
+    grads = {}
+    for name, fn in (("official", lambda a, b: _official_step(a, b, x)),
+                     ("ours", lambda a, b: balanced_reconstruction_loss(a * 1.0, b * 1.0, x, rule="official_code"))):
+        a, b = a0.clone().requires_grad_(), b0.clone().requires_grad_()
+        value = fn(a, b)
+        value.backward()
+        grads[name] = (float(value), a.grad.clone(), b.grad.clone())
+    (v1, ga1, gb1), (v2, ga2, gb2) = grads["official"], grads["ours"]
+    assert abs(v1 - v2) < 1e-6
+    assert torch.allclose(ga1, ga2, atol=1e-7) and torch.allclose(gb1, gb2, atol=1e-7)
+    to_both = ga2.flatten(1).abs().sum(1) > 0
+    assert to_both.tolist() == [True] * 3 + [False] * 3  # the c branch learns only where the full error is larger
+    assert bool((gb2.flatten(1).abs().sum(1) > 0).all())  # x̂_u gets a gradient from every sample
+    expected = ((a0 + 2 * b0 - x).pow(2).flatten(1).mean(1)).mean()  # the value is ||x̂_c + 2 x̂_u - x||²
+    assert abs(v2 - float(expected)) < 1e-6
+
+
+def test_paper_balance_routes_each_sample_to_one_branch_only():
+    from hybridwrap.losses import balanced_reconstruction_loss
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 1, 4, 4, generator=g)
+    a = (x * torch.tensor([0.9, 0.9, 0.1, 0.1]).view(4, 1, 1, 1)).requires_grad_()
+    b = (x * torch.tensor([0.1, 0.1, 0.9, 0.9]).view(4, 1, 1, 1) * 0.5).requires_grad_()
+    balanced_reconstruction_loss(a, b, x, rule="paper").backward()
+    c_gets, u_gets = a.grad.flatten(1).abs().sum(1) > 0, b.grad.flatten(1).abs().sum(1) > 0
+    assert (c_gets ^ u_gets).all() and u_gets.tolist() == [True, True, False, False]
+
+
+def test_an_unknown_balance_rule_is_a_config_error(tiny_config):
+    from hybridwrap.config import load_config
+    from hybridwrap.errors import ConfigError
+    from hybridwrap.train.checks import validate
+
+    cfg = load_config(tiny_config(), ["loss.balance_rule=oficial"])
+    with pytest.raises(ConfigError, match="loss.balance_rule must be 'paper' .* or 'official_code'"):
+        validate(cfg, 1)
+
+
+def test_shipped_configs_take_the_balance_rule_of_their_source():
+    from hybridwrap.config import load_config
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    rules = {name: load_config(configs / name).loss.balance_rule for name in
+             ("cifar10_convlarge.yaml", "stl10_convlarge.yaml", "quickstart.yaml", "mnist5k.yaml",
+              "cifar10_shakeshake.yaml", "svhn_shakeshake.yaml", "stl10_places_resnet50.yaml")}
+    assert rules == {"cifar10_convlarge.yaml": "paper", "stl10_convlarge.yaml": "paper", "quickstart.yaml": "paper",
+                     "mnist5k.yaml": "paper", "cifar10_shakeshake.yaml": "official_code",
+                     "svhn_shakeshake.yaml": "official_code", "stl10_places_resnet50.yaml": "official_code"}
+    overlay = load_config([configs / "cifar10_convlarge.yaml", configs / "official_code.yaml"])
+    assert overlay.loss.balance_rule == "official_code"

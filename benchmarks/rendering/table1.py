@@ -248,7 +248,9 @@ def table3_lines(runs: list[dict], config: str = "configs/cifar10_shakeshake.yam
              f"2x{d}d (`--width {r0['width']}` of 2x96d: the paper's is 2x96d), CIFAR-10, {r0['labels']} labels, "
              f"{r0['iterations']} iterations with every schedule scaled to that budget, no `--set`. Validation: "
              f"{r0.get('val_size')} training images held out; test: CIFAR-10 test (JPEG copy). Seeds "
-             f"{', '.join(map(str, seeds))}. Timed on {'; '.join(where)}.", "",
+             f"{', '.join(map(str, seeds))}. Timed on {'; '.join(where)}. Eq. 6 balancing: "
+             f"{', '.join(sorted({r.get('balance_rule', 'paper') for r in mine}))} (runs recorded before "
+             "`loss.balance_rule` existed ran `paper`; the config now takes `official_code`, the official run's).", "",
              *table_header("| preset | student val acc | student test acc | teacher test acc | seconds/run | seeds |")]
     for preset in ("classification", "classification_stability", "full"):
         p = [r for r in mine if r["preset"] == preset]

@@ -43,6 +43,9 @@ def validate(cfg: TrainConfig, world: int, accelerator: bool | None = None) -> N
         raise ConfigError(f"loss.teacher_buffers must be 'own' (Mean Teacher) or 'ema', got {cfg.loss.teacher_buffers!r}.")
     if cfg.loss.ce_average not in ("labeled", "batch"):
         raise ConfigError(f"loss.ce_average must be 'labeled' (paper) or 'batch' (official code), got {cfg.loss.ce_average!r}.")
+    if cfg.loss.balance_rule not in ("paper", "official_code"):
+        raise ConfigError(f"loss.balance_rule must be 'paper' (Eq. 6 as written) or 'official_code' (the official step "
+                          f"as it ran), got {cfg.loss.balance_rule!r}.")
     if cfg.loss.norm not in ("mean", "sum"):
         raise ConfigError(f"loss.norm must be 'mean' or 'sum', got {cfg.loss.norm!r}.")
     if d.normalize not in aug.NORMALIZE_MODES:
