@@ -17,6 +17,41 @@ def _read_json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def labels_phrase(data: dict, labels: dict, num_labels: int | None, num_classes: int) -> str:
+    """How the labeled images were chosen, from the run's own labels.json and config."""
+    if num_labels is None:
+        return "all of its labeled training images"
+    seed = labels.get("labels_seed", data.get("labels_seed"))
+    if data.get("fold") is not None:
+        return f"**{num_labels}** labeled images (the dataset's predefined fold {data['fold']})"
+    if data.get("num_labels") is None:  # own data: every train/<class>/ image outside validation is labeled
+        return f"**{num_labels}** labeled images (every labeled training image outside the validation hold-out)"
+    return (f"**{num_labels}** labeled images ({num_labels // num_classes} per class, a balanced subset drawn with "
+            f"seed {seed}; the indices are in `labels.json`)")
+
+
+def unlabeled_phrase(data: dict, pool: dict | None) -> str:
+    """What the unlabeled stream held: the trainer's record of it (metrics.json), or, for runs written before
+    hybridwrap 0.3.1 recorded it, what the config implies."""
+    if pool is None:
+        parts = ["the training images without a label"]
+        if data.get("unlabeled_includes_labeled", True):
+            parts.append("the labeled images themselves")
+        if data.get("unlabeled_extra") or data.get("dataset") in ("imagefolder", "npz"):
+            parts.append("the dataset's extra unlabeled images, if it has any")
+        return " and ".join(parts) + " (outside the validation hold-out)"
+    parts = []
+    if pool.get("unlabeled_train"):
+        parts.append(f"the {pool['unlabeled_train']} training images without a label")
+    if pool.get("labeled_train"):
+        parts.append(f"the {pool['labeled_train']} labeled images themselves")
+    if pool.get("extra"):
+        parts.append(f"the {pool['extra']} images of {pool.get('extra_source') or 'the extra unlabeled split'}")
+    if pool.get("stream"):
+        parts.append(f"the stream of {pool['stream']}")
+    return " and ".join(parts) or "no image"
+
+
 def render_card(run_dir: str | Path, repo_id: str | None = None, picture_dir: str | Path | None = None):
     """A ``huggingface_hub.ModelCard`` for the run; with ``picture_dir`` the Fig. 4 picture is drawn there."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -35,7 +70,8 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, picture_dir: st
     labels = _read_json(run_dir / "labels.json") or {}
     data, model = cfg["data"], cfg["model"]
     dataset = (metrics or {}).get("dataset", data["dataset"])
-    repo_id = repo_id or f"your-name/hybridnet-{model['backbone']}-{dataset}-{data['num_labels']}"
+    num_labels = len(labels["labeled"]) if labels.get("labeled") is not None else data["num_labels"]
+    repo_id = repo_id or f"your-name/hybridnet-{model['backbone']}-{dataset}-{num_labels or 'all'}"
     name = repo_id.split("/")[-1]
 
     from .data.sources import describe_source
@@ -56,7 +92,7 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, picture_dir: st
                     dataset_name=f"{dataset} ({source['source']}" + (f", {test_images} test images)" if test_images else ")"),
                     dataset_split=split_name,
                     metric_type="accuracy", metric_name=label, metric_value=round(float(metrics[key]), 4),
-                    metric_config=f"{data['num_labels']} labels, seed {cfg['seed']}"))
+                    metric_config=f"{num_labels} labels, seed {cfg['seed']}"))
     backbone_kwargs = model.get("backbone_kwargs") or {}
     checkpoint = str(backbone_kwargs.get("checkpoint_path", ""))
     card_data = ModelCardData(
@@ -78,6 +114,9 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, picture_dir: st
             if key in metrics:
                 branch_rows.append((label, fmt.format(metrics[key])))
 
+    # every sentence first: a card that cannot be written must not leave a picture behind in the run
+    labeled_text = labels_phrase(data, labels, num_labels, model["num_classes"])
+    unlabeled_text = unlabeled_phrase(data, (metrics or {}).get("unlabeled_pool"))
     picture = None
     if picture_dir is not None and model["discriminative_decoder"]:
         from .errors import HybridWrapError
@@ -108,22 +147,19 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, picture_dir: st
     size = model.get("input_size") or [None, None]
     return ModelCard.from_template(
         card_data, template_path=str(TEMPLATE), model_name=name, repo_id=repo_id, backbone=model["backbone"],
-        dataset=dataset, num_labels=data["num_labels"], per_class=data["num_labels"] // model["num_classes"],
-        labels_seed=labels.get("labels_seed", data["labels_seed"]), val_size=data.get("val_size", 0),
+        dataset=dataset, labels_phrase=labeled_text,
+        val_size=data.get("val_size", 0),
         preset=cfg["preset"], preset_description=PRESETS[cfg["preset"]].description, seed=cfg["seed"],
         steps=(metrics or {}).get("steps", "an unknown number of"), has_metrics=bool(metrics and "test_acc" in metrics),
         test_acc=fmt_acc("test_acc"), teacher_test_acc=fmt_acc("teacher_test_acc"),
         test_images=(f"{test_images} images" if test_images else "all images"), source=source["source"],
         split_name=split_name, uses_unlabeled=preset_uses_unlabeled,
+        data_license=source.get("license"),
         dataset_note=(f"The test split of this file is the {source['copy']}, not the original files: compare with "
                       "runs evaluated on the same copy." if source["copy"] else None),
         branch_rows=branch_rows, picture=picture, plugin_import=plugin_import, timm_name=timm_name,
         in_chans=model["in_chans"], input_h=size[0], input_w=size[1],
         inputs_sentence=describe(saved), class_names=", ".join(label_names(saved)),
-        unlabeled_sentence=("Every training image outside the validation hold-out, labeled ones included, is used as "
-                            "unlabeled data." if data.get("unlabeled_includes_labeled", True) else
-                            "The training images without a label (outside the validation hold-out) are the "
-                            "unlabeled data.") + (" The dataset's extra unlabeled images are used too."
-                                                  if data.get("unlabeled_extra") else ""),
+        unlabeled_phrase=unlabeled_text,
         config_yaml=yaml.safe_dump(cfg, sort_keys=False),
     )

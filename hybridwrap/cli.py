@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                        description="Train one trial per grid setting on a validation split held out of the training "
                                    "images (never the test set) and write trials.jsonl, tune.json and best.yaml (a "
                                    "config for `hybridwrap train --config`). Re-running resumes.")
-    p.add_argument("--config", action="append", help="YAML config(s), as for train (default: the digits quickstart)")
+    p.add_argument("--config", action="extend", nargs="+", help="YAML config(s), as for train (default: the digits quickstart)")
     p.add_argument("--preset", help="Table 1/2 preset to tune")
     p.add_argument("--dataset", help="digits | cifar10 | svhn | stl10 | npz | imagefolder | disk")
     p.add_argument("--data-path", help="local file/folder for the dataset")

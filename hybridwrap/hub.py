@@ -87,18 +87,37 @@ def _download(repo_id: str, filename: str, *, revision, token, cache_dir, local_
     except RevisionNotFoundError as exc:
         raise HubError(f"{repo_id} has no revision {revision!r}. Check the branch, tag or commit.") from exc
     except RepositoryNotFoundError as exc:
-        raise HubError(f"Repository {repo_id} not found, or it is private and no valid token was given "
-                       "(pass token=..., or log in with `hf auth login`).") from exc
+        raise HubError(f"{repo_id}: no such run directory, and no such Hub repo (or it is private and no valid "
+                       "token was given: pass token=..., or log in with `hf auth login`).") from exc
     except _network_errors() as exc:
         raise unreachable(exc, f"Downloading {filename} of {repo_id}", "offline, load a local directory written "
                           "by save_pretrained() instead.") from exc
 
 
+def not_local_nor_reachable(name: str) -> HubError:
+    """A name that is no local directory and, as a Hub repo id, cannot be reached: both, in one line."""
+    from .network import hub_endpoint
+
+    return HubError(f"{name}: no such run directory; as a Hub repo id it cannot be reached (offline: "
+                    f"{hub_endpoint()} did not answer within seconds) and it is not in the local cache. Check the "
+                    "path, or download the repo once online.")
+
+
 def download_model(repo_id: str, *, revision: str | None = None, token: str | None = None,
                    cache_dir: str | Path | None = None, local_files_only: bool = False,
                    force_download: bool = False) -> Path:
-    """Download (or find in the cache) a model repo's config and weights; returns their folder."""
+    """Download (or find in the cache) a model repo's config and weights; returns their folder.
+
+    The Hub is probed first (a connection within seconds, as ``--pretrained`` does): offline, only the cache is
+    read, so a wrong local path gets its answer at once instead of after a minute of retries."""
+    from .network import hub_reachable
+
     validate_repo_id(repo_id)
+    if not local_files_only and not force_download and not hub_reachable():
+        try:
+            return download_model(repo_id, revision=revision, token=token, cache_dir=cache_dir, local_files_only=True)
+        except HubError:
+            raise not_local_nor_reachable(repo_id) from None
     kw = dict(revision=revision, token=token, cache_dir=cache_dir, local_files_only=local_files_only,
               force_download=force_download)
     config_file = _download(repo_id, CONFIG_NAME, **kw)

@@ -211,7 +211,21 @@ class HybridNet(nn.Module):
         return groups
 
 
+def _check_backbone_kwargs(config: ModelConfig) -> None:
+    """A kwarg without a value is refused: timm's builder drops None-valued kwargs, so ``{width:0.25}`` (YAML's key
+    "width:0.25" with no value) would silently build the full-width network."""
+    empty = [k for k, v in config.backbone_kwargs.items() if v is None]
+    if not empty:
+        return
+    glued = [k for k in empty if ":" in str(k)]
+    hint = (f" YAML needs a space after the colon: write {{{', '.join(k.replace(':', ': ', 1) for k in glued)}}}"
+            if glued else " Give each a value, or leave it out")
+    raise ConfigError(f"model.backbone_kwargs {', '.join(map(repr, empty))} of {config.backbone} "
+                      f"{'has' if len(empty) == 1 else 'have'} no value.{hint}.")
+
+
 def _create_backbone(entry, config: ModelConfig, pretrained: bool, checkpoint_path: str | None) -> nn.Module:
+    _check_backbone_kwargs(config)
     kwargs = dict(config.backbone_kwargs)
     kwargs.update(pretrained=pretrained, num_classes=config.num_classes, in_chans=config.in_chans)
     if checkpoint_path:

@@ -78,7 +78,7 @@ def test_push_to_hub_timm_backbone_private_repo(hub, tmp_path):
     torch.manual_seed(0)
     model = hybridwrap.wrap("resnet18", num_classes=4, input_size=32).eval()
     hybridwrap.push_to_hub(model, "tester/hybridnet-resnet18", token=HUB_TOKEN, private=True)
-    with pytest.raises(HubError, match="not found, or it is private"):
+    with pytest.raises(HubError, match="no such run directory, and no such Hub repo \\(or it is private"):
         hybridwrap.from_pretrained("tester/hybridnet-resnet18")
     again = hybridwrap.from_pretrained("tester/hybridnet-resnet18", token=HUB_TOKEN, revision="main",
                                        cache_dir=tmp_path / "cache")

@@ -49,6 +49,7 @@ class StepBatches(IterableDataset):
         self.mode, self.translate, self.teacher_view = mode, translate, teacher_view
         self.seed, self.rank, self.world, self.start, self.end = seed, rank, world, start, end
         self.stream = stream
+        self.pool_parts: dict = {}  # what the unlabeled pool holds (step_batches fills it in)
         self.per_image = is_lazy(images) or stream is not None
         self.n_s, self.n_u = batches.n_s // world, batches.n_u // world
 
@@ -144,8 +145,19 @@ def step_batches(data, split, data_cfg, seed: int, teacher_view: bool, rank: int
     labels = torch.cat([data.train_y, torch.full((len(images) - len(data.train_y),), -1)])
     batches = TwoStreamBatches(split.labeled, pool, data_cfg.labeled_batch_size, data_cfg.unlabeled_batch_size, seed)
     mode = aug.resolve(data_cfg.augment, data_cfg.dataset, data.image_size)
-    return StepBatches(images, labels, batches, mode, aug.translation(data_cfg.translate, data.image_size),
-                       teacher_view, seed, rank, world, stream=stream)
+    steps = StepBatches(images, labels, batches, mode, aug.translation(data_cfg.translate, data.image_size),
+                        teacher_view, seed, rank, world, stream=stream)
+    steps.pool_parts = pool_parts(data, split, pool, stream)
+    return steps
+
+
+def pool_parts(data, split, pool: list[int], stream: StreamedImages | None) -> dict:
+    """What the unlabeled stream is made of, for the record (metrics.json) and the model card."""
+    labeled, n_train = set(split.labeled), len(data.train_y)
+    in_train = [i for i in pool if i < n_train]
+    return {"unlabeled_train": sum(i not in labeled for i in in_train), "labeled_train": sum(i in labeled for i in in_train),
+            "extra": len(pool) - len(in_train), "extra_source": data.meta.get("unlabeled_source"),
+            "stream": stream.name if stream is not None else None}
 
 
 def default_workers(in_memory: bool, world: int = 1) -> int:

@@ -248,6 +248,26 @@ class Run:
                             "lr": lr, **{f"lambda/{k}": w for k, w in weights.items()},
                             **{f"branch/{k}": v for k, v in branch_statistics(out, x).items()}})
 
+    def _step(self, idx, x, labels, x_teacher):
+        """One optimiser step on this step's batch: forward, the terms of Eq. 2, backward, update, targets."""
+        cfg, acc, step = self.cfg, self.accelerator, self.state.step
+        torch.manual_seed(cfg.seed * 1_000_003 + step * 31 + self.rank)  # dropout/noise: a function of the step
+        lr = self._schedule(step)
+        weights = losses.loss_weights(cfg.loss, step, cfg.max_steps)
+        with acc.autocast():
+            out = self.model(x)
+        terms = self._terms(out, x, labels, idx, x_teacher)
+        loss = losses.total_loss(terms, weights)
+        values = self._check_finite(step, terms, loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        acc.backward(loss)
+        if cfg.optim.grad_clip:
+            acc.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+        self.optimizer.step()
+        self._after_step(step, out, idx)
+        self.state.step = step + 1
+        return values, loss, lr, weights, out
+
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, stop_at: int | None = None) -> dict:
         """Train to ``max_steps`` (or pause at ``stop_at`` with a checkpoint: the schedule stays that of
@@ -256,41 +276,26 @@ class Run:
         end = min(cfg.max_steps, stop_at) if stop_at else cfg.max_steps
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.max_steps, initial=self.state.step, disable=not (acc.is_local_main_process and cfg.progress_bar),
-                   desc=f"{cfg.preset}", dynamic_ncols=True)
         t0, seconds_before = time.time(), self.state.seconds
         self.model.train()
-        for idx, x, labels, x_teacher in self._batches(self.state.step, end):
-            step = self.state.step
-            torch.manual_seed(cfg.seed * 1_000_003 + step * 31 + self.rank)  # dropout/noise: a function of the step
-            lr = self._schedule(step)
-            weights = losses.loss_weights(cfg.loss, step, cfg.max_steps)
-            with acc.autocast():
-                out = self.model(x)
-            terms = self._terms(out, x, labels, idx, x_teacher)
-            loss = losses.total_loss(terms, weights)
-            values = self._check_finite(step, terms, loss)
-            self.optimizer.zero_grad(set_to_none=True)
-            acc.backward(loss)
-            if cfg.optim.grad_clip:
-                acc.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
-            self.optimizer.step()
-            self._after_step(step, out, idx)
-            self.state.step = step + 1
-            bar.update(1)
-            if cfg.check_replicas_every and self.state.step % cfg.check_replicas_every == 0:
-                self._check_replicas()
-
-            if self.state.step % cfg.log_every == 0 or self.state.step == cfg.max_steps:
-                self._log_train(values, loss, lr, weights, out, x)
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-            if self.state.step % cfg.eval_every == 0 and self.state.step < end:
-                self._log("eval", self.evaluate())
-                self.model.train()
-            if self.state.step % cfg.checkpoint_every == 0 or self.state.step in (cfg.max_steps, end):
-                self.state.seconds = seconds_before + time.time() - t0
-                self.save_checkpoint()
-        bar.close()
+        # a context: the bar's line is ended also on Ctrl-C, so the message after it starts a line of its own
+        with tqdm(total=cfg.max_steps, initial=self.state.step, desc=f"{cfg.preset}", dynamic_ncols=True,
+                  disable=not (acc.is_local_main_process and cfg.progress_bar)) as bar:
+            for idx, x, labels, x_teacher in self._batches(self.state.step, end):
+                values, loss, lr, weights, out = self._step(idx, x, labels, x_teacher)
+                bar.update(1)
+                step = self.state.step
+                if cfg.check_replicas_every and step % cfg.check_replicas_every == 0:
+                    self._check_replicas()
+                if step % cfg.log_every == 0 or step == cfg.max_steps:
+                    self._log_train(values, loss, lr, weights, out, x)
+                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+                if step % cfg.eval_every == 0 and step < end:
+                    self._log("eval", self.evaluate())
+                    self.model.train()
+                if step % cfg.checkpoint_every == 0 or step in (cfg.max_steps, end):
+                    self.state.seconds = seconds_before + time.time() - t0
+                    self.save_checkpoint()
         if end < cfg.max_steps:  # paused: scores so far, no final model
             paused = self.evaluate()
             self._log("eval", paused)
@@ -304,10 +309,11 @@ class Run:
     # -- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
     def _accuracy(self, net: nn.Module, loader) -> float:
+        """Top-1 accuracy in fp32 whatever the training precision: every reported accuracy (metrics, tune, card)
+        is then what `hybridwrap eval` and `predict` reproduce from the saved weights, which run in fp32."""
         correct = total = 0
         for x, y in loader:
-            with self.accelerator.autocast():
-                logits = net(self._normalize(x))
+            logits = net(self._normalize(x).float())
             pred, y = self.accelerator.gather_for_metrics((logits.argmax(1), y))
             correct += int((pred == y).sum())
             total += len(y)
@@ -406,7 +412,7 @@ class Run:
             "labels": len(self.split.labeled), "labels_seed": cfg.data.labels_seed, "seed": cfg.seed,
             "steps": self.state.step, "seconds": round(seconds, 2), "processes": self.world,
             **({"test_images": len(self.data.test_y)} if self.eval_loader is not None else {}),
-            "device": str(acc.device), "precision": self.precision, **final,
+            "device": str(acc.device), "precision": self.precision, "unlabeled_pool": self.steps.pool_parts, **final,
         }
         if acc.is_main_process:
             model = acc.unwrap_model(self.model)
