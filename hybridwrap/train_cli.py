@@ -10,23 +10,25 @@ import argparse
 from pathlib import Path
 
 from . import logs
-from .config import TrainConfig, apply_overrides, load_config
+from .config import TrainConfig, apply_overrides, load_config, scaled_to
 from .errors import Interrupted, process_rank, run_user_command
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", action="append",
+    p.add_argument("--config", action="extend", nargs="+",
                    help="YAML config (see configs/); repeat to layer overlays such as configs/official_code.yaml; "
                         "defaults to the embedded digits quickstart")
     p.add_argument("--preset", help="Table 1/2 preset, e.g. full, classification_stability, table2_e")
-    p.add_argument("--dataset", help="digits | cifar10 | svhn | stl10 | npz | imagefolder | disk")
+    p.add_argument("--dataset", help="digits | mnist5k | mnist | cifar10 | svhn | stl10 | npz | imagefolder | disk")
     p.add_argument("--backbone", help="any registered backbone or timm CNN, e.g. resnet18 (model.backbone)")
     p.add_argument("--pretrained", action="store_true", help="start E_c and E_u from the backbone's pretrained "
                                                              "weights (model.pretrained)")
     p.add_argument("--checkpoint-path", help="start E_c and E_u from this local weights file (model.checkpoint_path)")
     p.add_argument("--data-path", help="local file/folder for the dataset (npz, ImageFolder root, save_to_disk dir)")
     p.add_argument("--output-dir", help="run directory (checkpoints, metrics, model)")
-    p.add_argument("--max-steps", type=int, help="training steps (batches of labeled + unlabeled images)")
+    p.add_argument("--max-steps", type=int, help="training steps (batches of labeled + unlabeled images); every "
+                                                 "ramp-up and ramp-down of the config is scaled to keep its share of "
+                                                 "the run")
     p.add_argument("--seed", type=int, help="random seed of the first run (weights, batches, labeled subset)")
     p.add_argument("--seeds", type=int, help="train this many seeds (seed, seed+1, ...) and report mean ± std")
     p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
@@ -46,7 +48,10 @@ DATASET_DEFAULTS = {  # what --dataset changes besides the source (the quickstar
     "cifar10": {"model": {"in_chans": 3, "input_size": None}, "data": {"image_size": None, "num_labels": 4000}},
     "svhn": {"model": {"in_chans": 3, "input_size": None}, "data": {"image_size": None, "num_labels": 1000}},
     "stl10": {"model": {"in_chans": 3, "input_size": None}, "data": {"image_size": None, "num_labels": 1000}},
+    "mnist": {"model": {"in_chans": 1, "input_size": None}, "data": {"image_size": None, "num_labels": 100}},
 }
+# --dataset sources with a shipped config of their own, used when no --config is given (package data)
+DATASET_CONFIGS = {"mnist5k": "mnist5k.yaml"}
 
 
 # --dataset sources that hold the user's own images: everything the digits quickstart chose for its 8x8 digits goes
@@ -77,10 +82,11 @@ def config_from_args(args) -> TrainConfig:
 
         saved = saved_run_config(Path(args.output_dir))  # `--resume --output-dir RUN`: the run's own config
         if saved is not None:
-            return load_config_overrides(saved, args)
-    default = Path(__file__).parent / "configs" / "quickstart.yaml"  # package data: works installed
+            return load_config_overrides(saved, args, saved_run=True)
+    configs = Path(__file__).parent / "configs"  # package data: works installed
+    default = configs / DATASET_CONFIGS.get(args.dataset, "quickstart.yaml")
     cfg = load_config(args.config or [default])
-    if args.dataset:
+    if args.dataset and not (args.dataset in DATASET_CONFIGS and not args.config):
         cfg.data.dataset = args.dataset
         if args.dataset in DATASET_DEFAULTS:
             apply_dict(cfg, DATASET_DEFAULTS[args.dataset], source="--dataset")
@@ -95,15 +101,37 @@ def config_from_args(args) -> TrainConfig:
         source = Path(args.data_path).name if args.data_path else cfg.data.dataset
         cfg.output_dir = f"runs/{source}-{cfg.model.backbone}"  # not the quickstart's runs/quickstart
     cfg = load_config_overrides(cfg, args)
+    if getattr(args, "resume", False):
+        require_run(Path(cfg.output_dir))
     return cfg
 
 
-def load_config_overrides(cfg: TrainConfig, args) -> TrainConfig:
+def require_run(run_dir: Path) -> None:
+    """--resume continues a run that exists; anything else is refused before a file is written."""
+    from .errors import ConfigError
+    from .train.rundir import saved_run_config
+
+    if saved_run_config(run_dir) is None:
+        what = "does not exist" if not run_dir.exists() else "holds no run"
+        raise ConfigError(f"--resume continues a run, but {run_dir} {what} (looked for {run_dir}/train_config.json and "
+                          f"{run_dir}/seed-*/train_config.json). Drop --resume to start a new run, or pass the run's "
+                          "directory as --output-dir.")
+
+
+def load_config_overrides(cfg: TrainConfig, args, saved_run: bool = False) -> TrainConfig:
     from .config import apply_dict
 
-    simple = {"preset": args.preset, "output_dir": args.output_dir, "max_steps": args.max_steps, "seed": args.seed,
-              "seeds": getattr(args, "seeds", None)}
+    simple = {"preset": args.preset, "output_dir": args.output_dir, "seed": args.seed, "seeds": getattr(args, "seeds", None)}
     apply_dict(cfg, {k: v for k, v in simple.items() if v is not None}, source="command line")
+    if args.max_steps is not None:
+        if args.max_steps < 1:
+            from .errors import ConfigError
+
+            raise ConfigError(f"max_steps must be >= 1 (--max-steps), got {args.max_steps}.")
+        if saved_run:
+            cfg.max_steps = args.max_steps  # the run's own config: its schedule stays the one it started with
+        else:  # a budget run of the config: its ramps keep their share of the run (benchmarks/budget_map.py)
+            scaled_to(cfg, args.max_steps)
     if args.data_path:
         cfg.data.path = args.data_path
     if args.baseline:

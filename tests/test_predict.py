@@ -229,7 +229,7 @@ def test_the_card_states_the_preprocessing_config_json_records(name, kwargs, exp
         assert text in card
     assert "(x / 255 - 0.5) / 0.5" not in card or saved["mean"] == [0.5, 0.5, 0.5]
     assert "class0, class1" in card
-    assert "The training images without a label" in card
+    assert "Unlabeled: the training images without a label (outside the validation hold-out)." in card
 
 
 def test_predict_refuses_teacher_when_the_run_has_none(tmp_path):

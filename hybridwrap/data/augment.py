@@ -22,7 +22,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-AUTO = {"cifar10": "translate_flip", "stl10": "translate_flip", "svhn": "translate", "digits": "translate"}
+# digits are not flip-invariant (a mirrored 2 is no digit): translation only
+AUTO = {"cifar10": "translate_flip", "stl10": "translate_flip", "svhn": "translate", "digits": "translate",
+        "mnist5k": "translate", "mnist": "translate"}
 MODES = ("translate_flip", "translate", "crop_flip", "none")
 NORMALIZE_MODES = ("backbone", "dataset")
 CROP_FROM = 128  # image side from which "auto" means the ImageNet recipe (random-resized crop + flip)

