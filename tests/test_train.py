@@ -389,7 +389,8 @@ def test_ctrl_c_names_the_last_checkpoint_and_the_resume_command(tiny_config, tm
     out = tmp_path / "int"
     # A suite started in the background from a script (`bash .ci/run &`) inherits SIGINT ignored, and so would the
     # child: Python then installs no KeyboardInterrupt at all. Give the child a terminal's default Ctrl-C.
-    proc = subprocess.Popen(cli("train", "--config", str(config), "--output-dir", str(out), "--no-progress"),
+    # with the progress bar on: the message must start a line of its own, not be glued to the bar's
+    proc = subprocess.Popen(cli("train", "--config", str(config), "--output-dir", str(out), "--set", "progress_bar=true"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
@@ -402,6 +403,7 @@ def test_ctrl_c_names_the_last_checkpoint_and_the_resume_command(tiny_config, tm
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert f"The last checkpoint is {out / 'checkpoints'}" in err
     assert f"continue with: hybridwrap train --resume --output-dir {out}" in err
+    assert any(line.startswith("hybridwrap: error: interrupted.") for line in err.split("\n")), err[-500:]
 
 
 def _children(pid: int) -> list[int]:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ENV_TESTS, cli
+from conftest import ENV_TESTS, SHARED_CIFAR, cli
 
 CONFIG, HUB = 2, 5
 
@@ -174,3 +174,32 @@ def test_loader_workers_follow_the_cpus_this_process_may_use(monkeypatch):
     monkeypatch.setattr(loader.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert loader.default_workers(in_memory=False) == 1  # half of 2 usable cores, never more than torch suggests
     assert loader.default_workers(in_memory=True) == 0
+
+
+def test_card_of_an_own_images_run_without_an_unlabeled_folder(images, tmp_path):
+    import shutil
+
+    folder = tmp_path / "labeled_only"
+    shutil.copytree(images, folder, ignore=shutil.ignore_patterns("unlabeled"))
+    done = _run("train", "--dataset", "imagefolder", "--data-path", folder, "--backbone", "resnet18", *TINY_RUN,
+                cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = tmp_path / "card.md"
+    done = _run("card", tmp_path / "runs" / "labeled_only-resnet18", "--output", out, "--no-picture", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "the unlabeled data were the 8 labeled images themselves" in out.read_text()
+
+
+@pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason="../shared/data/cifar10.npz not present")
+def test_card_of_a_cifar10_run_from_the_local_copy(tmp_path):
+    done = _run("train", "--dataset", "cifar10", "--data-path", SHARED_CIFAR, "--max-steps", "2", "--no-progress",
+                "--set", "model.backbone_kwargs={width: 0.0625}", "--set", "data.max_eval_images=50",
+                "--set", "data.labeled_batch_size=10", "--set", "data.unlabeled_batch_size=10",
+                "--set", "mixed_precision=no", "--output-dir", tmp_path / "run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = _run("card", tmp_path / "run", "--output", tmp_path / "card.md", "--no-picture", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = (tmp_path / "card.md").read_text()
+    assert "**4000** labeled images (400 per class" in text
+    assert "the unlabeled data were the 46000 training images without a label" in text
+    assert "CIFAR-10 test (JPEG copy)" in text
