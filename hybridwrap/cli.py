@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                                    "config for `hybridwrap train --config`). Re-running resumes.")
     p.add_argument("--config", action="extend", nargs="+", help="YAML config(s), as for train (default: the digits quickstart)")
     p.add_argument("--preset", help="Table 1/2 preset to tune")
-    p.add_argument("--dataset", help="digits | cifar10 | svhn | stl10 | npz | imagefolder | disk")
+    p.add_argument("--dataset", help="digits | mnist5k | mnist | cifar10 | svhn | stl10 | npz | imagefolder | disk")
     p.add_argument("--data-path", help="local file/folder for the dataset")
     p.add_argument("--max-steps", type=int, help="training steps of a finished trial")
     p.add_argument("--seed", type=int, help="first seed")

@@ -97,7 +97,7 @@ def config_from_args(args) -> TrainConfig:
     backbone = getattr(args, "backbone", None)
     if backbone and backbone != cfg.model.backbone:
         cfg.model.backbone, cfg.model.backbone_kwargs = backbone, {}  # the config's kwargs were its backbone's
-    if not args.config and not args.output_dir and (args.dataset or backbone):
+    if not args.config and not args.output_dir and ((args.dataset and args.dataset not in DATASET_CONFIGS) or backbone):
         source = Path(args.data_path).name if args.data_path else cfg.data.dataset
         cfg.output_dir = f"runs/{source}-{cfg.model.backbone}"  # not the quickstart's runs/quickstart
     cfg = load_config_overrides(cfg, args)
