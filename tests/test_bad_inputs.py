@@ -79,7 +79,7 @@ CLI_CASES = [
      r"--resume continues a run, but \S*empty_classes holds no run \(looked for"),
     ("resume-missing", ["train", "--resume", "--output-dir", "{root}/scratch/nope"], CONFIG,
      r"--resume continues a run, but \S*nope does not exist.*Drop --resume"),
-    ("kwarg-no-value", ["train", "--config", "{root}/tiny.yaml", "--set", "model.backbone_kwargs={width:0.25}",
+    ("kwarg-no-value", ["train", "--config", "{root}/tiny.yaml", "--set", "model.backbone_kwargs={{width:0.25}}",
                         "--output-dir", "{root}/scratch/k"], CONFIG, r"has no value\. YAML needs a space after the colon"),
     ("balance-rule", ["train", "--config", "{root}/tiny.yaml", "--set", "loss.balance_rule=official",
                       "--output-dir", "{root}/scratch/b"], CONFIG, r"loss\.balance_rule must be 'paper'"),
