@@ -164,6 +164,28 @@ def interrupted(cfg: TrainConfig) -> Interrupted:
                        f"--output-dir {root}")
 
 
+# Where the budget map (benchmarks/budget_map.py; RESULTS.md "Where HybridNet pays") found the gain to start: the first
+# budget from which full HybridNet leads its tuned baseline beyond the spread on validation, and what a step of both
+# cost on the map's CPU there and on the digits demo (full + classification, seconds per step, mean over seeds).
+# tests/test_budget_map.py checks every value against the committed JSON.
+BUDGET_MAP_CROSSOVER = {"dataset": "mnist5k", "steps": 500, "step_seconds": 0.1248, "digits_step_seconds": 0.0796,
+                        "seeds": 3}
+
+
+def where_it_pays(results: list[dict]) -> str | None:
+    """After the digits demo: where the map shows HybridNet paying, with the time it would take on *this* CPU (the
+    map's cost scaled by this command's own measured pace against the map's pace on the digits)."""
+    c = BUDGET_MAP_CROSSOVER
+    timed = [r for r in results if r.get("seconds") and r.get("steps") and r.get("dataset") == "digits"]
+    if not timed:
+        return None
+    pace = sum(r["seconds"] for r in timed) / sum(r["steps"] for r in timed) * 2  # one full + one baseline step
+    minutes = c["steps"] * c["seeds"] * c["step_seconds"] * pace / c["digits_step_seconds"] / 60
+    return (f"HybridNet led its baseline from {c['steps']} steps on {c['dataset']} (about {minutes:.0f} minutes on this "
+            f"CPU for {c['seeds']} seeds of both): hybridwrap train --baseline --dataset {c['dataset']} --max-steps "
+            f"{c['steps']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hybridwrap train", description="Train a HybridNet semi-supervised.")
     add_train_arguments(parser)
@@ -182,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         if process_rank() == 0:  # one table, not one per process
             print(format_results(results, cfg.selected_by))
             print(f"run directory: {cfg.output_dir}")
+            pays = where_it_pays(results) if cfg.data.dataset == "digits" and cfg.compare_baseline else None
+            if pays:  # the demo's budget is below the map's crossover: say where the method starts to pay
+                print(pays)
         return 0
 
     return run_user_command(go)
