@@ -85,6 +85,8 @@ def run_config(plan: MapPlan, preset: str, steps: int, seed: int, run_dir: Path)
     from hybridwrap.config import load_config, scaled_to
     from hybridwrap.train import baseline_config
 
+    from hybridwrap.config import apply_overrides
+
     cfg = scaled_to(load_config(CONFIGS / plan.config), steps)
     cfg.seeds, cfg.seed, cfg.data.labels_seed = 1, seed, seed  # seed k on labeled subset k, as --seeds does
     if preset == "classification" and cfg.preset != "classification":
@@ -93,8 +95,6 @@ def run_config(plan: MapPlan, preset: str, steps: int, seed: int, run_dir: Path)
         cfg.preset = preset
     bookkeeping = [f"output_dir={run_dir}", f"eval_every={max(1, steps // 2)}", f"checkpoint_every={max(1, steps // 4)}",
                    "progress_bar=false", "log_level=quiet", f"data.val_size={plan.val_size}"] + plan.extra
-    from hybridwrap.config import apply_overrides
-
     apply_overrides(cfg, bookkeeping)
     if plan.width is not None:
         cfg.model.backbone_kwargs = {**cfg.model.backbone_kwargs, "width": plan.width}
@@ -102,7 +102,8 @@ def run_config(plan: MapPlan, preset: str, steps: int, seed: int, run_dir: Path)
 
 
 def unlabeled_pool(cfg) -> int:
-    """Images in the unlabeled stream's pool, as the trainer draws it (for passes over the pool)."""
+    """Images in the unlabeled stream's pool, as the trainer draws it, for a run made before the trainer recorded it
+    (the reused runs of another script)."""
     from hybridwrap.data import load_data
     from hybridwrap.data.loader import step_batches
     from hybridwrap.data.semisup import make_split
@@ -148,8 +149,7 @@ def reuse_one(plan: MapPlan, dataset: str, preset: str, steps: int, seed: int, r
     if r.get("config") != [f"configs/{plan.config}"] or r.get("overrides"):
         return None  # not the shipped config as it is
     cfg = run_config(plan, preset, steps, seed, RUNS / "unused")
-    metrics = {**r, "precision": r.get("precision")}
-    result = record(plan, dataset, preset, steps, seed, cfg, metrics, r.get("curve", []), unlabeled_pool(cfg),
+    result = record(plan, dataset, preset, steps, seed, cfg, r, r.get("curve", []), unlabeled_pool(cfg),
                     r["command"], reused_from=source.name)
     result["device"], result["cpu_capability"] = r.get("device"), r.get("cpu_capability")
     return result
@@ -170,7 +170,6 @@ def run_one(dataset: str, preset: str, steps: int, seed: int, results: Path, run
         return out
     run_dir = runs / f"budget-{dataset}-{preset}-{steps}-s{seed}"
     cfg = run_config(plan, preset, steps, seed, run_dir)
-    pool = unlabeled_pool(cfg)
     resumed = run_dir.exists() and bool(checkpoint_dirs(run_dir))
     if run_dir.exists() and not resumed:  # a start that died before its first checkpoint
         import shutil
@@ -178,6 +177,8 @@ def run_one(dataset: str, preset: str, steps: int, seed: int, results: Path, run
         shutil.rmtree(run_dir)
     t0 = time.time()
     metrics = train(cfg, resume=resumed)  # metrics["seconds"]: training time summed over sessions
+    parts = metrics["unlabeled_pool"]  # what the trainer drew the unlabeled stream from
+    pool = parts["unlabeled_train"] + parts["labeled_train"] + parts["extra"]
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     evals = {c["step"]: c for c in lines if c["split"] == "eval"}
     curve = [{k: c[k] for k in ("step", "test_acc", "teacher_test_acc", "val_acc", "teacher_val_acc") if k in c}

@@ -124,12 +124,8 @@ def load_config_overrides(cfg: TrainConfig, args, saved_run: bool = False) -> Tr
     simple = {"preset": args.preset, "output_dir": args.output_dir, "seed": args.seed, "seeds": getattr(args, "seeds", None)}
     apply_dict(cfg, {k: v for k, v in simple.items() if v is not None}, source="command line")
     if args.max_steps is not None:
-        if args.max_steps < 1:
-            from .errors import ConfigError
-
-            raise ConfigError(f"max_steps must be >= 1 (--max-steps), got {args.max_steps}.")
-        if saved_run:
-            cfg.max_steps = args.max_steps  # the run's own config: its schedule stays the one it started with
+        if saved_run or args.max_steps < 1:  # < 1: refused by the checks with the usual message
+            cfg.max_steps = args.max_steps  # the run's own config keeps the schedule it started with
         else:  # a budget run of the config: its ramps keep their share of the run (benchmarks/budget_map.py)
             scaled_to(cfg, args.max_steps)
     if args.data_path:

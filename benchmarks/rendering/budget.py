@@ -30,10 +30,8 @@ def by_dataset(runs: list[dict]) -> dict[str, dict[int, dict[str, list[dict]]]]:
 
 
 def paired(presets: dict[str, list[dict]], a: str, b: str, key: str) -> list[float]:
-    """Per-seed differences a − b of ``key`` over the seeds both presets have."""
-    xa = {r["seed"]: r[key] for r in presets.get(a, []) if r.get(key) is not None}
-    xb = {r["seed"]: r[key] for r in presets.get(b, []) if r.get(key) is not None}
-    return [xa[s] - xb[s] for s in sorted(xa) if s in xb]
+    """Per-seed differences a − b of ``key`` at one budget (``presets``: preset -> runs)."""
+    return common._paired([r for rs in presets.values() for r in rs], a, b, key)
 
 
 def leads_beyond_spread(diffs: list[float]) -> bool:
@@ -53,10 +51,6 @@ def crossover(runs: list[dict], dataset: str, key: str = "val_acc") -> int | Non
         else:
             first = None
     return first
-
-
-def _cell(diffs: list[float]) -> str:
-    return f"{_mean_std(diffs)} ({sum(d > 0 for d in diffs)}/{len(diffs)})" if diffs else "-"
 
 
 def _minutes(rs: list[dict]) -> float | None:
@@ -91,15 +85,15 @@ def dataset_lines(dataset: str, steps: dict[int, dict[str, list[dict]]], runs: l
                          f"{_mean_std([r['test_acc'] for r in rs])} ({len(rs)}) | "
                          + ("-" if minutes is None else f"{minutes:.1f}"))
         lines.append(f"| {s} | {'-' if passes is None else f'{passes:.1f}'} | " + " | ".join(cells)
-                     + f" | {_cell(paired(by_preset, HYBRID, BASELINE, 'val_acc'))} | "
-                       f"{_cell(paired(by_preset, HYBRID, BASELINE, 'test_acc'))} |")
+                     + f" | {common._paired_cell(paired(by_preset, HYBRID, BASELINE, 'val_acc'))} | "
+                       f"{common._paired_cell(paired(by_preset, HYBRID, BASELINE, 'test_acc'))} |")
     lines.append("")
     if "classification_stability" in presets:
         stab = [(s, paired(steps[s], "classification_stability", BASELINE, "val_acc"),
                  paired(steps[s], HYBRID, "classification_stability", "val_acc")) for s in sorted(steps)]
         lines += ["Where the gain comes from, on validation (paired by seed; seeds ahead in brackets):", "",
                   *table_header("| steps | stability − classification | full − (classification + stability) |")]
-        lines += [f"| {s} | {_cell(a)} | {_cell(b)} |" for s, a, b in stab]
+        lines += [f"| {s} | {common._paired_cell(a)} | {common._paired_cell(b)} |" for s, a, b in stab]
         lines.append("")
     first = crossover(runs, dataset)
     first_test = crossover(runs, dataset, "test_acc")

@@ -8,6 +8,7 @@ from .. import logs
 from ..config import TrainConfig
 from ..data import augment as aug
 from ..errors import ConfigError, DataError
+from ..losses import BALANCE_RULES
 
 
 def check_data_fits_model(cfg: TrainConfig, data) -> None:
@@ -43,7 +44,7 @@ def validate(cfg: TrainConfig, world: int, accelerator: bool | None = None) -> N
         raise ConfigError(f"loss.teacher_buffers must be 'own' (Mean Teacher) or 'ema', got {cfg.loss.teacher_buffers!r}.")
     if cfg.loss.ce_average not in ("labeled", "batch"):
         raise ConfigError(f"loss.ce_average must be 'labeled' (paper) or 'batch' (official code), got {cfg.loss.ce_average!r}.")
-    if cfg.loss.balance_rule not in ("paper", "official_code"):
+    if cfg.loss.balance_rule not in BALANCE_RULES:
         raise ConfigError(f"loss.balance_rule must be 'paper' (Eq. 6 as written) or 'official_code' (the official step "
                           f"as it ran), got {cfg.loss.balance_rule!r}.")
     if cfg.loss.norm not in ("mean", "sum"):
