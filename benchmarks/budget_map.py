@@ -37,6 +37,8 @@ from pathlib import Path
 
 from ablation import DEFAULT_DATA, _cpu_capability, _device, _relative, git_commit
 
+from hybridwrap.budget import pool_size
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 RUNS = HERE / "runs"
@@ -101,19 +103,6 @@ def run_config(plan: MapPlan, preset: str, steps: int, seed: int, run_dir: Path)
     return cfg
 
 
-def unlabeled_pool(cfg) -> int:
-    """Images in the unlabeled stream's pool, as the trainer draws it, for a run made before the trainer recorded it
-    (the reused runs of another script)."""
-    from hybridwrap.data import load_data
-    from hybridwrap.data.loader import step_batches
-    from hybridwrap.data.semisup import make_split
-
-    data = load_data(cfg.data)
-    split = make_split(data.train_y, cfg.model.num_classes or len(data.class_names), cfg.data.num_labels,
-                       cfg.data.labels_seed, cfg.data.val_size)
-    return len(step_batches(data, split, cfg.data, cfg.seed, False).batches.unlabeled)
-
-
 def record(plan: MapPlan, dataset: str, preset: str, steps: int, seed: int, cfg, metrics: dict, curve: list,
            pool: int, command: str, **extra) -> dict:
     return {
@@ -149,7 +138,7 @@ def reuse_one(plan: MapPlan, dataset: str, preset: str, steps: int, seed: int, r
     if r.get("config") != [f"configs/{plan.config}"] or r.get("overrides"):
         return None  # not the shipped config as it is
     cfg = run_config(plan, preset, steps, seed, RUNS / "unused")
-    result = record(plan, dataset, preset, steps, seed, cfg, r, r.get("curve", []), unlabeled_pool(cfg),
+    result = record(plan, dataset, preset, steps, seed, cfg, r, r.get("curve", []), pool_size(cfg),
                     r["command"], reused_from=source.name)
     result["device"], result["cpu_capability"] = r.get("device"), r.get("cpu_capability")
     return result

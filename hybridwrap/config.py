@@ -93,6 +93,11 @@ LEGACY_MODEL_DEFAULTS = {"decoder_depth": 2, "decoder_tail": "single", "pairs": 
 LEGACY_NORMALIZATION = 0.5  # hybridwrap < 0.2 fed every model (x/255 - 0.5) / 0.5
 
 
+# data.dataset values whose images are the user's own: their defaults are sized for their data, not the demo's
+# (train_cli.OWN_DATA_DEFAULTS), and their budget is checked against the budget map (hybridwrap.budget)
+OWN_DATA = ("imagefolder", "npz", "disk")
+
+
 @dataclass
 class DataConfig:
     # digits (embedded, scikit-learn) | cifar10 | svhn | stl10 (Hugging Face hub) | npz | imagefolder | disk
@@ -194,6 +199,9 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     max_steps: int = 300
+    # size max_steps at start-up to this many passes over the run's unlabeled pool, every ramp scaled to it
+    # (hybridwrap.budget; the default of runs on own images, from the budget map). None: max_steps as it is.
+    budget_passes: float | None = None
     eval_every: int = 100
     log_every: int = 20
     checkpoint_every: int = 100
@@ -381,10 +389,13 @@ RESOLVED_MODEL_FIELDS = ("input_size", "mean", "std", "decoder", "label_names", 
 
 
 def fill_resolved(cfg: TrainConfig, saved: TrainConfig) -> TrainConfig:
-    """``cfg`` with every resolved model field it leaves at None taken from ``saved`` (in place)."""
+    """``cfg`` with every resolved model field it leaves at None taken from ``saved``, and the budget ``saved``
+    resolved from ``budget_passes`` (in place)."""
     for key in RESOLVED_MODEL_FIELDS:
         if getattr(cfg.model, key) is None:
             setattr(cfg.model, key, getattr(saved.model, key))
+    if cfg.budget_passes is not None and cfg.budget_passes == saved.budget_passes:
+        scaled_to(cfg, saved.max_steps)  # the budget the run resolved from its unlabeled pool, with its ramps
     return cfg
 
 

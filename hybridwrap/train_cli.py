@@ -10,7 +10,8 @@ import argparse
 from pathlib import Path
 
 from . import logs
-from .config import TrainConfig, apply_overrides, load_config, scaled_to
+from .budget import BUDGET_MAP_CROSSOVER, OWN_DATA_PASSES
+from .config import OWN_DATA, TrainConfig, apply_overrides, load_config, scaled_to
 from .errors import Interrupted, process_rank, run_user_command
 
 
@@ -28,7 +29,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", help="run directory (checkpoints, metrics, model)")
     p.add_argument("--max-steps", type=int, help="training steps (batches of labeled + unlabeled images); every "
                                                  "ramp-up and ramp-down of the config is scaled to keep its share of "
-                                                 "the run")
+                                                 "the run. Own data (imagefolder, npz, disk) otherwise trains a "
+                                                 "number of passes over its unlabeled pool (budget_passes)")
     p.add_argument("--seed", type=int, help="random seed of the first run (weights, batches, labeled subset)")
     p.add_argument("--seeds", type=int, help="train this many seeds (seed, seed+1, ...) and report mean ± std")
     p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
@@ -55,12 +57,12 @@ DATASET_CONFIGS = {"mnist5k": "mnist5k.yaml"}
 
 
 # --dataset sources that hold the user's own images: everything the digits quickstart chose for its 8x8 digits goes
-# (width, 1 channel, 12 px, 20 + 40 per batch, 100 labels, its selection line); channels, classes and size come
-# from the images (or from the backbone's pretrained_cfg with --pretrained), every train/<class>/ image is labeled
-# unless data.num_labels says otherwise, one seed
-OWN_DATA = ("imagefolder", "npz", "disk")
+# (width, 1 channel, 12 px, 20 + 40 per batch, 100 labels, its selection line, its 240-step budget); channels,
+# classes and size come from the images (or from the backbone's pretrained_cfg with --pretrained), every
+# train/<class>/ image is labeled unless data.num_labels says otherwise, one seed, and the budget is the passes over
+# the unlabeled pool from which the budget map found HybridNet paying (hybridwrap.budget), ramps scaled to it
 OWN_DATA_DEFAULTS = {"model": {"in_chans": None, "num_classes": None, "input_size": None, "backbone_kwargs": {}},
-                     "data": {"image_size": None, "num_labels": None}}
+                     "data": {"image_size": None, "num_labels": None}, "budget_passes": OWN_DATA_PASSES}
 
 
 def forget_digits_selection(cfg: TrainConfig) -> None:
@@ -123,6 +125,8 @@ def load_config_overrides(cfg: TrainConfig, args, saved_run: bool = False) -> Tr
 
     simple = {"preset": args.preset, "output_dir": args.output_dir, "seed": args.seed, "seeds": getattr(args, "seeds", None)}
     apply_dict(cfg, {k: v for k, v in simple.items() if v is not None}, source="command line")
+    if args.max_steps is not None or any(item.split("=")[0].strip() == "max_steps" for item in args.set):
+        cfg.budget_passes = None  # a budget in steps replaces one in passes over the pool
     if args.max_steps is not None:
         if saved_run or args.max_steps < 1:  # < 1: refused by the checks with the usual message
             cfg.max_steps = args.max_steps  # the run's own config keeps the schedule it started with
@@ -158,14 +162,6 @@ def interrupted(cfg: TrainConfig) -> Interrupted:
     last = max(found, key=lambda p: p.stat().st_mtime)
     return Interrupted(f"interrupted. The last checkpoint is {last}; continue with: hybridwrap train --resume "
                        f"--output-dir {root}")
-
-
-# Where the budget map (benchmarks/budget_map.py; RESULTS.md "Where HybridNet pays") found the gain to start: the first
-# budget from which full HybridNet leads its tuned baseline beyond the spread on validation, and what a step of both
-# cost on the map's CPU there and on the digits demo (full + classification, seconds per step, mean over seeds).
-# tests/test_budget_map.py checks every value against the committed JSON.
-BUDGET_MAP_CROSSOVER = {"dataset": "mnist5k", "steps": 500, "step_seconds": 0.1275, "digits_step_seconds": 0.1022,
-                        "seeds": 3}
 
 
 def where_it_pays(results: list[dict]) -> str | None:

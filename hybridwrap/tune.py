@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from .budget import resolve
 from .config import TrainConfig, apply_overrides, to_dict
 from .errors import ConfigError
 from .presets import PRESETS, apply_preset
@@ -235,5 +236,6 @@ def tune(base: TrainConfig, grid: dict[str, list], tune_dir: str | Path, seeds: 
         from .data import load_data
 
         base.data.val_size = default_val_size(len(load_data(base.data).train_y))
+    resolve(base)  # a budget in passes over the pool (own data) in steps, before the halving point is set from it
     return Tuner(base, grid, Path(tune_dir), seeds if seeds is not None else [base.seed], metric, early_stop, log,
                  train_val_size).run()

@@ -134,3 +134,95 @@ def test_a_file_that_is_not_an_npz_gets_no_pickle_advice(tmp_path):
                           capture_output=True, text=True, env=ENV_TESTS, cwd=tmp_path)
     assert done.returncode == 3
     assert "numpy.savez(path, x_train=" in done.stderr and "pickle" not in done.stderr
+
+
+# -- issue 23, item 5: own data sizes its default budget in passes over its unlabeled pool, from the budget map -----
+
+def test_own_data_default_budget_is_passes_over_its_pool_with_its_ramps_scaled(folder, tmp_path):
+    from hybridwrap.budget import OWN_DATA_PASSES, steps_for_passes
+
+    done = _train("--dataset", "imagefolder", "--data-path", folder, "--output-dir", tmp_path / "run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    steps = steps_for_passes(OWN_DATA_PASSES, 18, 80)  # 18 labeled images, no unlabeled/ folder: the pool is them
+    assert (saved["budget_passes"], saved["max_steps"]) == (OWN_DATA_PASSES, steps) and steps != 240  # not the demo's
+    assert saved["loss"]["stability_rampup_steps"] == round(60 * steps / 240)  # the quickstart's quarter of the run
+    assert f"{steps} steps ({steps * 80 / 18:.1f} passes over the unlabeled pool, sized by budget_passes=" \
+           f"{OWN_DATA_PASSES})" in done.stderr
+    assert "may not pay yet" not in done.stderr
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == steps
+
+
+def test_own_data_below_the_map_crossover_says_so_and_names_the_steps_that_reach_it(folder, tmp_path):
+    from hybridwrap.budget import CROSSOVERS, OWN_DATA_PASSES, steps_for_passes
+
+    done = _train("--dataset", "imagefolder", "--data-path", folder, "--max-steps", "1", "--output-dir",
+                  tmp_path / "run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["budget_passes"] is None  # steps given
+    assert "1 steps make 4.4 passes over the 18 unlabeled images: HybridNet may not pay yet" in done.stderr
+    for name, c in CROSSOVERS.items():
+        assert f"{c['passes']:.1f} passes on {name} ({c['steps']} steps, {c['labels']} labels)" in done.stderr
+    assert f"--max-steps {steps_for_passes(OWN_DATA_PASSES, 18, 80)} ({OWN_DATA_PASSES} passes" in done.stderr
+    baseline = _train("--dataset", "imagefolder", "--data-path", folder, "--max-steps", "1", "--preset",
+                      "classification", "--output-dir", tmp_path / "labeled-only", cwd=tmp_path)
+    assert baseline.returncode == 0 and "may not pay yet" not in baseline.stderr  # no unlabeled term to pay
+
+
+def test_a_budget_in_passes_resumes_with_the_steps_it_resolved():
+    from hybridwrap.config import TrainConfig, fill_resolved, fingerprint, scaled_to
+
+    def fresh():
+        cfg = TrainConfig(budget_passes=12)
+        cfg.max_steps, cfg.loss.stability_rampup_steps, cfg.optim.lr_rampdown_steps = 240, 60, 60
+        return cfg
+
+    saved = scaled_to(fresh(), 1000)  # what the run resolved from its pool at start-up
+    again = fill_resolved(fresh(), saved)  # the same command with --resume, before its data is loaded
+    assert fingerprint(again) == fingerprint(saved) and again.max_steps == 1000
+    other = fresh()
+    other.budget_passes = 20  # another budget is a difference, not a resolution
+    assert fill_resolved(other, saved).max_steps == 240
+
+
+def test_max_steps_on_the_command_line_replaces_the_own_data_budget_in_passes(folder):
+    import argparse
+
+    from hybridwrap.budget import OWN_DATA_PASSES
+    from hybridwrap.train_cli import add_train_arguments, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_train_arguments(p)
+    own = ["--dataset", "imagefolder", "--data-path", str(folder)]
+    assert config_from_args(p.parse_args(own)).budget_passes == OWN_DATA_PASSES
+    assert config_from_args(p.parse_args(own + ["--max-steps", "50"])).budget_passes is None
+    assert config_from_args(p.parse_args(own + ["--set", "max_steps=50"])).budget_passes is None
+    assert config_from_args(p.parse_args([])).budget_passes is None  # the digits demo keeps its 240 steps
+    assert config_from_args(p.parse_args(["--dataset", "mnist5k"])).budget_passes is None
+
+
+def test_tune_sizes_an_own_data_budget_before_it_sets_its_halving_point(folder):
+    from hybridwrap.budget import pool_size, resolve, steps_for_passes
+    from hybridwrap.config import TrainConfig
+
+    cfg = TrainConfig(budget_passes=10)
+    cfg.data.dataset, cfg.data.path, cfg.data.num_labels, cfg.data.val_size = "imagefolder", str(folder), 6, 3
+    cfg.model.num_classes = 3
+    assert pool_size(cfg) == 9  # 18 train images, 3 held out for validation, 6 labeled
+    resolve(cfg)
+    assert cfg.max_steps == steps_for_passes(10, 9, cfg.data.unlabeled_batch_size)
+
+
+def test_the_time_estimate_is_the_pace_of_the_steps_after_the_first(monkeypatch):
+    from hybridwrap import budget
+
+    clock = iter([100.0, 105.0])  # step 1 done at t=100 (warm-up paid), step 1 + PACE_STEPS at t=105
+    monkeypatch.setattr(budget.time, "time", lambda: next(clock))
+    lines = []
+    pace = budget.Pace(0, 1010, lines.append)
+    for step in range(1, 2 + budget.PACE_STEPS + 5):
+        pace.tick(step)
+    per_step = 5.0 / budget.PACE_STEPS
+    left = per_step * (1010 - 1 - budget.PACE_STEPS)
+    assert lines == [f"step {1 + budget.PACE_STEPS}/1010: {per_step:.2f} s per step, about {left / 60:.0f} min of "
+                     "training to go"]

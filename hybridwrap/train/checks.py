@@ -72,6 +72,12 @@ def validate(cfg: TrainConfig, world: int, accelerator: bool | None = None) -> N
                           f"{cfg.optim.beta1_rampdown}.")
     if cfg.max_steps < 1:
         raise ConfigError(f"max_steps must be >= 1, got {cfg.max_steps}.")
+    if cfg.budget_passes is not None and not cfg.budget_passes > 0:
+        raise ConfigError(f"budget_passes must be > 0 (passes over the unlabeled pool), or null to train max_steps "
+                          f"steps; got {cfg.budget_passes}.")
+    if cfg.budget_passes is not None and d.streaming:
+        raise ConfigError("budget_passes counts passes over the unlabeled pool, which a stream (data.streaming) has no "
+                          "size for: set max_steps (--max-steps N) and budget_passes=null.")
     logs.check_level(cfg.log_level)
     if cfg.mixed_precision not in ("auto", "no", "bf16", "fp16"):
         raise ConfigError(f"mixed_precision must be auto, no, bf16 or fp16, got {cfg.mixed_precision!r}.")

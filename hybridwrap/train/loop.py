@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .. import logs, losses
-from ..config import TrainConfig, to_dict
+from .. import budget, logs, losses
+from ..config import TrainConfig, scaled_to, to_dict
 from ..data import augment as aug
 from ..data import load_data
 from ..data.images import take
@@ -37,6 +37,7 @@ from .process import allow_new_precision, has_tensorboard, stop_when_launcher_di
 from .rundir import (TrainState, check_run_dir, checkpoint_dirs, clean_partial_checkpoints, first_missing,
                      keep_metrics_until, save_checkpoint, write_train_config)
 from .schedule import make_optimizer, optimizer_schedule
+from .startup import log_start
 
 logger = logs.get_logger("hybridwrap.train")
 
@@ -113,6 +114,9 @@ class Run:
                                     cfg.data.labels_seed, cfg.data.val_size)
         self.steps = step_batches(self.data, self.split, cfg.data, cfg.seed, cfg.loss.stability == "mean_teacher",
                                   self.rank, self.world)
+        if cfg.budget_passes is not None and not resume:  # a resumed run keeps the budget it resolved (fill_resolved)
+            scaled_to(cfg, budget.steps_for_passes(cfg.budget_passes, len(self.steps.batches.unlabeled),
+                                                   cfg.data.unlabeled_batch_size))
         self.workers = (cfg.data.num_workers if cfg.data.num_workers is not None
                         else default_workers(self.data.in_memory, self.world))
         if cfg.data.normalize == "dataset" and cfg.model.mean is None:
@@ -171,7 +175,7 @@ class Run:
             flat = {f"{s}.{k}": v for s, sec in to_dict(cfg).items() if isinstance(sec, dict)
                     for k, v in sec.items() if isinstance(v, (int, float, str, bool))}
             acc.init_trackers("hybridwrap", config=flat)
-        self._log_start(latest)
+        log_start(self, latest)
 
     # -- pieces of a step ----------------------------------------------------------------------
     def _batches(self, start: int, end: int):
@@ -277,6 +281,7 @@ class Run:
         from tqdm.auto import tqdm
 
         t0, seconds_before = time.time(), self.state.seconds
+        pace = budget.Pace(self.state.step, cfg.max_steps, logger.info)
         self.model.train()
         # a context: the bar's line is ended also on Ctrl-C, so the message after it starts a line of its own
         with tqdm(total=cfg.max_steps, initial=self.state.step, desc=f"{cfg.preset}", dynamic_ncols=True,
@@ -285,6 +290,7 @@ class Run:
                 values, loss, lr, weights, out = self._step(idx, x, labels, x_teacher)
                 bar.update(1)
                 step = self.state.step
+                pace.tick(step)
                 if cfg.check_replicas_every and step % cfg.check_replicas_every == 0:
                     self._check_replicas()
                 if step % cfg.log_every == 0 or step == cfg.max_steps:
@@ -366,34 +372,6 @@ class Run:
         else:
             terms = " ".join(f"{k[len('loss/'):]}={v:.4f}" for k, v in values.items() if k.startswith("loss/"))
             logger.debug(f"{where}: {terms} lr={values.get('lr', 0):.2e}")
-
-    def _log_start(self, resumed_from: Path | None) -> None:
-        cfg, data, split = self.cfg, self.data, self.split
-        model = self.accelerator.unwrap_model(self.model)
-        params = sum(p.numel() for p in model.parameters()) / 1e6
-        # the pool: every training image outside validation (labeled ones too) and the extra unlabeled ones
-        unlabeled = (f"the unlabeled stream of {self.steps.stream.name}" if self.steps.stream is not None
-                     else f"{len(self.steps.batches.unlabeled)} in the unlabeled pool")
-        reading = (f"{self.workers} loader worker{'s' if self.workers != 1 else ''}" if self.workers
-                   else "no loader workers")
-        where = "in memory" if data.in_memory else "read from disk on access"
-        test = f", {len(data.test_y)} test" if self.eval_loader is not None else ", test split unused"
-        start = (f"resumed at step {self.state.step} from {resumed_from}" if resumed_from is not None
-                 else "new run")
-        logger.info(f"hybridwrap: training {cfg.preset} ({cfg.model.backbone}, {params:.2f} M parameters, "
-                    f"{cfg.model.input_size[0]}x{cfg.model.input_size[1]}) on {data.name}")
-        if cfg.protocol:
-            logger.info(f"  protocol: {cfg.protocol}")
-        logger.info(f"  data: {len(split.labeled)} labeled, {unlabeled}, {len(split.val)} validation{test}; "
-                    f"batches of {cfg.data.labeled_batch_size} labeled + {cfg.data.unlabeled_batch_size} unlabeled; "
-                    f"images {where}, {self.steps.mode} augmentation, {reading}")
-        pool = len(self.steps.batches.unlabeled) if self.steps.stream is None else 0
-        passes = f" ({cfg.max_steps * cfg.data.unlabeled_batch_size / pool:.1f} passes over the unlabeled pool)" if pool else ""
-        logger.info(f"  {cfg.max_steps} steps{passes} on {self.accelerator.device} ({self.world} process"
-                    f"{'es' if self.world > 1 else ''}); evaluate every {min(cfg.eval_every, cfg.max_steps)}, "
-                    f"checkpoint every {min(cfg.checkpoint_every, cfg.max_steps)}")
-        logger.info(f"  precision {'fp32' if self.precision == 'no' else self.precision} ({self.precision_reason})")
-        logger.info(f"  run directory {self.run_dir} ({start}); log {self.run_dir / logs.LOG_FILE}")
 
     def close(self, failed: bool = False) -> None:
         """Detach train.log; after a failed start, remove the run directory that start created (nothing in it

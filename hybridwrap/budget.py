@@ -1,0 +1,94 @@
+"""Training budgets in passes over the unlabeled pool, and what the budget map found about them.
+
+A semi-supervised term pays only once the classifier has overfitted its few labels, which takes passes over the
+data, not a fixed number of steps: an own-data run therefore sizes its default budget in passes over its own
+unlabeled pool (``TrainConfig.budget_passes``), from the budget map's crossovers (benchmarks/budget_map.py,
+RESULTS.md "Where HybridNet pays"), says so when a budget stays below them, and estimates its time from its own pace.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+# Where the budget map found the gain to start, per data set: the first budget from which full HybridNet leads its
+# tuned baseline beyond the spread on validation (every seed ahead there and at every larger budget), and the passes
+# over the unlabeled pool it made there. tests/test_budget_map.py checks every value against the committed JSON.
+CROSSOVERS = {"mnist5k": {"steps": 500, "passes": 11.765, "labels": 100},
+              "digits": {"steps": 1000, "passes": 37.951, "labels": 100},
+              "cifar10": {"steps": 4000, "passes": 7.805, "labels": 4000}}
+# The first command's pointer (the cheapest crossover), with what a step of both (full + classification, seconds per
+# step, mean over seeds) cost on the map's CPU there and on the digits demo's shape.
+BUDGET_MAP_CROSSOVER = {"dataset": "mnist5k", "steps": 500, "step_seconds": 0.1275, "digits_step_seconds": 0.1022,
+                        "seeds": 3}
+# The default budget of a run on the user's own images (train_cli.OWN_DATA_DEFAULTS): the passes from which HybridNet
+# led on every data set where the map found it leading (the largest crossover), in whole passes: how many passes a
+# data set needs varies (the digits needed the most), and a default below a data set's crossover would not pay there.
+OWN_DATA_PASSES = math.ceil(max(c["passes"] for c in CROSSOVERS.values()))
+PACE_STEPS = 10  # the time estimate: the pace of this many steps after the first (which pays for warm-up)
+
+
+def steps_for_passes(passes: float, pool: int, unlabeled_batch: int) -> int:
+    """The steps that draw ``passes`` times the ``pool`` of unlabeled images, ``unlabeled_batch`` per step."""
+    return max(1, math.ceil(passes * pool / unlabeled_batch))
+
+
+def passes(steps: int, pool: int, unlabeled_batch: int) -> float:
+    return steps * unlabeled_batch / pool
+
+
+def pool_size(cfg) -> int:
+    """The images in the unlabeled pool a run of ``cfg`` (a TrainConfig) draws from, as the trainer builds it
+    (loads the data: for callers that need the budget before a run, such as ``hybridwrap tune``)."""
+    from .data import load_data
+    from .data.loader import step_batches
+    from .data.semisup import make_split
+
+    data = load_data(cfg.data)
+    split = make_split(data.train_y, cfg.model.num_classes or len(data.class_names), cfg.data.num_labels,
+                       cfg.data.labels_seed, cfg.data.val_size)
+    return len(step_batches(data, split, cfg.data, cfg.seed, False).batches.unlabeled)
+
+
+def resolve(cfg) -> None:
+    """``cfg.max_steps`` (and every ramp, scaled) from ``cfg.budget_passes``, in place; nothing when it is None."""
+    from .config import scaled_to
+
+    if cfg.budget_passes is not None:
+        scaled_to(cfg, steps_for_passes(cfg.budget_passes, pool_size(cfg), cfg.data.unlabeled_batch_size))
+
+
+def below_crossover(steps: int, pool: int, unlabeled_batch: int) -> str | None:
+    """The warning of a run on own data whose budget stays below the map's crossovers, with the budget that reaches
+    them; None at or above."""
+    made = passes(steps, pool, unlabeled_batch)
+    if made >= OWN_DATA_PASSES:
+        return None
+    found = ", ".join(f"{c['passes']:.1f} passes on {name} ({c['steps']} steps, {c['labels']} labels)"
+                      for name, c in CROSSOVERS.items())
+    return (f"{steps} steps make {made:.1f} passes over the {pool} unlabeled images: HybridNet may not pay yet. The "
+            f"budget map (benchmarks/RESULTS.md) found it ahead of its labeled-only baseline only from {found}; give "
+            f"it --max-steps {steps_for_passes(OWN_DATA_PASSES, pool, unlabeled_batch)} "
+            f"({OWN_DATA_PASSES} passes, the own-data default), or leave out --max-steps.")
+
+
+def describe_minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+class Pace:
+    """The estimated time of a run, from the pace of its first steps (logged once, PACE_STEPS steps after the first:
+    a step's cost depends on the backbone, the image size and the machine, so it is measured, not guessed)."""
+
+    def __init__(self, start_step: int, max_steps: int, log):
+        self.first, self.max_steps, self.log, self.t0 = start_step + 1, max_steps, log, None
+
+    def tick(self, step: int) -> None:
+        """Call after each step with the number of steps done."""
+        if step == self.first:
+            self.t0 = time.time()
+        elif self.t0 is not None and step == self.first + PACE_STEPS:
+            per_step = (time.time() - self.t0) / PACE_STEPS
+            self.log(f"step {step}/{self.max_steps}: {per_step:.2f} s per step, about "
+                     f"{describe_minutes(per_step * (self.max_steps - step))} of training to go")
+            self.t0 = None
