@@ -152,14 +152,33 @@ def _step_seconds(runs, dataset, steps):
     return statistics.mean(per["full"]) + statistics.mean(per["classification"])
 
 
+def test_the_crossovers_in_passes_and_the_own_data_default_are_what_the_committed_map_found():
+    import math
+
+    from rendering import budget
+
+    from hybridwrap.budget import CROSSOVERS, OWN_DATA_PASSES
+
+    runs = budget.load()
+    found = {d: budget.crossover(runs, d) for d in budget.DATASETS if budget.crossover(runs, d) is not None}
+    assert found == {d: c["steps"] for d, c in CROSSOVERS.items()}
+    for d, c in CROSSOVERS.items():
+        at = [r for r in runs if r["dataset"] == d and r["steps"] == c["steps"]]
+        assert {r["unlabeled_passes"] for r in at} == {c["passes"]} and {r["labels"] for r in at} == {c["labels"]}
+    assert OWN_DATA_PASSES == math.ceil(max(c["passes"] for c in CROSSOVERS.values()))
+
+
 def test_the_first_command_points_to_the_crossover_the_committed_map_found():
     from rendering import budget
 
-    from hybridwrap.train_cli import BUDGET_MAP_CROSSOVER as c
+    from hybridwrap.budget import CROSSOVERS
+
+    from hybridwrap.budget import BUDGET_MAP_CROSSOVER as c
     from hybridwrap.train_cli import where_it_pays
 
     runs = budget.load()
     assert c["steps"] == budget.crossover(runs, c["dataset"])
+    assert c["steps"] == CROSSOVERS[c["dataset"]]["steps"]
     assert abs(c["step_seconds"] - _step_seconds(runs, c["dataset"], c["steps"])) < 1e-4
     assert abs(c["digits_step_seconds"] - _step_seconds(runs, "digits", 250)) < 1e-4  # the demo's 240 steps' shape
     assert c["seeds"] == len({r["seed"] for r in runs if r["dataset"] == c["dataset"]})

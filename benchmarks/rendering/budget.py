@@ -68,8 +68,12 @@ def dataset_lines(dataset: str, steps: dict[int, dict[str, list[dict]]], runs: l
                      for r in rs if r.get("reused_from")})
     lines = [f"### {dataset}: `{any_run['config']}`, {any_run['labels']} labels", "",
              f"{any_run['unlabeled_pool']} unlabeled images in the pool, {any_run['val_size']} validation images held "
-             f"out of the training set. Settings chosen on validation at {any_run.get('selected_at')} steps and held "
-             "fixed at every budget; every schedule scaled to the budget. Measured on: "
+             f"out of the training set. "
+             + (f"Settings chosen on validation at {any_run['selected_at']} steps and held fixed at every budget"
+                if any_run.get("selected_at") else
+                f"Settings: the config's protocol as it is ({any_run.get('protocol') or 'its source'}; not tuned "
+                "here), the baseline with the same optimiser settings")
+             + "; every schedule scaled to the budget. Measured on: "
              + "; ".join(f"CPU capability {c}" for c in caps) + "."
              + (f" Rows reused from the shipped protocol's runs of the same config: {', '.join(reused)}." if reused else ""),
              "", *table_header("| steps | passes over the pool | " + " | ".join(
