@@ -16,10 +16,12 @@ python benchmarks/ablation.py "${C[@]}" --config configs/cifar10_convlarge.yaml 
 python benchmarks/ablation.py --config configs/cifar10_shakeshake.yaml --width 0.17 --iterations 300 \
   --eval-every 100 --val-size 5000 --presets classification_stability full --seeds 0 1 --tag table3
 # 4. issue 25: Eq. 6 as the official code ran it (configs/official_balance.yaml, only loss.balance_rule) against the
-#    paper's: full on Table 1's config (its `protocol` runs above are the paper side), seeds 0-2; Table 3's network
-#    (which now takes official_code) against configs/paper_balance.yaml, seeds 0-1
+#    paper's, both sides on the same machine: full on Table 1's config (paper as it is), seeds 0-2; Table 3's network
+#    (which now takes official_code) against configs/paper_balance.yaml, seeds 0-1 (RESULTS.md "Eq. 6 as ...")
 python benchmarks/ablation.py "${C[@]}" --config configs/cifar10_convlarge.yaml configs/official_balance.yaml \
   --presets full --seeds 0 1 2 --tag official-balance
+python benchmarks/ablation.py "${C[@]}" --config configs/cifar10_convlarge.yaml --presets full --seeds 0 1 2 \
+  --tag paper-balance
 python benchmarks/ablation.py --config configs/cifar10_shakeshake.yaml --width 0.17 --iterations 300 \
   --eval-every 100 --val-size 5000 --presets full --seeds 0 1 --tag table3-official-balance
 python benchmarks/ablation.py --config configs/cifar10_shakeshake.yaml configs/paper_balance.yaml --width 0.17 \

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from rendering import common  # this folder is on sys.path when the script runs
+from rendering.balance import balance_lines
 from rendering.budget import budget_lines
 from rendering.costs import cost_lines
 from rendering.decoders import decoder_lines
@@ -41,6 +42,7 @@ def render(out: Path | None = None) -> Path:
     lines += selection_lines(runs)
     lines += protocol_lines(runs)
     lines += table3_lines(runs)
+    lines += balance_lines(runs)
     lines += ablation_tables(runs)
     if curve_plot(runs, out.parent / common.RESULTS.name / "curves.png"):  # beside the markdown that shows it
         lines += [f"![accuracy vs iterations]({common.RESULTS.name}/curves.png)", ""]

@@ -324,3 +324,36 @@ def test_shipped_configs_take_the_balance_rule_of_their_source():
                      "svhn_shakeshake.yaml": "official_code", "stl10_places_resnet50.yaml": "official_code"}
     overlay = load_config([configs / "cifar10_convlarge.yaml", configs / "official_code.yaml"])
     assert overlay.loss.balance_rule == "official_code"
+
+
+def _balance_row(tag, rule, config, seed, val, test):
+    return {"tag": tag, "balance_rule": rule, "config": config, "preset": "full", "seed": seed, "width": 0.25,
+            "labels": 4000, "iterations": 1000, "val_size": 5000, "val_acc": val, "teacher_val_acc": val + 1,
+            "test_acc": test, "teacher_test_acc": test + 1, "seconds": 600.0, "device": "cpu (x86_64, 2 cores)",
+            "cpu_capability": "AVX512 +AVX512-BF16", "precision": "bf16",
+            "command": f"python benchmarks/ablation.py --tag {tag} --seeds {seed}"}
+
+
+def test_the_balance_measurement_renders_paired_by_seed_with_its_conclusion():
+    """Issue 25: RESULTS.md's paper vs official_code rows, from the JSON the two sides wrote."""
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from rendering.balance import balance_lines
+
+    t1 = ["configs/cifar10_convlarge.yaml"]
+    runs = [_balance_row("paper-balance", "paper", t1, s, 40.0 + s, 41.0) for s in range(3)]
+    runs += [_balance_row("official-balance", "official_code", t1 + ["configs/official_balance.yaml"], s,
+                          40.0 + s + d, 40.0) for s, d in zip(range(3), (2.0, 3.0, 2.5))]
+    runs += [_balance_row("table3", "paper", ["configs/cifar10_shakeshake.yaml"], 0, 20.0, 20.0)]  # not a pair
+    text = "\n".join(balance_lines(runs))
+    assert "### Table 1's config (full)" in text and "Table 3's network" not in text
+    assert "| paper | 41.00 ± 1.00 | 42.00 ± 1.00 | 41.00 ± 0.00 | 42.00 ± 0.00 | 600 | 3 |" in text
+    assert "student validation 2.50 ± 0.50 (3/3)" in text and "student test -1.00 ± 0.00 (0/3)" in text
+    assert "On validation: official_code ahead of paper beyond the seed-to-seed spread at this budget." in text
+    tied = [dict(r, val_acc=r["val_acc"] + (-2.5 if r["seed"] == 0 else 0)) if r["tag"] == "official-balance" else r
+            for r in runs]
+    assert "no difference beyond the seed-to-seed spread" in "\n".join(balance_lines(tied))
+    assert balance_lines([r for r in runs if r["tag"] == "table3"]) == []
