@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ablation import DEFAULT_DATA, _cpu_capability, _device, _relative, git_commit
+from ablation import DEFAULT_DATA, _cpu_capability, _device, git_commit
 
 from hybridwrap.budget import pool_size
 
@@ -84,10 +84,8 @@ def result_path(results: Path, dataset: str, preset: str, steps: int, seed: int)
 def run_config(plan: MapPlan, preset: str, steps: int, seed: int, run_dir: Path):
     """The shipped config at this budget, as `hybridwrap train --max-steps steps --seed seed` (and, for the
     classification row, `--baseline`) trains it."""
-    from hybridwrap.config import load_config, scaled_to
+    from hybridwrap.config import apply_overrides, load_config, scaled_to
     from hybridwrap.train import baseline_config
-
-    from hybridwrap.config import apply_overrides
 
     cfg = scaled_to(load_config(CONFIGS / plan.config), steps)
     cfg.seeds, cfg.seed, cfg.data.labels_seed = 1, seed, seed  # seed k on labeled subset k, as --seeds does

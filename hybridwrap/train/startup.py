@@ -39,20 +39,29 @@ def log_start(run, resumed_from: Path | None) -> None:
                 f"{'es' if run.world > 1 else ''}); evaluate every {min(cfg.eval_every, cfg.max_steps)}, "
                 f"checkpoint every {min(cfg.checkpoint_every, cfg.max_steps)}"
                 + (f"; time estimate after step {estimate_at}" if estimate_at < cfg.max_steps else ""))
+    warn_below_crossover(run)
     logger.info(f"  precision {'fp32' if run.precision == 'no' else run.precision} ({run.precision_reason})")
     logger.info(f"  run directory {run.run_dir} ({start}); log {run.run_dir / logs.LOG_FILE}")
 
 
 def describe_budget(run) -> str:
-    """The budget in steps and passes over the unlabeled pool; on own data below the map's crossover, a warning."""
+    """The budget in steps and passes over the unlabeled pool."""
     cfg = run.cfg
     pool = len(run.steps.batches.unlabeled) if run.steps.stream is None else 0
     if not pool:
         return f"{cfg.max_steps} steps"
     made = budget.passes(cfg.max_steps, pool, cfg.data.unlabeled_batch_size)
     sized = f", sized by budget_passes={cfg.budget_passes:g}" if cfg.budget_passes is not None else ""
-    preset = PRESETS[cfg.preset]
-    note = budget.below_crossover(cfg.max_steps, pool, cfg.data.unlabeled_batch_size)
-    if note and cfg.data.dataset in OWN_DATA and (preset.stability or preset.reconstruction) and run.rank == 0:
-        warnings.warn(note, stacklevel=4)
     return f"{cfg.max_steps} steps ({made:.1f} passes over the unlabeled pool{sized})"
+
+
+def warn_below_crossover(run) -> None:
+    """Own data whose budget stays below the budget map's crossovers, with a term that needs unlabeled images: say
+    that HybridNet may not pay yet, and which --max-steps reaches them."""
+    cfg, preset = run.cfg, PRESETS[run.cfg.preset]
+    if (run.steps.stream is not None or cfg.data.dataset not in OWN_DATA or run.rank != 0
+            or not (preset.stability or preset.reconstruction)):
+        return
+    note = budget.below_crossover(cfg.max_steps, len(run.steps.batches.unlabeled), cfg.data.unlabeled_batch_size)
+    if note:
+        warnings.warn(note, stacklevel=4)
