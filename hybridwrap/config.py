@@ -164,6 +164,9 @@ class LossConfig:
     # the teacher's BatchNorm statistics: "own" (Mean Teacher: only parameters are averaged; the statistics come
     # from the teacher's own forward passes in train mode) | "ema" (averaged like parameters: hybridwrap < 0.3)
     teacher_buffers: str = "own"
+    # where the teacher starts: "student" (a copy of the student's initial weights) | "own" (its own initialisation,
+    # drawn like the student's: Mean Teacher's code and the official HybridNet code, create_model(ema=True))
+    teacher_init: str = "student"
     lambda_logit_distance: float = 0.01  # Mean Teacher's two-head cost (only with model.stability_head)
     te_alpha: float = 0.6  # Temporal Ensembling momentum
     stability_rampup_steps: int = 0  # sigmoid ramp-up exp(-5 (1 - t)^2) of λ_s

@@ -19,14 +19,21 @@ class MeanTeacher(nn.Module):
     ``named_parameters()`` only and run the teacher in train mode): the BatchNorm statistics are the teacher's
     own, updated by its forward passes. ``buffers="ema"``: floating-point buffers follow the same average as the
     parameters and integer buffers are copied (hybridwrap < 0.3).
+
+    ``start``: weights to start from, a backbone of the student's architecture built apart (Mean Teacher's code and
+    the official HybridNet code build their teacher with its own ``create_model(ema=True)``); None: a copy of the
+    student. Either way the teacher keeps the student's module types (SyncBatchNorm) and memory format.
     """
 
-    def __init__(self, student_backbone: nn.Module, alpha: float = 0.99, buffers: str = "own"):
+    def __init__(self, student_backbone: nn.Module, alpha: float = 0.99, buffers: str = "own",
+                 start: nn.Module | None = None):
         super().__init__()
         if buffers not in ("own", "ema"):
             raise ValueError(f"teacher buffers must be 'own' or 'ema', got {buffers!r}")
         self.alpha, self.buffers = alpha, buffers
         self.model = copy.deepcopy(student_backbone)
+        if start is not None:
+            self.model.load_state_dict(start.state_dict())
         for p in self.model.parameters():
             p.requires_grad_(False)
 

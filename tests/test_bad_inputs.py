@@ -87,6 +87,8 @@ CLI_CASES = [
                         "--output-dir", "{root}/scratch/k"], CONFIG, r"has no value\. YAML needs a space after the colon"),
     ("balance-rule", ["train", "--config", "{root}/tiny.yaml", "--set", "loss.balance_rule=official",
                       "--output-dir", "{root}/scratch/b"], CONFIG, r"loss\.balance_rule must be 'paper'"),
+    ("teacher-init", ["train", "--config", "{root}/tiny.yaml", "--set", "loss.teacher_init=random",
+                      "--output-dir", "{root}/scratch/ti"], CONFIG, r"loss\.teacher_init must be 'student' .* or 'own'"),
     ("existing-run", ["train", "--config", "{root}/tiny.yaml", "--output-dir", "{run}"], CONFIG,
      r"already holds a run\. Pass --resume"),
     ("resume-other-config", ["train", "--config", "{root}/tiny.yaml", "--output-dir", "{run}", "--resume",

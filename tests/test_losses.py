@@ -147,6 +147,42 @@ def test_mean_teacher_ema_formula_with_averaged_buffers():
     assert all(not p.requires_grad for p in teacher.model.parameters())
 
 
+def test_a_teacher_of_its_own_initialisation_is_drawn_apart_and_leaves_the_student_draws_alone(tiny_config):
+    """loss.teacher_init=own: Mean Teacher's and the official code's create_model(ema=True), built like the student."""
+    import copy
+
+    from hybridwrap.config import load_config
+    from hybridwrap.model import build_from_config
+    from hybridwrap.train.stability import stability_targets
+
+    cfg = load_config(tiny_config(), ["loss.teacher_init=own"])
+    torch.manual_seed(0)
+    model = build_from_config(copy.deepcopy(cfg.model)).to(memory_format=torch.channels_last)
+    state = torch.random.get_rng_state()
+    teacher, ensemble = stability_targets(cfg, model, num_samples=10)
+    assert ensemble is None and torch.equal(torch.random.get_rng_state(), state)  # the generator was forked
+    again, _ = stability_targets(cfg, model, num_samples=10)
+    own, student = teacher.model.state_dict(), model.backbone.state_dict()
+    assert own.keys() == student.keys()
+    for name, param in model.backbone.named_parameters():
+        t = own[name]
+        torch.testing.assert_close(t, again.model.state_dict()[name])  # one draw per seed
+        assert t.shape == param.shape, name
+        if param.dim() > 1:  # weights: the same initialisation scheme, another draw (BatchNorm's start at 1 and 0)
+            assert not torch.equal(t, param.detach()), name
+            assert t.std().item() == pytest.approx(param.detach().std().item(), rel=0.5), name
+    conv = next(m for m in teacher.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)  # the student's memory format is kept
+    assert all(not p.requires_grad for p in teacher.model.parameters())
+
+    copied, _ = stability_targets(load_config(tiny_config()), model, num_samples=10)  # the default: a copy
+    for name, value in model.backbone.state_dict().items():
+        assert torch.equal(copied.model.state_dict()[name], value), name
+    te_cfg = load_config(tiny_config(), ["loss.stability=temporal_ensembling"])
+    teacher, ensemble = stability_targets(te_cfg, model, num_samples=10)
+    assert teacher is None and ensemble.ensemble.shape == (10, cfg.model.num_classes)
+
+
 def test_temporal_ensembling_update_and_startup_correction():
     te = TemporalEnsembling(num_samples=3, num_classes=2, alpha=0.6)
     idx = torch.tensor([0, 2])
@@ -324,6 +360,9 @@ def test_shipped_configs_take_the_balance_rule_of_their_source():
                      "svhn_shakeshake.yaml": "official_code", "stl10_places_resnet50.yaml": "official_code"}
     overlay = load_config([configs / "cifar10_convlarge.yaml", configs / "official_code.yaml"])
     assert overlay.loss.balance_rule == "official_code"
+    # the teacher's own initialisation: the overlay only; the shipped configs keep the copy their RESULTS rows ran
+    assert overlay.loss.teacher_init == "own"
+    assert {load_config(configs / name).loss.teacher_init for name in rules} == {"student"}
 
 
 def _balance_row(tag, rule, config, seed, val, test):

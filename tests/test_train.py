@@ -67,6 +67,21 @@ def _weights(run: Path) -> dict:
             **({"teacher." + k: v for k, v in load_file(str(teacher)).items()} if teacher.is_file() else {})}
 
 
+def test_a_teacher_of_its_own_initialisation_trains_and_resumes_to_the_same_weights(tiny_config, tmp_path):
+    """loss.teacher_init=own (configs/official_code.yaml): the run resumes the teacher it started, not a new draw."""
+    config = tiny_config(loss={"teacher_init": "own"}, max_steps=4, eval_every=1000)
+    whole = train(_cfg(config, tmp_path / "whole"))
+    train(_cfg(config, tmp_path / "cut"), stop_at=2)
+    train(_cfg(config, tmp_path / "cut"), resume=True)
+    copied = train(_cfg(tiny_config(max_steps=4, eval_every=1000), tmp_path / "copied"))
+    teachers = {name: load_file(str(tmp_path / name / "model" / "teacher.safetensors")) for name in ("whole", "cut", "copied")}
+    for k, v in teachers["whole"].items():
+        assert torch.equal(v, teachers["cut"][k]), k
+    assert any(not torch.equal(v, teachers["copied"][k]) for k, v in teachers["whole"].items())
+    assert json.loads((tmp_path / "cut" / "train_config.json").read_text())["loss"]["teacher_init"] == "own"
+    assert whole["steps"] == copied["steps"] == 4
+
+
 def test_kill_9_then_resume_is_bit_identical_to_an_uninterrupted_run(tiny_config, tmp_path):
     config = tiny_config(max_steps=40, checkpoint_every=5, eval_every=1000, log_every=5)
     base = ["train", "--config", str(config), "--no-progress"]

@@ -42,6 +42,9 @@ def validate(cfg: TrainConfig, world: int, accelerator: bool | None = None) -> N
         raise ConfigError(f"loss.stability must be mean_teacher, temporal_ensembling or none, got {cfg.loss.stability!r}.")
     if cfg.loss.teacher_buffers not in ("own", "ema"):
         raise ConfigError(f"loss.teacher_buffers must be 'own' (Mean Teacher) or 'ema', got {cfg.loss.teacher_buffers!r}.")
+    if cfg.loss.teacher_init not in ("student", "own"):
+        raise ConfigError(f"loss.teacher_init must be 'student' (a copy of the student) or 'own' (its own initialisation, "
+                          f"as Mean Teacher's and the official code), got {cfg.loss.teacher_init!r}.")
     if cfg.loss.ce_average not in ("labeled", "batch"):
         raise ConfigError(f"loss.ce_average must be 'labeled' (paper) or 'batch' (official code), got {cfg.loss.ce_average!r}.")
     if cfg.loss.balance_rule not in BALANCE_RULES:

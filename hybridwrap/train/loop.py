@@ -30,13 +30,13 @@ from .. import hardware
 from ..model import build_from_config
 from ..presets import apply_preset
 from ..serialization import atomic_write_text, save_model
-from ..teachers import MeanTeacher, TemporalEnsembling
 from .checks import check_data_fits_model, validate
 from .evaluation import branch_statistics, collapsed_branch, describe_scores
 from .process import allow_new_precision, has_tensorboard, stop_when_launcher_dies, sync_batchnorm
 from .rundir import (TrainState, check_run_dir, checkpoint_dirs, clean_partial_checkpoints, first_missing,
                      keep_metrics_until, save_checkpoint, write_train_config)
 from .schedule import make_optimizer, optimizer_schedule
+from .stability import stability_targets
 from .startup import log_start
 
 logger = logs.get_logger("hybridwrap.train")
@@ -140,9 +140,7 @@ class Run:
         model = model.to(memory_format=self.memory_format)
         if cfg.model.sync_bn:  # before the teacher copies the backbone: both share statistics across processes
             model = sync_batchnorm(model)
-        self.teacher = MeanTeacher(model.backbone, cfg.loss.ema_decay, cfg.loss.teacher_buffers) if cfg.loss.stability == "mean_teacher" else None
-        self.ensemble = (TemporalEnsembling(len(self.steps.labels), cfg.model.num_classes, cfg.loss.te_alpha)
-                         if cfg.loss.stability == "temporal_ensembling" else None)
+        self.teacher, self.ensemble = stability_targets(cfg, model, len(self.steps.labels))
         optimizer = make_optimizer(cfg, model)
         test_loader = None
         if cfg.evaluate_test:  # hybridwrap tune's trials never touch the test split
