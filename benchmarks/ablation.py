@@ -114,6 +114,7 @@ def run_one(args, preset: str, seed: int) -> Path:
         "test_acc": metrics["test_acc"], "teacher_test_acc": metrics.get("teacher_test_acc"),
         "val_acc": metrics.get("val_acc"), "teacher_val_acc": metrics.get("teacher_val_acc"),
         "val_size": args.val_size, "seconds": round(time.time() - t0, 1), "balance_rule": cfg.loss.balance_rule,
+        "teacher_init": cfg.loss.teacher_init,
         "resumed_from_step": resumed_from,  # > 0: `seconds` covers only the steps after it
         "device": _device(), "cpu_capability": _cpu_capability(), "precision": metrics.get("precision", args.precision),
         "precision_requested": args.precision,

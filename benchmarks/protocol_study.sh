@@ -6,7 +6,8 @@
 # 3. Table 3's network (configs/cifar10_shakeshake.yaml: the official 3_hybrid protocol) narrowed to shake-shake
 #    26 2x16d (--width 0.17 of 96d) at 300 iterations: full against classification + Mean Teacher, seeds 0, 1.
 # Finished runs are skipped and interrupted ones resume, so the script can be run again to complete it; RESULTS.md
-# renders whatever exists ("Table 1 under the shipped protocol", "Table 3's network at a CPU budget").
+# renders whatever exists ("Table 1 under the shipped protocol", "Table 3's network at a CPU budget", and the
+# pairs of steps 4 and 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 C=(--val-size 5000 --iterations 1000 --width 0.25)
@@ -26,4 +27,11 @@ python benchmarks/ablation.py --config configs/cifar10_shakeshake.yaml --width 0
   --eval-every 100 --val-size 5000 --presets full --seeds 0 1 --tag table3-official-balance
 python benchmarks/ablation.py --config configs/cifar10_shakeshake.yaml configs/paper_balance.yaml --width 0.17 \
   --iterations 300 --eval-every 100 --val-size 5000 --presets full --seeds 0 1 --tag table3-paper-balance
+# 5. issue 25: the teacher's start, on Table 3's network (the Mean Teacher config): a copy of the student (the config
+#    as it is) against its own initialisation (configs/teacher_own.yaml, only loss.teacher_init), seeds 0-1
+#    (RESULTS.md "The teacher's start ...")
+python benchmarks/ablation.py --config configs/cifar10_shakeshake.yaml --width 0.17 --iterations 300 \
+  --eval-every 100 --val-size 5000 --presets full --seeds 0 1 --tag table3-teacher-student
+python benchmarks/ablation.py --config configs/cifar10_shakeshake.yaml configs/teacher_own.yaml --width 0.17 \
+  --iterations 300 --eval-every 100 --val-size 5000 --presets full --seeds 0 1 --tag table3-teacher-own
 python benchmarks/render_results.py

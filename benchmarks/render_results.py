@@ -10,10 +10,10 @@ import argparse
 from pathlib import Path
 
 from rendering import common  # this folder is on sys.path when the script runs
-from rendering.balance import balance_lines
 from rendering.budget import budget_lines
 from rendering.costs import cost_lines
 from rendering.decoders import decoder_lines
+from rendering.official_pairs import official_pair_lines
 from rendering.pictures import picture_lines
 from rendering.quickstart import quickstart_lines
 from rendering.regime import regime_lines
@@ -42,7 +42,7 @@ def render(out: Path | None = None) -> Path:
     lines += selection_lines(runs)
     lines += protocol_lines(runs)
     lines += table3_lines(runs)
-    lines += balance_lines(runs)
+    lines += official_pair_lines(runs)
     lines += ablation_tables(runs)
     if curve_plot(runs, out.parent / common.RESULTS.name / "curves.png"):  # beside the markdown that shows it
         lines += [f"![accuracy vs iterations]({common.RESULTS.name}/curves.png)", ""]

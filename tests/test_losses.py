@@ -373,14 +373,23 @@ def _balance_row(tag, rule, config, seed, val, test):
             "command": f"python benchmarks/ablation.py --tag {tag} --seeds {seed}"}
 
 
-def test_the_balance_measurement_renders_paired_by_seed_with_its_conclusion():
-    """Issue 25: RESULTS.md's paper vs official_code rows, from the JSON the two sides wrote."""
+def _official_pairs():
     import sys
 
     from conftest import REPO
 
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from rendering.balance import balance_lines
+    from rendering import official_pairs
+
+    return official_pairs
+
+
+def test_the_balance_measurement_renders_paired_by_seed_with_its_conclusion():
+    """Issue 25: RESULTS.md's paper vs official_code rows, from the JSON the two sides wrote."""
+    pairs = _official_pairs()
+
+    def balance_lines(runs):
+        return pairs.option_lines(pairs.BALANCE, runs)
 
     t1 = ["configs/cifar10_convlarge.yaml"]
     runs = [_balance_row("paper-balance", "paper", t1, s, 40.0 + s, 41.0) for s in range(3)]
@@ -396,3 +405,44 @@ def test_the_balance_measurement_renders_paired_by_seed_with_its_conclusion():
             for r in runs]
     assert "no difference beyond the seed-to-seed spread" in "\n".join(balance_lines(tied))
     assert balance_lines([r for r in runs if r["tag"] == "table3"]) == []
+    wrong = [dict(r, balance_rule="paper") if r["tag"] == "official-balance" else r for r in runs]
+    with pytest.raises(AssertionError, match="official-balance: a run whose loss.balance_rule is not 'official_code'"):
+        balance_lines(wrong)
+
+
+def test_the_teacher_start_measurement_renders_its_pair_and_reads_older_runs_as_a_copy():
+    """loss.teacher_init student vs own on Table 3's network; a run recorded before the option existed ran a copy."""
+    pairs = _official_pairs()
+    t3 = ["configs/cifar10_shakeshake.yaml"]
+    student = [_balance_row("table3-teacher-student", "official_code", t3, s, 19.0 + s, 19.0) for s in range(2)]
+    own = [dict(_balance_row("table3-teacher-own", "official_code", t3 + ["configs/teacher_own.yaml"], s, 18.0 + s,
+                             19.5), teacher_init="own") for s in range(2)]
+    text = "\n".join(pairs.option_lines(pairs.TEACHER_INIT, student + own))
+    assert text.startswith("## The teacher's start: a copy of the student or its own initialisation")
+    assert "| loss.teacher_init | student val acc |" in text and "| own | 18.50 ± 0.71 |" in text
+    assert "own − student, paired by seed: student validation -1.00 ± 0.00 (0/2)" in text
+    assert "On validation: own behind student beyond the seed-to-seed spread at this budget." in text
+    with pytest.raises(AssertionError, match="table3-teacher-own: a run whose loss.teacher_init is not 'own'"):
+        pairs.option_lines(pairs.TEACHER_INIT, student + [dict(r, teacher_init="student") for r in own])
+    # the pairs' runs are nobody else's reference, and both options render into one list
+    assert pairs.is_pair_tag("table3-teacher-own") and pairs.is_pair_tag("official-balance")
+    assert not pairs.is_pair_tag("table3")
+    assert pairs.official_pair_lines(student + own) == pairs.option_lines(pairs.TEACHER_INIT, student + own)
+
+
+def test_the_initial_teacher_weighs_one_over_t_plus_one_until_alpha_caps_the_decay():
+    """docs/paper_mapping.md's bound for loss.teacher_init: the start's share after t updates is prod min(s/(s+1), α),
+    1/(t+1) up to the cap, then α per step: with α = 0.97 (Table 3), 1/11 at step 10, under 1e-3 from step 144."""
+    start, student = torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.ones_(start.weight)
+    torch.nn.init.zeros_(student.weight)  # the student stays at 0: the teacher's weight is the start's share
+    teacher = MeanTeacher(student, alpha=0.97, start=start)
+    shares = {}
+    for step in range(1, 301):
+        teacher.update(student, step)
+        shares[step] = teacher.model.weight.item()
+    assert shares[10] == pytest.approx(1 / 11) and shares[32] == pytest.approx(1 / 33)
+    assert shares[5] == pytest.approx(1 / 6)  # where the CPU budget's stability ramp (scaled to 5 steps) is full
+    assert shares[300] == pytest.approx(0.97 ** (300 - 32) / 33, rel=1e-4)  # float32 over 268 steps
+    assert min(t for t, s in shares.items() if s < 1e-3) == 144
+    assert losses.sigmoid_rampup(144, 3770) < 0.01  # Table 3's stability ramp (3770 steps) is still under 1 %

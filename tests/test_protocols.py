@@ -16,7 +16,8 @@ from hybridwrap.losses import linear_rampdown, loss_weights
 from hybridwrap.train import optimizer_schedule
 
 CONFIGS = REPO / "configs"
-OVERLAYS = ("official_code.yaml", "paper_literal.yaml", "official_balance.yaml", "paper_balance.yaml")  # layer on a protocol
+OVERLAYS = ("official_code.yaml", "paper_literal.yaml", "official_balance.yaml", "paper_balance.yaml",
+            "teacher_own.yaml")  # layer on a protocol
 SHIPPED = sorted(p.name for p in CONFIGS.glob("*.yaml") if p.name not in OVERLAYS)
 MEAN_TEACHER_RESNET = ["cifar10_shakeshake.yaml", "svhn_shakeshake.yaml", "stl10_places_resnet50.yaml"]
 MAPPING = (REPO / "docs" / "paper_mapping.md").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .common import TABLE1, is_table_run, run_id, load, _fmt, commands_block, _signed, _args, _changed, table_header
+from .official_pairs import is_pair_tag
 
 
 def study_lines(runs: list[dict]) -> list[str]:
@@ -24,8 +25,8 @@ def study_lines(runs: list[dict]) -> list[str]:
     for r in sorted(studies, key=lambda r: (r["tag"], TABLE1.index(r["preset"]), r["seed"])):
         mine = _args(r["command"])
         # references of the same kind: a study of a shipped config against runs of a shipped config, a study of
-        # hybridwrap 0.2's recipe against that recipe's main-table runs (issue 25's `*-balance` pairs are their own)
-        kind = ((lambda x: "config" in x and not x["tag"].startswith("study-") and not x["tag"].endswith("-balance"))
+        # hybridwrap 0.2's recipe against that recipe's main-table runs (issue 25's pairs are their own)
+        kind = ((lambda x: "config" in x and not x["tag"].startswith("study-") and not is_pair_tag(x["tag"]))
                 if "config" in r else is_table_run)
         same = [x for x in runs if kind(x) and all(x[k] == r[k] for k in ("preset", "width", "labels", "iterations", "seed"))]
         ref = refs[run_id(r)] = min(same, key=lambda x: len(_changed(mine, _args(x["command"]))), default=None)
