@@ -433,10 +433,16 @@ def test_the_teacher_start_measurement_renders_its_pair_and_reads_older_runs_as_
 def test_the_initial_teacher_weighs_one_over_t_plus_one_until_alpha_caps_the_decay():
     """docs/paper_mapping.md's bound for loss.teacher_init: the start's share after t updates is prod min(s/(s+1), α),
     1/(t+1) up to the cap, then α per step: with α = 0.97 (Table 3), 1/11 at step 10, under 1e-3 from step 144."""
+    from conftest import REPO
+
+    from hybridwrap.config import load_config
+
+    table3 = load_config(REPO / "configs" / "cifar10_shakeshake.yaml").loss  # the values the mapping's bound uses
+    assert (table3.ema_decay, table3.stability_rampup_steps) == (0.97, 3770)
     start, student = torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
     torch.nn.init.ones_(start.weight)
     torch.nn.init.zeros_(student.weight)  # the student stays at 0: the teacher's weight is the start's share
-    teacher = MeanTeacher(student, alpha=0.97, start=start)
+    teacher = MeanTeacher(student, alpha=table3.ema_decay, start=start)
     shares = {}
     for step in range(1, 301):
         teacher.update(student, step)
@@ -445,4 +451,4 @@ def test_the_initial_teacher_weighs_one_over_t_plus_one_until_alpha_caps_the_dec
     assert shares[5] == pytest.approx(1 / 6)  # where the CPU budget's stability ramp (scaled to 5 steps) is full
     assert shares[300] == pytest.approx(0.97 ** (300 - 32) / 33, rel=1e-4)  # float32 over 268 steps
     assert min(t for t, s in shares.items() if s < 1e-3) == 144
-    assert losses.sigmoid_rampup(144, 3770) < 0.01  # Table 3's stability ramp (3770 steps) is still under 1 %
+    assert losses.sigmoid_rampup(144, table3.stability_rampup_steps) < 0.01  # Table 3's stability ramp: under 1 %
