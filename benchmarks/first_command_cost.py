@@ -4,7 +4,7 @@
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 PYTHONPATH=benchmarks/no_native_bf16 \\
         python benchmarks/first_command_cost.py --tag avx2                    # as on an AVX2 CPU without bf16
 
-Each candidate is configs/quickstart.yaml with a few overrides (image size, unlabeled batch, width,
+Each candidate is configs/digits.yaml with a few overrides (image size, unlabeled batch, width,
 channels-last). For each, a HybridNet (``full``) run and a labeled-only baseline run of ``--steps`` steps are
 trained in fp32 (``mixed_precision=no``: the precision of CPUs without native bf16) in a throw-away directory,
 and seconds per step are taken from the runs' own timers (one evaluation and one checkpoint included). Rounds
@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-# name -> overrides of configs/quickstart.yaml, each shape stated in full so that the names stay true whatever the
+# name -> overrides of configs/digits.yaml, each shape stated in full so that the names stay true whatever the
 # shipped config holds; "issue17-16px-20+80" is the command issue 17 timed (0.53 s per HybridNet step there),
 # whose intermediate targets were not detached (more backward work)
 def _shape(px: int, unlabeled: int, *extra: str, channels_last: bool = True) -> list[str]:
@@ -53,7 +53,7 @@ def step_seconds(overrides: list[str], preset: str, steps: int, tmp: Path) -> fl
     from hybridwrap.config import load_config
     from hybridwrap.train import baseline_config, train
 
-    cfg = load_config(REPO / "configs" / "quickstart.yaml", overrides + [
+    cfg = load_config(REPO / "configs" / "digits.yaml", overrides + [
         "mixed_precision=no", "seeds=1", f"max_steps={steps}", f"eval_every={steps}", f"checkpoint_every={steps}",
         "progress_bar=false", f"output_dir={tmp / 'run'}"])
     if preset == "classification":
@@ -85,7 +85,7 @@ def main() -> None:
                 print(f"round {r} {name:24s} {preset:15s} {s:.3f} s/step", flush=True)
     from hybridwrap.config import load_config
 
-    shipped = load_config(REPO / "configs" / "quickstart.yaml")
+    shipped = load_config(REPO / "configs" / "digits.yaml")
     rows = {}
     for name, t in times.items():
         full, base = statistics.median(t["full"]), statistics.median(t["classification"])

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# How the README's first command (configs/quickstart.yaml) got its settings: `hybridwrap tune` on the embedded
+# How the README's first command (configs/digits.yaml) got its settings: `hybridwrap tune` on the embedded
 # digits, on 288 validation images held out of the training set (the test set is never loaded), 2 seeds per
 # setting, successive halving at half the steps, in fp32 (what a CPU without native bf16 runs).
 # - HybridNet (full): the paper's grid λ_rec x λ_rec_inter in {0.25, 0.5, 1.0}^2 at the paper's Adam lr 3e-3;

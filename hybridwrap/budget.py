@@ -8,19 +8,17 @@ RESULTS.md "Where HybridNet pays"), says so when a budget stays below them, and 
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from pathlib import Path
 
-# Where the budget map found the gain to start, per data set: the first budget from which full HybridNet leads its
-# tuned baseline beyond the spread on validation (every seed ahead there and at every larger budget), and the passes
-# over the unlabeled pool it made there. tests/test_budget_map.py checks every value against the committed JSON.
-CROSSOVERS = {"mnist5k": {"steps": 500, "passes": 11.765, "labels": 100},
-              "digits": {"steps": 1000, "passes": 37.951, "labels": 100},
-              "cifar10": {"steps": 4000, "passes": 7.805, "labels": 4000}}
-# The first command's pointer (the cheapest crossover), with what a step of both (full + classification, seconds per
-# step, mean over seeds) cost on the map's CPU there and on the digits demo's shape.
-BUDGET_MAP_CROSSOVER = {"dataset": "mnist5k", "steps": 500, "step_seconds": 0.1275, "digits_step_seconds": 0.1022,
-                        "seeds": 3}
+# What the budget map found, as benchmarks/render_results.py writes it from the committed JSON (never by hand):
+# per data set, the first budget from which full HybridNet leads its tuned baseline beyond the spread on validation
+# (every seed ahead there and at every larger budget) with the passes over the unlabeled pool it made there, and
+# where the gain comes from at each budget (stability, reconstruction on top of it; paired by seed on validation).
+MAP = json.loads((Path(__file__).with_name("budget_map.json")).read_text())
+CROSSOVERS: dict[str, dict] = MAP["crossovers"]
 # The default budget of a run on the user's own images (train_cli.OWN_DATA_DEFAULTS): the passes from which HybridNet
 # led on every data set where the map found it leading (the largest crossover), in whole passes: how many passes a
 # data set needs varies (the digits needed the most), and a default below a data set's crossover would not pay there.
@@ -72,8 +70,33 @@ def below_crossover(steps: int, pool: int, unlabeled_batch: int) -> str | None:
             f"({OWN_DATA_PASSES} passes, the own-data default), or leave out --max-steps.")
 
 
+def _paired(stat: dict) -> str:
+    return f"{stat['mean']:+.2f} ± {stat['std']:.2f} ({stat['ahead']}/{stat['seeds']} seeds ahead)"
+
+
+def gain_sources(dataset: str, steps: int, unlabeled_batch: int) -> str | None:
+    """One line: where the budget map, at its budget nearest in passes over the unlabeled pool to ``steps`` of
+    ``unlabeled_batch`` images on ``dataset``, found HybridNet's gain over its baseline to come from (stability, and
+    reconstruction on top of it); None where the map did not measure it."""
+    rows = MAP["gain_sources"].get(dataset)
+    if not rows:
+        return None
+    made = passes(steps, rows[0]["pool"], unlabeled_batch)
+    row = min(rows, key=lambda r: (abs(math.log(r["passes"] / made)), r["passes"]))
+    return (f"where the gain comes from (budget map, {dataset}, {row['labels']} labels, {row['passes']:.1f} passes over "
+            f"the unlabeled pool, validation):"
+            f" stability (Mean Teacher) {_paired(row['stability'])}, reconstruction on top of it "
+            f"{_paired(row['reconstruction'])}; full HybridNet {_paired(row['full'])}")
+
+
 def describe_minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def describe_seconds(seconds: float) -> str:
+    """A measured time to the second: "4 min 12 s", "58 s"."""
+    whole = round(seconds)
+    return f"{whole // 60} min {whole % 60} s" if whole >= 60 else f"{whole} s"
 
 
 class Pace:

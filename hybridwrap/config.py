@@ -223,6 +223,10 @@ class TrainConfig:
     # overrides (section.field=value) for that baseline only: its own settings, chosen by its own `tune`
     baseline_overrides: list = field(default_factory=list)
     seeds: int = 1  # train seeds seed, seed+1, ... (each with its own labeled subset) and report mean ± std
+    # several runs of one command (seeds, the baseline) at once: 0 decides from the hardware (on a CPU-only machine
+    # with 2+ cores, one process per run up to the cores, the cores shared out as threads), 1 one run after
+    # another, N at most N at once (hybridwrap.train.concurrent)
+    run_processes: int = 0
     selected_by: str = ""  # how the settings were chosen (written by `hybridwrap tune`; printed with results)
     evaluate_test: bool = True  # False: never load the test split (hybridwrap tune's trials)
     check_replicas_every: int = 0  # multi-process: every N steps verify that all processes hold equal weights

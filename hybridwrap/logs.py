@@ -55,6 +55,22 @@ def attach_console(level: str = "info") -> logging.Handler:
     return handler
 
 
+def console_level() -> str | None:
+    """The level name of the console attached by :func:`attach_console`, or None when nothing prints."""
+    names = {value: name for name, value in LEVELS.items()}
+    for handler in logging.getLogger(ROOT).handlers:
+        if isinstance(handler, _ConsoleHandler):
+            return names.get(handler.level)
+    return None
+
+
+def prefix_console(prefix: str) -> None:
+    """Begin every console line with ``prefix`` (runs side by side in several processes say whose line it is)."""
+    for handler in logging.getLogger(ROOT).handlers:
+        if isinstance(handler, _ConsoleHandler):
+            handler.setFormatter(logging.Formatter(prefix.replace("%", "%%") + "%(message)s"))
+
+
 def attach_file(run_dir: Path) -> logging.Handler:
     """Append everything (losses included) to ``run_dir/train.log``; detach with :func:`detach`."""
     logger = logging.getLogger(ROOT)

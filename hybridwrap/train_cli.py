@@ -1,16 +1,17 @@
 """`hybridwrap train`: its arguments, how they become a TrainConfig, and the command itself.
 
-    hybridwrap train --config configs/quickstart.yaml                 # laptop CPU
+    hybridwrap train --baseline                                       # the embedded default: real MNIST, offline
     accelerate launch -m hybridwrap.train --config configs/cifar10_convlarge.yaml   # 1..N GPUs
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
-from . import logs
-from .budget import BUDGET_MAP_CROSSOVER, OWN_DATA_PASSES
+from . import budget, logs
+from .budget import OWN_DATA_PASSES
 from .config import OWN_DATA, TrainConfig, apply_overrides, load_config, scaled_to
 from .errors import Interrupted, process_rank, run_user_command
 
@@ -18,9 +19,10 @@ from .errors import Interrupted, process_rank, run_user_command
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", action="extend", nargs="+",
                    help="YAML config (see configs/); repeat to layer overlays such as configs/official_code.yaml; "
-                        "defaults to the embedded digits quickstart")
+                        "defaults to the embedded quickstart (configs/quickstart.yaml: real MNIST, offline)")
     p.add_argument("--preset", help="Table 1/2 preset, e.g. full, classification_stability, table2_e")
-    p.add_argument("--dataset", help="digits | mnist5k | mnist | cifar10 | svhn | stl10 | npz | imagefolder | disk")
+    p.add_argument("--dataset", help="mnist5k | digits | mnist | cifar10 | svhn | stl10 | npz | imagefolder | disk "
+                                     "(default: the quickstart's mnist5k)")
     p.add_argument("--backbone", help="any registered backbone or timm CNN, e.g. resnet18 (model.backbone)")
     p.add_argument("--pretrained", action="store_true", help="start E_c and E_u from the backbone's pretrained "
                                                              "weights (model.pretrained)")
@@ -46,17 +48,21 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="override any config field, e.g. --set loss.lambda_rec=0.25 (repeatable)")
 
 
-DATASET_DEFAULTS = {  # what --dataset changes besides the source (the quickstart is digits-sized)
+DATASET_DEFAULTS = {  # what --dataset changes besides the source (on configs/digits.yaml, which is digits-sized)
     "cifar10": {"model": {"in_chans": 3, "input_size": None}, "data": {"image_size": None, "num_labels": 4000}},
     "svhn": {"model": {"in_chans": 3, "input_size": None}, "data": {"image_size": None, "num_labels": 1000}},
     "stl10": {"model": {"in_chans": 3, "input_size": None}, "data": {"image_size": None, "num_labels": 1000}},
     "mnist": {"model": {"in_chans": 1, "input_size": None}, "data": {"image_size": None, "num_labels": 100}},
 }
-# --dataset sources with a shipped config of their own, used when no --config is given (package data)
-DATASET_CONFIGS = {"mnist5k": "mnist5k.yaml"}
+# The config of `hybridwrap train` without --config: the quickstart without --dataset; a --dataset with a shipped
+# config of its own takes that config; any other --dataset starts from the digits demo's (package data)
+QUICKSTART = "quickstart.yaml"
+DATASET_CONFIGS = {"mnist5k": "mnist5k.yaml", "digits": "digits.yaml"}
+OTHER_DATASETS = "digits.yaml"
+DEMO_DATASETS = ("mnist5k", "digits")  # shipped with the package extras: the next step is the user's own images
 
 
-# --dataset sources that hold the user's own images: everything the digits quickstart chose for its 8x8 digits goes
+# --dataset sources that hold the user's own images: everything the digits demo chose for its 8x8 digits goes
 # (width, 1 channel, 12 px, 20 + 40 per batch, 100 labels, its selection line, its 240-step budget); channels,
 # classes and size come from the images (or from the backbone's pretrained_cfg with --pretrained), every
 # train/<class>/ image is labeled unless data.num_labels says otherwise, one seed, and the budget is the passes over
@@ -66,7 +72,7 @@ OWN_DATA_DEFAULTS = {"model": {"in_chans": None, "num_classes": None, "input_siz
 
 
 def forget_digits_selection(cfg: TrainConfig) -> None:
-    """The quickstart's tuned values were chosen on the digits: on another dataset, back to the defaults."""
+    """The digits demo's tuned values were chosen on the digits: on another dataset, back to the defaults."""
     fresh = TrainConfig()
     for key in ("seeds", "selected_by", "baseline_overrides", "protocol"):
         setattr(cfg, key, getattr(fresh, key))
@@ -82,11 +88,16 @@ def config_from_args(args) -> TrainConfig:
     if getattr(args, "resume", False) and not args.config and args.output_dir:
         from .train.rundir import saved_run_config
 
-        saved = saved_run_config(Path(args.output_dir))  # `--resume --output-dir RUN`: the run's own config
+        run_dir = Path(args.output_dir)
+        saved = saved_run_config(run_dir)  # `--resume --output-dir RUN`: the run's own config
         if saved is not None:
-            return load_config_overrides(saved, args, saved_run=True)
+            refuse_other_run(saved, args, run_dir)
+            cfg = load_config_overrides(saved, args, saved_run=True)
+            if one_run_of_several(saved, run_dir):  # that run alone: never new runs nested inside it
+                cfg.seeds, cfg.compare_baseline, cfg.output_dir = 1, False, str(run_dir)
+            return cfg
     configs = Path(__file__).parent / "configs"  # package data: works installed
-    default = configs / DATASET_CONFIGS.get(args.dataset, "quickstart.yaml")
+    default = configs / (DATASET_CONFIGS.get(args.dataset, OTHER_DATASETS) if args.dataset else QUICKSTART)
     cfg = load_config(args.config or [default])
     if args.dataset and not (args.dataset in DATASET_CONFIGS and not args.config):
         cfg.data.dataset = args.dataset
@@ -101,11 +112,56 @@ def config_from_args(args) -> TrainConfig:
         cfg.model.backbone, cfg.model.backbone_kwargs = backbone, {}  # the config's kwargs were its backbone's
     if not args.config and not args.output_dir and ((args.dataset and args.dataset not in DATASET_CONFIGS) or backbone):
         source = Path(args.data_path).name if args.data_path else cfg.data.dataset
-        cfg.output_dir = f"runs/{source}-{cfg.model.backbone}"  # not the quickstart's runs/quickstart
+        cfg.output_dir = f"runs/{source}-{cfg.model.backbone}"  # not the demo's own run directory
     cfg = load_config_overrides(cfg, args)
     if getattr(args, "resume", False):
         require_run(Path(cfg.output_dir))
     return cfg
+
+
+# what a flag of `hybridwrap train` sets in the run's config: on --resume each flag given must agree with the run
+RESUME_FLAGS = {"dataset": "data.dataset", "backbone": "model.backbone", "data_path": "data.path", "preset": "preset",
+                "seed": "seed", "seeds": "seeds", "baseline": "compare_baseline", "pretrained": "model.pretrained",
+                "checkpoint_path": "model.checkpoint_path", "sync_bn": "model.sync_bn"}
+
+
+def _value(cfg: TrainConfig, key: str):
+    section, _, name = key.rpartition(".")
+    return getattr(getattr(cfg, section) if section else cfg, name)
+
+
+def refuse_other_run(saved: TrainConfig, args, run_dir: Path) -> None:
+    """``--resume`` with a flag that asks for another run than the one in ``run_dir`` is refused with the list of
+    differences, before anything is written (--max-steps extends a run: not a difference)."""
+    from .errors import CheckpointError
+
+    diffs = []
+    for flag, key in RESUME_FLAGS.items():
+        asked = getattr(args, flag, None)
+        if asked is None or asked is False:
+            continue
+        held = _value(saved, key)
+        if key == "data.path" and held is not None and Path(held).resolve() == Path(asked).resolve():
+            continue
+        if key in ("seeds", "compare_baseline") and one_run_of_several(saved, run_dir):
+            parent = run_dir.parent.parent if run_dir.parent.name == "baseline" else run_dir.parent
+            diffs.append(f"--{flag}: {run_dir} is one run of the command in {parent}, resumed alone; for the whole "
+                         f"command: hybridwrap train --resume --output-dir {parent}")
+            continue
+        if asked != held:
+            diffs.append(f"--{flag.replace('_', '-')}: the run has {held!r}, the command asks {asked!r}")
+    if diffs:
+        raise CheckpointError(f"Cannot resume {run_dir}: the command asks for another run than the one it holds "
+                              f"({'; '.join(diffs)}). Resume it as it is (hybridwrap train --resume --output-dir "
+                              f"{run_dir}), or start a new run in another --output-dir.")
+
+
+def one_run_of_several(saved: TrainConfig, run_dir: Path) -> bool:
+    """Whether ``run_dir`` is one run of a several-run command (RUN/seed-K, RUN/baseline, RUN/baseline/seed-K)
+    rather than the command's own directory."""
+    if not (run_dir / "train_config.json").is_file():
+        return False  # the directory of a several-seed command holds its runs, not a config of its own
+    return saved.seeds > 1 or (saved.compare_baseline and saved.preset == "classification" and run_dir.name == "baseline")
 
 
 def require_run(run_dir: Path) -> None:
@@ -164,18 +220,20 @@ def interrupted(cfg: TrainConfig) -> Interrupted:
                        f"--output-dir {root}")
 
 
-def where_it_pays(results: list[dict]) -> str | None:
-    """After the digits demo: where the map shows HybridNet paying, with the time it would take on *this* CPU (the
-    map's cost scaled by this command's own measured pace against the map's pace on the digits)."""
-    c = BUDGET_MAP_CROSSOVER
-    timed = [r for r in results if r.get("seconds") and r.get("steps") and r.get("dataset") == "digits"]
-    if not timed:
-        return None
-    pace = sum(r["seconds"] for r in timed) / sum(r["steps"] for r in timed) * 2  # one full + one baseline step
-    minutes = c["steps"] * c["seeds"] * c["step_seconds"] * pace / c["digits_step_seconds"] / 60
-    return (f"HybridNet led its baseline from {c['steps']} steps on {c['dataset']} (about {minutes:.0f} minutes on this "
-            f"CPU for {c['seeds']} seeds of both): hybridwrap train --baseline --dataset {c['dataset']} --max-steps "
-            f"{c['steps']}")
+def closing_lines(cfg: TrainConfig, results: list[dict], seconds: float) -> list[str]:
+    """What the command says after its results table: where the budget map found the gain to come from (a demo
+    data set with a baseline), the time it took, and, after a demo, the next command."""
+    lines = []
+    if cfg.compare_baseline and cfg.preset != "classification":
+        sources = budget.gain_sources(cfg.data.dataset, cfg.max_steps, cfg.data.unlabeled_batch_size)
+        if sources:
+            lines.append(sources)
+    lines.append(f"took {budget.describe_seconds(seconds)} on this machine, {len(results)} run"
+                 f"{'s' if len(results) != 1 else ''}")
+    if cfg.data.dataset in DEMO_DATASETS:
+        lines.append("next, your own images (train/<class>/, test/<class>/, optionally unlabeled/): hybridwrap train "
+                     "--dataset imagefolder --data-path my_images --backbone resnet18")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_from_args(args)
         if process_rank() == 0:  # set by `accelerate launch`: one console, the main process's
             logs.attach_console(cfg.log_level)
+        t0 = time.perf_counter()
         try:
             results = train_with_baseline(cfg, resume=args.resume)
         except KeyboardInterrupt:
@@ -196,9 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         if process_rank() == 0:  # one table, not one per process
             print(format_results(results, cfg.selected_by))
             print(f"run directory: {cfg.output_dir}")
-            pays = where_it_pays(results) if cfg.data.dataset == "digits" and cfg.compare_baseline else None
-            if pays:  # the demo's budget is below the map's crossover: say where the method starts to pay
-                print(pays)
+            print("\n".join(closing_lines(cfg, results, time.perf_counter() - t0)))
         return 0
 
     return run_user_command(go)

@@ -41,6 +41,14 @@ def runs(tmp_path_factory):
     for split in ("train", "test"):
         for label in ("a", "b"):
             (root / "empty_classes" / split / label).mkdir(parents=True)
+    from PIL import Image
+
+    for name, missing in (("one_empty_class", ("train", "dog")), ("no_test_class", ("test", "dog"))):
+        for split in ("train", "test"):
+            for label in ("cat", "dog", "fox"):
+                (root / name / split / label).mkdir(parents=True)
+                if (split, label) != missing:
+                    Image.new("RGB", (8, 8)).save(root / name / split / label / "a.png")
     (root / "broken.yaml").write_text("max_steps: [1, 2\n")
     (root / "tiny.yaml").write_text((root / "run.yaml").read_text())
     made["root"] = root
@@ -71,6 +79,9 @@ CLI_CASES = [
     ("unknown-backbone", ["train", "--set", "model.backbone=convlarg"], CONFIG, r"Did you mean: convlarge"),
     ("max-steps-0", ["train", "--max-steps", "0"], CONFIG, r"max_steps must be >= 1"),
     ("seeds-0", ["train", "--seeds", "0"], CONFIG, r"seeds must be >= 1"),
+    ("run-processes-negative", ["train", "--set", "run_processes=-1"], CONFIG,
+     r"run_processes must be 0 \(decided from the hardware\), 1 \(one run at a time\) or more, got -1"),
+    ("run-processes-not-a-number", ["train", "--set", "run_processes=two"], CONFIG, r"run_processes must be of type int"),
     ("budget-passes-0", ["train", "--set", "budget_passes=0"], CONFIG,
      r"budget_passes must be > 0 \(passes over the unlabeled pool\), or null to train max_steps steps; got 0"),
     ("budget-passes-stream", ["train", "--set", "budget_passes=5", "--set", "data.streaming=true"], CONFIG,
@@ -93,6 +104,16 @@ CLI_CASES = [
      r"already holds a run\. Pass --resume"),
     ("resume-other-config", ["train", "--config", "{root}/tiny.yaml", "--output-dir", "{run}", "--resume",
                              "--set", "loss.lambda_rec=0.5"], CHECKPOINT, r"another config \(loss\.lambda_rec: .*\)"),
+    ("resume-other-backbone", ["train", "--resume", "--output-dir", "{run}", "--backbone", "resnet18"], CHECKPOINT,
+     r"Cannot resume \S*run: the command asks for another run than the one it holds \(--backbone: the run has "
+     r"'convlarge', the command asks 'resnet18'\)"),
+    ("resume-other-dataset", ["train", "--resume", "--output-dir", "{run}", "--dataset", "imagefolder", "--data-path",
+                              "{root}/one_empty_class"], CHECKPOINT,
+     r"--dataset: the run has 'digits', the command asks 'imagefolder'; --data-path: the run has None"),
+    ("resume-baseline-it-never-had", ["train", "--resume", "--output-dir", "{run}", "--baseline"], CHECKPOINT,
+     r"--baseline: the run has False, the command asks True"),
+    ("resume-other-seed", ["train", "--resume", "--output-dir", "{unfinished}", "--seed", "4"], CHECKPOINT,
+     r"--seed: the run has 0, the command asks 4\)\. Resume it as it is"),
     ("quiet-and-verbose", ["train", "--quiet", "--verbose"], CONFIG, r"not allowed with argument"),
     # train: data
     ("imagefolder-no-path", ["train", "--dataset", "imagefolder"], DATA, r"needs --data-path ROOT"),
@@ -100,7 +121,13 @@ CLI_CASES = [
     ("npz-missing", ["train", "--dataset", "npz", "--data-path", "{root}/nope.npz"], DATA, r"not found\. Pass --data-path"),
     ("empty-class-folders", ["train", "--dataset", "imagefolder", "--data-path", "{root}/empty_classes"], DATA,
      r"No images under .*train/<class>/"),
-    ("unknown-dataset", ["train", "--dataset", "mnistt"], DATA, r"Unknown dataset 'mnistt'\. Use digits"),
+    ("imagefolder-missing-root", ["train", "--dataset", "imagefolder", "--data-path", "{root}/scratch/no_such_folder"],
+     DATA, r"no_such_folder' does not exist: pass --data-path with the folder that holds train/<class>/"),
+    ("imagefolder-empty-class", ["train", "--dataset", "imagefolder", "--data-path", "{root}/one_empty_class"], DATA,
+     r"1 class\(es\) of \S*train have no image in \S*train/: dog; put images in them or remove them"),
+    ("imagefolder-class-missing-from-test", ["train", "--dataset", "imagefolder", "--data-path", "{root}/no_test_class"],
+     DATA, r"1 class\(es\) of \S*train have no image in \S*test/: dog; add test images for them"),
+    ("unknown-dataset", ["train", "--dataset", "mnistt"], CONFIG, r"Unknown dataset 'mnistt'\. Use mnist5k, digits"),
     ("batch-0", ["train", "--set", "data.labeled_batch_size=0"], DATA, r"must be at least 1"),
     ("channels", ["train", "--set", "model.in_chans=3"], DATA, r"Set model\.in_chans=1"),
     ("num-classes", ["train", "--set", "model.num_classes=5"], DATA, r"Set model\.num_classes=10"),

@@ -143,15 +143,6 @@ def test_results_md_shows_the_committed_map_and_its_figure():
     assert (REPO / "benchmarks" / "results" / "figures" / "budget-map.png").is_file()
 
 
-def _step_seconds(runs, dataset, steps):
-    """Mean over seeds of (full + classification) seconds per step at ``steps``, as the map measured them."""
-    import statistics
-
-    per = {p: [r["seconds"] / r["steps"] for r in runs if r["dataset"] == dataset and r["steps"] == steps
-               and r["preset"] == p] for p in ("full", "classification")}
-    return statistics.mean(per["full"]) + statistics.mean(per["classification"])
-
-
 def test_the_crossovers_in_passes_and_the_own_data_default_are_what_the_committed_map_found():
     import math
 
@@ -166,26 +157,3 @@ def test_the_crossovers_in_passes_and_the_own_data_default_are_what_the_committe
         at = [r for r in runs if r["dataset"] == d and r["steps"] == c["steps"]]
         assert {r["unlabeled_passes"] for r in at} == {c["passes"]} and {r["labels"] for r in at} == {c["labels"]}
     assert OWN_DATA_PASSES == math.ceil(max(c["passes"] for c in CROSSOVERS.values()))
-
-
-def test_the_first_command_points_to_the_crossover_the_committed_map_found():
-    from rendering import budget
-
-    from hybridwrap.budget import CROSSOVERS
-
-    from hybridwrap.budget import BUDGET_MAP_CROSSOVER as c
-    from hybridwrap.train_cli import where_it_pays
-
-    runs = budget.load()
-    assert c["steps"] == budget.crossover(runs, c["dataset"])
-    assert c["steps"] == CROSSOVERS[c["dataset"]]["steps"]
-    assert abs(c["step_seconds"] - _step_seconds(runs, c["dataset"], c["steps"])) < 1e-4
-    assert abs(c["digits_step_seconds"] - _step_seconds(runs, "digits", 250)) < 1e-4  # the demo's 240 steps' shape
-    assert c["seeds"] == len({r["seed"] for r in runs if r["dataset"] == c["dataset"]})
-    # on a CPU twice as slow as the map's on the digits, the estimate doubles
-    slow = [{"dataset": "digits", "steps": 100, "seconds": 100 * c["digits_step_seconds"]}]
-    line = where_it_pays(slow)
-    minutes = c["steps"] * c["seeds"] * c["step_seconds"] * 2 / 60
-    assert line == (f"HybridNet led its baseline from {c['steps']} steps on {c['dataset']} (about {minutes:.0f} minutes "
-                    f"on this CPU for 3 seeds of both): hybridwrap train --baseline --dataset {c['dataset']} "
-                    f"--max-steps {c['steps']}")

@@ -107,12 +107,32 @@ def test_imagefolder_source(tmp_path):
     (DataConfig(dataset="npz"), "read from a .npz file: pass --data-path"),
     (DataConfig(dataset="imagefolder"), "--dataset imagefolder needs --data-path ROOT"),
     (DataConfig(dataset="disk", path="/no/such/dir"), "not found.*save_to_disk"),
-    (DataConfig(dataset="imagefolder", path="/no/such/dir"), "must contain train/<class>/"),
-    (DataConfig(dataset="mnist-typo"), "Unknown dataset 'mnist-typo'"),
+    (DataConfig(dataset="imagefolder", path="/no/such/dir"), "'/no/such/dir' does not exist: pass --data-path"),
 ])
 def test_missing_or_unknown_data(cfg, match):
     with pytest.raises(DataError, match=match):
         load_data(cfg)
+
+
+def test_an_unknown_dataset_is_a_config_error():
+    from hybridwrap.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="Unknown dataset 'mnist-typo'. Use mnist5k"):
+        load_data(DataConfig(dataset="mnist-typo"))
+
+
+@pytest.mark.parametrize("empty_in, match", [("train", "have no image in .*train/: dog; put images in them"),
+                                             ("test", "have no image in .*test/: dog; add test images")])
+def test_a_class_folder_without_images_is_refused(tmp_path, empty_in, match):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for cls in ("cat", "dog", "fox"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            if not (split == empty_in and cls == "dog"):
+                Image.new("RGB", (8, 8)).save(tmp_path / split / cls / "a.png")
+    with pytest.raises(DataError, match=match):
+        load_data(DataConfig(dataset="imagefolder", path=str(tmp_path)))
 
 
 def test_imagefolder_with_empty_class_folders(tmp_path):

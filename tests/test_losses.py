@@ -353,10 +353,10 @@ def test_shipped_configs_take_the_balance_rule_of_their_source():
 
     configs = Path(__file__).resolve().parents[1] / "configs"
     rules = {name: load_config(configs / name).loss.balance_rule for name in
-             ("cifar10_convlarge.yaml", "stl10_convlarge.yaml", "quickstart.yaml", "mnist5k.yaml",
+             ("cifar10_convlarge.yaml", "stl10_convlarge.yaml", "quickstart.yaml", "digits.yaml", "mnist5k.yaml",
               "cifar10_shakeshake.yaml", "svhn_shakeshake.yaml", "stl10_places_resnet50.yaml")}
     assert rules == {"cifar10_convlarge.yaml": "paper", "stl10_convlarge.yaml": "paper", "quickstart.yaml": "paper",
-                     "mnist5k.yaml": "paper", "cifar10_shakeshake.yaml": "official_code",
+                     "digits.yaml": "paper", "mnist5k.yaml": "paper", "cifar10_shakeshake.yaml": "official_code",
                      "svhn_shakeshake.yaml": "official_code", "stl10_places_resnet50.yaml": "official_code"}
     overlay = load_config([configs / "cifar10_convlarge.yaml", configs / "official_code.yaml"])
     assert overlay.loss.balance_rule == "official_code"

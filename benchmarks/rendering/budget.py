@@ -15,6 +15,8 @@ HYBRID, BASELINE = "full", "classification"
 NAMES = {"classification": "classification (labeled only)", "classification_stability": "classification + stability",
          "full": "full HybridNet"}
 FIGURE = Path("figures") / "budget-map.png"
+# what the library reads of the map (hybridwrap.budget): written by render_results.py, never by hand
+SUMMARY = common.HERE.parent / "hybridwrap" / "budget_map.json"
 
 
 def load() -> list[dict]:
@@ -51,6 +53,37 @@ def crossover(runs: list[dict], dataset: str, key: str = "val_acc") -> int | Non
         else:
             first = None
     return first
+
+
+def _stat(diffs: list[float]) -> dict:
+    return {"mean": round(statistics.mean(diffs), 2), "std": round(statistics.stdev(diffs), 2) if len(diffs) > 1 else 0.0,
+            "ahead": sum(d > 0 for d in diffs), "seeds": len(diffs)}
+
+
+def summary(runs: list[dict]) -> dict:
+    """What the library needs of the map: each data set's crossover (steps, passes over the pool, labels) and, where
+    the map measured classification + stability, where the gain comes from at each budget (paired on validation)."""
+    crossovers, sources = {}, {}
+    for dataset, steps in sorted(by_dataset(runs).items()):
+        first = crossover(runs, dataset)
+        if first is not None:
+            at = next(r for rs in steps[first].values() for r in rs)
+            crossovers[dataset] = {"steps": first, "passes": at["unlabeled_passes"], "labels": at["labels"]}
+        for s, presets in sorted(steps.items()):
+            stability = paired(presets, "classification_stability", BASELINE, "val_acc")
+            if stability:
+                first_run = next(r for rs in presets.values() for r in rs)
+                sources.setdefault(dataset, []).append({
+                    "steps": s, "passes": first_run["unlabeled_passes"], "pool": first_run["unlabeled_pool"],
+                    "labels": first_run["labels"],
+                    "full": _stat(paired(presets, HYBRID, BASELINE, "val_acc")), "stability": _stat(stability),
+                    "reconstruction": _stat(paired(presets, HYBRID, "classification_stability", "val_acc"))})
+    return {"generated_by": "python benchmarks/render_results.py, from benchmarks/results/budget-*.json",
+            "crossovers": crossovers, "gain_sources": sources}
+
+
+def write_summary(runs: list[dict], path: Path = SUMMARY) -> None:
+    path.write_text(json.dumps(summary(runs), indent=2) + "\n")
 
 
 def _minutes(rs: list[dict]) -> float | None:

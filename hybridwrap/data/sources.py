@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError, HubError
 from .images import ArrayReader, ArrowReader, FileReader, LazyImages, StreamedImages, is_lazy, resize, take
 
 # name -> (hub id, config name, image column, label column, unlabeled split)
@@ -259,7 +259,7 @@ def load_hub(name: str, hub_id: str | None = None, unlabeled_extra: bool = False
     splits = ["train", "test"] + ([unl_split] if unlabeled_extra and not streaming else [])
 
     def unreachable(exc):
-        return DataError(
+        return HubError(
             f"Could not load {name!r} from the Hugging Face hub ({repo}): {exc}. Check your internet connection "
             f"or HF_DATASETS_OFFLINE, or pass a local copy with --dataset npz|imagefolder|disk and --data-path ...")
 
@@ -307,6 +307,9 @@ def load_imagefolder(root: str) -> ImageData:
     if not root:
         raise DataError("--dataset imagefolder needs --data-path ROOT (data.path in a config), a folder with "
                         "train/<class>/ and test/<class>/ sub-folders.")
+    if not root_path.is_dir():
+        raise DataError(f"ImageFolder root {root!r} does not exist: pass --data-path with the folder that holds "
+                        "train/<class>/ and test/<class>/.")
     if not (root_path / "train").is_dir() or not (root_path / "test").is_dir():
         raise DataError(f"ImageFolder root {root!r} must contain train/<class>/ and test/<class>/ folders.")
     classes = sorted(p.name for p in (root_path / "train").iterdir() if p.is_dir())
@@ -329,6 +332,14 @@ def load_imagefolder(root: str) -> ImageData:
 
     tx, ty = split("train")
     vx, vy = split("test")
+    for name, labels in (("train", ty), ("test", vy)):
+        counts = torch.bincount(labels, minlength=len(classes))
+        empty = [classes[c] for c in range(len(classes)) if counts[c] == 0]
+        if empty:
+            fix = ("put images in them or remove them: a class without training images cannot be learned"
+                   if name == "train" else "add test images for them, or remove them from train/: every class is scored")
+            raise DataError(f"{len(empty)} class(es) of {root_path / 'train'} have no image in {root_path / name}/: "
+                            f"{', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''}; {fix}.")
     unl = None
     if (root_path / "unlabeled").is_dir():
         files = image_files(root_path / "unlabeled")
@@ -394,8 +405,8 @@ def load_data(cfg) -> ImageData:
     elif name == "disk":
         data = load_from_disk(cfg.path)
     else:
-        raise DataError(f"Unknown dataset {name!r}. Use digits, mnist5k, mnist, cifar10, svhn, stl10, npz, "
-                        "imagefolder or disk.")
+        raise ConfigError(f"Unknown dataset {name!r}. Use mnist5k, digits, mnist, cifar10, svhn, stl10, npz, "
+                          "imagefolder or disk (--dataset).")
     if cfg.streaming and not isinstance(data.unlabeled_x, StreamedImages):
         raise DataError(f"data.streaming streams the unlabeled split of a Hugging Face hub dataset (cifar10, svhn, "
                         f"stl10 with data.path=owner/name); --dataset {name} is read from local files. Unset "

@@ -22,6 +22,32 @@ def check_data_fits_model(cfg: TrainConfig, data) -> None:
                             f"Set model.num_classes={int(y.max()) + 1}.")
 
 
+def check_runs_data(configs: list[TrainConfig]) -> None:
+    """Load the data the runs read once and check each run against it (channels, classes, its labeled subset and
+    validation hold-out), before any run starts: a data mistake is one line, not one per run."""
+    import copy
+    import dataclasses
+
+    from ..data import load_data
+    from ..data.semisup import make_split
+
+    loaded: dict[str, object] = {}
+    for cfg in configs:
+        key = repr(dataclasses.replace(cfg.data, labels_seed=0))  # the seeds of a command read the same images
+        if key not in loaded:
+            loaded[key] = load_data(cfg.data)
+        data = loaded[key]
+        checked = copy.deepcopy(cfg)
+        if checked.model.in_chans is None:  # own data: channels and classes are the data's
+            checked.model.in_chans = data.channels
+        if checked.model.num_classes is None:
+            checked.model.num_classes = len(data.class_names)
+        check_data_fits_model(checked, data)
+        if checked.data.fold is None:
+            make_split(data.train_y, checked.model.num_classes, checked.data.num_labels, checked.data.labels_seed,
+                       checked.data.val_size)
+
+
 def validate(cfg: TrainConfig, world: int, accelerator: bool | None = None) -> None:
     """``accelerator``: whether the processes run on GPUs (default: whether torch sees CUDA)."""
     d = cfg.data

@@ -34,7 +34,7 @@ from .checks import check_data_fits_model, validate
 from .evaluation import branch_statistics, collapsed_branch, describe_scores
 from .process import allow_new_precision, has_tensorboard, stop_when_launcher_dies, sync_batchnorm
 from .rundir import (TrainState, check_run_dir, checkpoint_dirs, clean_partial_checkpoints, first_missing,
-                     keep_metrics_until, save_checkpoint, write_train_config)
+                     keep_metrics_until, lock_run, save_checkpoint, unlock_run, write_train_config)
 from .schedule import make_optimizer, optimizer_schedule
 from .stability import stability_targets
 from .startup import log_start
@@ -75,7 +75,8 @@ class Run:
         acc.wait_for_everyone()  # every process has checked the run directory before the main one writes to it
         stop_when_launcher_dies()
         self._created_dir = first_missing(self.run_dir) if acc.is_main_process else None
-        self._log_file = None
+        self._log_file = self._lock = None
+        self._holds_dir = False  # this process locked the run directory (main process only)
         try:
             self._setup(resume, trackers)
         except BaseException:
@@ -86,6 +87,8 @@ class Run:
         cfg, acc = self.cfg, self.accelerator
         if acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._lock = lock_run(self.run_dir)
+            self._holds_dir = True
             clean_partial_checkpoints(self.run_dir)
             self._log_file = logs.attach_file(self.run_dir)
         acc.wait_for_everyone()
@@ -376,6 +379,10 @@ class Run:
         is worth keeping, and re-running the same command must not find a half-made run)."""
         logs.detach(self._log_file)
         self._log_file = None
+        if not self._holds_dir:
+            return  # not this process's to change: another process's run, or a rank other than the main one
+        unlock_run(self.run_dir, self._lock)
+        self._lock, self._holds_dir = None, False
         if failed and self._created_dir is not None and not checkpoint_dirs(self.run_dir):
             shutil.rmtree(self._created_dir, ignore_errors=True)
 
@@ -390,7 +397,7 @@ class Run:
             "labels": len(self.split.labeled), "labels_seed": cfg.data.labels_seed, "seed": cfg.seed,
             "steps": self.state.step, "seconds": round(seconds, 2), "processes": self.world,
             **({"test_images": len(self.data.test_y)} if self.eval_loader is not None else {}),
-            "device": str(acc.device), "precision": self.precision, "unlabeled_pool": self.steps.pool_parts, **final,
+            "device": str(acc.device), "precision": self.precision, "threads": torch.get_num_threads(), "unlabeled_pool": self.steps.pool_parts, **final,
         }
         if acc.is_main_process:
             model = acc.unwrap_model(self.model)

@@ -43,6 +43,38 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
     return sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-")), key=lambda p: p.name)
 
 
+LOCK = ".lock"
+
+
+def lock_run(run_dir: Path):
+    """Hold ``run_dir`` for this process until :func:`unlock_run` (or until the process ends, however it ends: the
+    kernel drops the lock of a killed process). A second process aimed at the same run is refused at once."""
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this platform: nothing to hold
+        return None
+    handle = open(run_dir / LOCK, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise ConfigError(f"{run_dir} is being written by another hybridwrap train (pid {holder}): wait for it to "
+                          "end, or choose another --output-dir.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def unlock_run(run_dir: Path, handle) -> None:
+    if handle is not None:
+        (run_dir / LOCK).unlink(missing_ok=True)
+        handle.close()
+
+
 def clean_partial_checkpoints(run_dir: Path) -> None:
     root = run_dir / CHECKPOINTS
     if root.is_dir():

@@ -3,20 +3,51 @@
 from __future__ import annotations
 
 import copy
+import json
 import statistics
 from pathlib import Path
 
+from .. import logs
 from ..config import TrainConfig, apply_overrides
 from ..errors import ConfigError
+from ..presets import apply_preset
+from .checks import check_runs_data, validate
+from .concurrent import plan, train_concurrently
 from .loop import Run
+from .rundir import check_run_dir
+
+logger = logs.get_logger("hybridwrap.train")
+
+
+def finished_result(cfg: TrainConfig) -> dict | None:
+    """The final metrics of the finished run in ``cfg.output_dir`` (at least ``cfg.max_steps`` steps, or the steps the
+    run resolved from its budget in passes), or None when it has steps to go."""
+    run_dir = Path(cfg.output_dir)
+    metrics, saved = run_dir / "metrics.json", run_dir / "train_config.json"
+    if not metrics.is_file() or not saved.is_file():
+        return None
+    result = json.loads(metrics.read_text())
+    target = cfg.max_steps if cfg.budget_passes is None else json.loads(saved.read_text())["max_steps"]
+    return result if result.get("steps", 0) >= target else None
 
 
 def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None) -> dict:
-    """Train one run; returns the final metrics (also written to ``output_dir/metrics.json``)."""
+    """Train one run; returns the final metrics (also written to ``output_dir/metrics.json``). Resuming a run that
+    has finished writes nothing and returns its metrics."""
+    done = None
+    if resume:
+        checked = copy.deepcopy(cfg)
+        apply_preset(checked)
+        check_run_dir(checked, Path(checked.output_dir), resume)  # another config is refused even when finished
+        done = finished_result(cfg)
+    if done is not None:
+        logger.info(f"{cfg.output_dir}: finished already ({done['steps']} steps), nothing written; --max-steps N with "
+                    "more steps continues it")
+        return done
     run = Run(cfg, resume=resume)
     try:
         return run.fit(stop_at=stop_at)
-    except KeyboardInterrupt:
+    except BaseException:
         run.close(failed=True)  # before the first checkpoint: the run directory it created goes, so a rerun starts
         raise
     finally:
@@ -47,11 +78,24 @@ def baseline_config(cfg: TrainConfig) -> TrainConfig:
 
 
 def train_with_baseline(cfg: TrainConfig, resume: bool = False) -> list[dict]:
-    """Train ``cfg`` for each seed, then (``compare_baseline``) the labeled-only baseline for each seed."""
+    """Train ``cfg`` for each seed and (``compare_baseline``) the labeled-only baseline for each seed: one after
+    another, or several at once where the hardware gains by it (``cfg.run_processes``,
+    :mod:`hybridwrap.train.concurrent`). Returns the results in that order, HybridNet's seeds first."""
     runs = seed_configs(cfg)
     if cfg.compare_baseline and cfg.preset != "classification":
         runs += seed_configs(baseline_config(cfg))
-    return [train(run, resume=resume) for run in runs]
+    how = plan(cfg, len(runs))
+    if len(runs) > 1:
+        logger.info(f"hybridwrap: {len(runs)} runs, {how.describe()}")
+    if how.processes == 1:
+        return [train(run, resume=resume) for run in runs]
+    for run in runs:  # a mistake is one line from this process at once, not one per worker after it started
+        checked = copy.deepcopy(run)
+        apply_preset(checked)
+        validate(checked, 1)
+        check_run_dir(checked, Path(checked.output_dir), resume)
+    check_runs_data(runs)
+    return train_concurrently(runs, how, resume=resume, log_level=logs.console_level())
 
 
 def _mean_std(values: list[float]) -> str:
@@ -61,21 +105,25 @@ def _mean_std(values: list[float]) -> str:
 
 
 def format_results(results: list[dict], selected_by: str = "") -> str:
-    """Student/teacher test accuracy per preset (mean ± std over seeds) and, with a baseline, who wins."""
+    """Student/teacher accuracy per preset (mean ± std over seeds) and, with a baseline, who wins: on the test set,
+    or on the validation hold-out for runs that never load the test split (``evaluate_test=false``)."""
+    split = "test" if all("test_acc" in r for r in results) else "val"
     groups: dict[str, list[dict]] = {}
     for r in results:
         groups.setdefault(f"{r['preset']} ({r['dataset']})", []).append(r)
     n = max(len(g) for g in groups.values())
-    head = "test accuracy" + (f", mean ± std over {n} seeds (seed k trains on labeled subset k)" if n > 1 else "")
+    head = f"{'test' if split == 'test' else 'validation'} accuracy" + (
+        f", mean ± std over {n} seeds (seed k trains on labeled subset k)" if n > 1 else "")
     lines = [head, f"{'run':<28} {'student':>17} {'teacher':>17}"]
     for name, g in groups.items():
-        teacher = _mean_std([r["teacher_test_acc"] for r in g]) if all("teacher_test_acc" in r for r in g) else "-"
-        lines.append(f"{name:<28} {_mean_std([r['test_acc'] for r in g]):>17} {teacher:>17}")
+        teacher = (_mean_std([r[f"teacher_{split}_acc"] for r in g]) if all(f"teacher_{split}_acc" in r for r in g)
+                   else "-")
+        lines.append(f"{name:<28} {_mean_std([r[f'{split}_acc'] for r in g]):>17} {teacher:>17}")
     if selected_by:
         lines.append(f"settings: {selected_by}")
     runs = list(groups.values())
     if len(runs) == 2 and runs[1][0]["preset"] == "classification" and len(runs[0]) == len(runs[1]):
-        diffs = [a["test_acc"] - b["test_acc"] for a, b in zip(runs[0], runs[1])]
+        diffs = [a[f"{split}_acc"] - b[f"{split}_acc"] for a, b in zip(runs[0], runs[1])]
         mean = statistics.fmean(diffs)
         spread = f" ± {statistics.stdev(diffs):.2f}" if len(diffs) > 1 else ""
         wins = sum(d > 0 for d in diffs)
@@ -84,5 +132,6 @@ def format_results(results: list[dict], selected_by: str = "") -> str:
             verdict = f"{who} is ahead of its labeled-only baseline by {mean:.2f}{spread} points"
         else:
             verdict = f"{who} does NOT beat its labeled-only baseline here: {mean:+.2f}{spread} points"
-        lines.append(f"{verdict} (student, test set, ahead in {wins} of {len(diffs)} seeds).")
+        where = "test set" if split == "test" else "validation images"
+        lines.append(f"{verdict} (student, {where}, ahead in {wins} of {len(diffs)} seeds).")
     return "\n".join(lines)

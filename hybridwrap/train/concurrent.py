@@ -1,0 +1,166 @@
+"""Several runs at once on a CPU: one process per run, the cores shared out as threads.
+
+A small network cannot keep two CPU cores busy from one process: a step of quarter-width ConvLarge on 12 px
+digits takes about 1.5x, not 2x, less time on 2 threads than on 1 (benchmarks/first_command.py). Two such runs in
+two processes of one thread each finish sooner than one after the other. Each run stays a pure function of its
+config and its thread count: seed, batches and augmentation are drawn from the run's own seed and step, so the
+same seed gives the same numbers whether it runs alone or beside others (tests/test_concurrent.py). The thread
+count can change the last bits of a float sum, so every result records it (``threads``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+
+from .. import logs
+from ..config import TrainConfig
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a command's runs share the machine: ``processes`` at once, ``threads`` each, and why."""
+
+    processes: int
+    threads: int
+    reason: str
+
+    def describe(self) -> str:
+        if self.processes == 1:
+            return f"one run at a time, {self.threads} thread{'s' if self.threads != 1 else ''} ({self.reason})"
+        return f"{self.processes} runs at a time, {self.threads} thread{'s' if self.threads != 1 else ''} each ({self.reason})"
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def plan(cfg: TrainConfig, runs: int, cuda: bool | None = None, cores: int | None = None) -> Plan:
+    """The plan for ``runs`` runs of ``cfg`` on this machine. ``cfg.run_processes``: 0 decides from the hardware
+    (concurrent runs on a CPU-only machine with at least 2 cores, when there are at least 2 runs and a single
+    training process each), N runs at most N at once, 1 runs them one after another."""
+    import torch
+
+    if cfg.run_processes < 0:
+        raise ConfigError(f"run_processes must be 0 (decided from the hardware), 1 (one run at a time) or more, got "
+                          f"{cfg.run_processes}.")
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    cores = usable_cores() if cores is None else cores
+    threads = torch.get_num_threads()
+    if runs < 2:
+        return Plan(1, threads, "a single run")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return Plan(1, threads, "each run already spans several processes")
+    if cfg.run_processes == 1:
+        return Plan(1, threads, "run_processes=1")
+    if cfg.run_processes == 0:
+        if cuda:
+            return Plan(1, threads, "auto: the runs share one GPU")
+        if cores < 2:
+            return Plan(1, threads, f"auto: {cores} CPU core")
+        processes = min(runs, cores)
+        return Plan(processes, max(1, cores // processes), f"auto: {cores} CPU cores, no GPU")
+    processes = min(runs, cfg.run_processes)
+    return Plan(processes, max(1, cores // processes), f"run_processes={cfg.run_processes}")
+
+
+_training = False  # in a worker: whether a run is under way (a stop between runs has nothing to interrupt)
+_interrupted = False  # in a worker: whether its run was told to stop already
+_stopped = None  # in a worker: the command's stop event (a run queued before the stop must not start after it)
+
+
+def _interrupt_once(signum, frame) -> None:
+    """Ctrl-C from the terminal and the stop sent by the command reach a worker both: the first stops its run,
+    the second must not interrupt that run's clean-up. (The handler stays installed: replacing it while a signal
+    is pending makes Python raise an error of its own.)"""
+    global _interrupted
+    if not _training or _interrupted:
+        return
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
+def _start_worker(threads: int, log_level: str | None, stopped) -> None:
+    global _stopped
+    import torch
+
+    _stopped = stopped
+    torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, _interrupt_once)
+    signal.signal(signal.SIGTERM, _interrupt_once)
+    if log_level is not None:
+        logs.attach_console(log_level)
+
+
+def _train_one(cfg: TrainConfig, resume: bool, tag: str) -> dict:
+    from .seeds import train
+
+    global _training
+    if _stopped.is_set():
+        raise KeyboardInterrupt  # the command stopped while this run waited its turn: it never starts
+    logs.prefix_console(f"[{tag}] ")  # lines of runs side by side say whose they are
+    cfg.progress_bar = False  # bars of several processes would tear each other
+    _training = True
+    try:
+        return train(cfg, resume=resume)
+    finally:
+        _training = False
+
+
+def run_tag(cfg: TrainConfig) -> str:
+    """``full seed 1``: which run a line or a result belongs to."""
+    return f"{cfg.preset} seed {cfg.seed}"
+
+
+def train_concurrently(configs: list[TrainConfig], plan_: Plan, resume: bool = False,
+                       log_level: str | None = None) -> list[dict]:
+    """Train ``configs`` in ``plan_.processes`` worker processes (the costliest first, so that the last to finish
+    is a short one); return their results in the order of ``configs``. A failed run stops the others (each keeps
+    its last checkpoint, so ``--resume`` continues) and its error is raised here; so is Ctrl-C."""
+    from ..presets import PRESETS
+
+    def images(i: int) -> int:  # what a run processes: a labeled-only run never reads the unlabeled batch
+        c, preset = configs[i], PRESETS[configs[i].preset]
+        unlabeled = preset.stability or preset.reconstruction
+        return c.max_steps * (c.data.labeled_batch_size + (c.data.unlabeled_batch_size if unlabeled else 0))
+
+    order = sorted(range(len(configs)), key=images, reverse=True)
+    context = multiprocessing.get_context("spawn")  # never fork a process whose torch threads are running
+    stopped = context.Event()
+    pool = ProcessPoolExecutor(plan_.processes, mp_context=context, initializer=_start_worker,
+                               initargs=(plan_.threads, log_level, stopped))
+    futures = {}
+    try:
+        for i in order:
+            futures[pool.submit(_train_one, configs[i], resume, run_tag(configs[i]))] = i
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in done if f.exception() is not None]
+        if failed:
+            _stop(futures, stopped)
+            raise failed[0].exception()
+        results: list[dict | None] = [None] * len(configs)
+        for future, i in futures.items():
+            results[i] = future.result()
+        return results
+    except KeyboardInterrupt:
+        _stop(futures, stopped)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop(futures, stopped) -> None:
+    """Stop every worker as Ctrl-C would (a terminal's Ctrl-C reached them already; a signal to this process alone
+    or a failed run did not): each run keeps its last checkpoint, and queued runs never start."""
+    stopped.set()
+    for future in futures:
+        future.cancel()
+    for child in multiprocessing.active_children():
+        try:
+            os.kill(child.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass

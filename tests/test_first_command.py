@@ -1,0 +1,122 @@
+"""The README's first command: the frontier's choice is the shipped config, its output is generated, its claims hold."""
+
+import json
+import statistics
+import sys
+
+import pytest
+
+from conftest import REPO
+from hybridwrap import budget
+from hybridwrap.config import load_config, scaled_to
+from hybridwrap.train_cli import closing_lines
+
+BENCH = REPO / "benchmarks"
+RESULTS = BENCH / "results"
+sys.path.insert(0, str(BENCH))
+
+import first_command  # noqa: E402  (benchmarks/first_command.py)
+from rendering import budget as map_render  # noqa: E402
+from rendering import first_command as render  # noqa: E402
+
+
+def _record(name, minutes, diffs, tag="avx2"):
+    runs = {"full": [{"val_acc": 90 + d} for d in diffs], "classification": [{"val_acc": 90.0} for _ in diffs]}
+    r = {"candidate": name, "tag": tag, "minutes": minutes, "runs": runs}
+    r["paired_val"] = first_command.paired(r)
+    return r
+
+
+def test_the_choice_is_the_cheapest_lead_beyond_the_spread_within_the_time():
+    records = [_record("slow-big", 6.0, [5, 5, 5]),  # over five minutes
+               _record("cheap-small", 2.0, [1, 1.5, 2]),  # leads, but by less than 3 points
+               _record("good", 4.0, [3.5, 4, 4.5]),
+               _record("good-dearer", 4.5, [4, 5, 6]),
+               _record("spread", 3.0, [-1, 4, 9]),  # mean 4, but a seed behind
+               _record("wide", 3.5, [0.5, 0.5, 8.5]),  # mean 3.17, every seed ahead, but std 4.62: not beyond it
+               _record("native-cheaper", 1.0, [9, 9, 9], tag="native")]  # never chosen on another CPU's time
+    chosen, why = first_command.choose(records)
+    assert chosen["candidate"] == "good" and "at least 3 points on average" in why
+    fallback, why = first_command.choose([r for r in records if r["candidate"] not in ("good", "good-dearer")])
+    assert fallback["candidate"] == "cheap-small" and "no candidate leads by 3 points" in why
+    none, why = first_command.choose([_record("behind", 2.0, [-1, 1, 2])])
+    assert none is None and "no candidate leads" in why
+
+
+def test_the_shipped_quickstart_is_the_frontiers_choice():
+    """configs/quickstart.yaml is configs/mnist5k.yaml with the chosen candidate's overrides at its steps, every
+    schedule scaled as --max-steps scales it, and its selected_by line names the choice."""
+    chosen, _ = first_command.choose(first_command.load())
+    assert chosen is not None
+    steps, overrides = first_command.CANDIDATES[chosen["candidate"]]
+    assert (steps, overrides) == (chosen["steps"], chosen["overrides"])
+    expected = scaled_to(load_config(REPO / first_command.BASE, overrides), steps)
+    shipped = load_config(REPO / "configs" / "quickstart.yaml")
+    for section in ("model", "data", "loss", "optim"):
+        assert getattr(shipped, section) == getattr(expected, section), section
+    for key in ("preset", "max_steps", "seeds", "baseline_overrides", "mixed_precision", "channels_last",
+                "run_processes", "seed"):
+        assert getattr(shipped, key) == getattr(expected, key), key
+    assert chosen["candidate"] in shipped.selected_by and "validation" in shipped.selected_by
+
+
+def test_the_measured_first_command_holds_what_the_readme_says():
+    """Five minutes in fp32 under the AVX2 emulation, faster natively, and the README's words and output are the
+    generated ones."""
+    emulated, native = render.measured("avx2"), render.measured()
+    cfg = load_config(REPO / "configs" / "quickstart.yaml")
+    assert emulated["cpu_emulation"] and emulated["precision"] == "no" and emulated["seeds"] == cfg.seeds >= 3
+    assert (emulated["max_steps"], emulated["image_size"], emulated["batch"][1]) == (
+        cfg.max_steps, cfg.data.image_size, cfg.data.unlabeled_batch_size)
+    assert emulated["seconds"] <= 300
+    assert native["seconds"] < emulated["seconds"] and not native["cpu_emulation"]
+    readme = (REPO / "README.md").read_text()
+    start, end = readme.index(render.BEGIN) + len(render.BEGIN), readme.index(render.END)
+    assert readme[start:end].strip("\n") == "\n".join(render.readme_block()).strip("\n")
+    full = {r["seed"]: r["test_acc"] for r in emulated["runs"] if r["preset"] == "full"}
+    base = {r["seed"]: r["test_acc"] for r in emulated["runs"] if r["preset"] == "classification"}
+    diffs = [full[s] - base[s] for s in full]
+    ahead = all(d > 0 for d in diffs) and statistics.fmean(diffs) > 0
+    assert ("is ahead of its labeled-only baseline" in emulated["output"]) == (statistics.fmean(diffs) > 0)
+    assert ("gain over its baseline is not established" in readme) == (not ahead)
+
+
+def test_the_library_reads_what_the_committed_budget_map_renders():
+    """hybridwrap/budget_map.json is written by render_results.py from the committed JSON, never by hand."""
+    assert budget.MAP == map_render.summary(map_render.load())
+
+
+def test_the_first_command_ends_with_where_the_gain_comes_from_its_time_and_the_next_command():
+    cfg = load_config(REPO / "configs" / "quickstart.yaml")
+    cfg.compare_baseline = True
+    lines = closing_lines(cfg, [{}] * 6, 263.4)
+    made = cfg.max_steps * cfg.data.unlabeled_batch_size / 3400  # the map's pool: 4,000 - 500 validation - 100 labeled
+    row = min(budget.MAP["gain_sources"]["mnist5k"], key=lambda r: abs(r["passes"] / made - 1))
+    s = row["stability"]
+    assert lines[0].startswith(f"where the gain comes from (budget map, mnist5k, 100 labels, {row['passes']:.1f} "
+                               "passes over the unlabeled pool")
+    assert f"stability (Mean Teacher) {s['mean']:+.2f} ± {s['std']:.2f} ({s['ahead']}/{s['seeds']} seeds ahead)" in lines[0]
+    assert lines[1] == "took 4 min 23 s on this machine, 6 runs"
+    assert lines[2].startswith("next, your own images") and "--dataset imagefolder" in lines[2]
+    own = load_config(REPO / "configs" / "digits.yaml", ["data.dataset=imagefolder"])
+    assert closing_lines(own, [{}], 5.2) == ["took 5 s on this machine, 1 run"]
+
+
+@pytest.mark.parametrize("name", list(first_command.CANDIDATES))
+def test_every_candidate_changes_cost_and_never_the_method(name):
+    steps, overrides = first_command.CANDIDATES[name]
+    touched = {o.split("=", 1)[0] for o in overrides}
+    assert touched <= {"data.image_size", "model.input_size", "model.backbone_kwargs", "data.unlabeled_batch_size"}
+    assert steps >= 1
+
+
+def test_the_frontier_refuses_a_tag_that_does_not_match_the_cpu(tmp_path):
+    """--tag avx2 outside the emulation would record native times as AVX2 ones: refused, nothing written."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HYBRIDWRAP_CPU_EMULATION", "PYTHONPATH")}
+    done = subprocess.run([sys.executable, str(BENCH / "first_command.py"), "--tag", "avx2", "--results-dir",
+                           str(tmp_path)], capture_output=True, text=True, env=env)
+    assert done.returncode != 0 and "--tag avx2 runs under the emulation" in done.stderr
+    assert not list(tmp_path.iterdir())
