@@ -48,7 +48,7 @@ def git_commit() -> str:
         return "unknown"
 
 
-def _device() -> str:
+def device_name() -> str:
     import torch
 
     if torch.cuda.is_available():
@@ -56,10 +56,11 @@ def _device() -> str:
     return f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
 
 
-def _cpu_capability() -> str:
-    from hybridwrap.hardware import cpu_capability
+def cpu_capability() -> str:
+    """The SIMD level and native bf16 of this CPU as torch sees it (after the emulation, where one is on)."""
+    from hybridwrap import hardware
 
-    return cpu_capability()
+    return hardware.cpu_capability()
 
 
 def _relative(path: str) -> str:
@@ -116,7 +117,7 @@ def run_one(args, preset: str, seed: int) -> Path:
         "val_size": args.val_size, "seconds": round(time.time() - t0, 1), "balance_rule": cfg.loss.balance_rule,
         "teacher_init": cfg.loss.teacher_init,
         "resumed_from_step": resumed_from,  # > 0: `seconds` covers only the steps after it
-        "device": _device(), "cpu_capability": _cpu_capability(), "precision": metrics.get("precision", args.precision),
+        "device": device_name(), "cpu_capability": cpu_capability(), "precision": metrics.get("precision", args.precision),
         "precision_requested": args.precision,
         "channels_last": args.channels_last,
         "commit": COMMIT, "overrides": list(args.set),

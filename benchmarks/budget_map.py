@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ablation import DEFAULT_DATA, _cpu_capability, _device, git_commit
+from ablation import DEFAULT_DATA, cpu_capability, device_name, git_commit
 
 from hybridwrap.budget import pool_size
 
@@ -112,7 +112,7 @@ def record(plan: MapPlan, dataset: str, preset: str, steps: int, seed: int, cfg,
         "teacher_val_acc": metrics.get("teacher_val_acc"), "teacher_test_acc": metrics.get("teacher_test_acc"),
         "unlabeled_pool": pool, "unlabeled_batch": cfg.data.unlabeled_batch_size,
         "unlabeled_passes": round(steps * cfg.data.unlabeled_batch_size / pool, 3) if pool else None,
-        "seconds": metrics.get("seconds"), "device": _device(), "cpu_capability": _cpu_capability(),
+        "seconds": metrics.get("seconds"), "device": device_name(), "cpu_capability": cpu_capability(),
         "precision": metrics.get("precision"), "channels_last": cfg.channels_last, "curve": curve,
         "command": command, **extra,
     }

@@ -79,7 +79,7 @@ def run_metrics(run_dir: Path) -> dict:
 
 def measure(name: str, tag: str, results: Path) -> dict:
     """Run the candidate's command once, timed as a whole process, and keep each run's validation scores."""
-    from ablation import git_commit
+    from ablation import cpu_capability, git_commit
 
     from hybridwrap.config import load_config
 
@@ -99,7 +99,7 @@ def measure(name: str, tag: str, results: Path) -> dict:
         "benchmark": "first_command", "candidate": name, "tag": tag, "base": BASE, "steps": steps,
         "overrides": overrides, "seconds": round(seconds, 1), "minutes": round(seconds / 60, 2),
         "plan": run_plan(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "cpu_capability": _cpu_capability(), "cpu_emulation": os.environ.get("HYBRIDWRAP_CPU_EMULATION"),
+        "cpu_capability": cpu_capability(), "cpu_emulation": os.environ.get("HYBRIDWRAP_CPU_EMULATION"),
         "commit": git_commit(),
         "runs": {preset: [{k: r.get(k) for k in keep} for r in rs] for preset, rs in runs.items()},
     }
@@ -117,14 +117,6 @@ def run_plan() -> str:
 
     cfg = load_config(REPO / BASE)
     return plan(cfg, 2 * cfg.seeds).describe()
-
-
-def _cpu_capability() -> str:
-    import torch  # noqa: F401 - the emulation patches torch as it loads
-
-    from hybridwrap.hardware import cpu_capability
-
-    return cpu_capability()
 
 
 def paired(record: dict) -> dict:

@@ -57,17 +57,17 @@ def resolve(cfg) -> None:
 
 
 def below_crossover(steps: int, pool: int, unlabeled_batch: int) -> str | None:
-    """The warning of a run on own data whose budget stays below the map's crossovers, with the budget that reaches
-    them; None at or above."""
+    """The warning of a run on own data whose budget stays below the passes from which the budget map found HybridNet
+    ahead on every data set it measured (the own-data default), with the budget that reaches them; None at or above."""
     made = passes(steps, pool, unlabeled_batch)
     if made >= OWN_DATA_PASSES:
         return None
     found = ", ".join(f"{c['passes']:.1f} passes on {name} ({c['steps']} steps, {c['labels']} labels)"
                       for name, c in CROSSOVERS.items())
     return (f"{steps} steps make {made:.1f} passes over the {pool} unlabeled images: HybridNet may not pay yet. The "
-            f"budget map (benchmarks/RESULTS.md) found it ahead of its labeled-only baseline only from {found}; give "
-            f"it --max-steps {steps_for_passes(OWN_DATA_PASSES, pool, unlabeled_batch)} "
-            f"({OWN_DATA_PASSES} passes, the own-data default), or leave out --max-steps.")
+            f"budget map (benchmarks/RESULTS.md) found it ahead of its labeled-only baseline from {found}: on every "
+            f"data set from {OWN_DATA_PASSES} passes, the own-data default. Give it --max-steps "
+            f"{steps_for_passes(OWN_DATA_PASSES, pool, unlabeled_batch)}, or leave out --max-steps.")
 
 
 def _paired(stat: dict) -> str:

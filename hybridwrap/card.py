@@ -25,7 +25,9 @@ def labels_phrase(data: dict, labels: dict, num_labels: int | None, num_classes:
     if data.get("fold") is not None:
         return f"**{num_labels}** labeled images (the dataset's predefined fold {data['fold']})"
     if data.get("num_labels") is None:  # own data: every train/<class>/ image outside validation is labeled
-        return f"**{num_labels}** labeled images (every labeled training image outside the validation hold-out)"
+        held_out = data.get("val_size") or 0
+        where = f"outside the {held_out} images of the validation hold-out" if held_out else "no validation hold-out"
+        return f"**{num_labels}** labeled images (every labeled training image; {where})"
     return (f"**{num_labels}** labeled images ({num_labels // num_classes} per class, a balanced subset drawn with "
             f"seed {seed}; the indices are in `labels.json`)")
 

@@ -134,6 +134,9 @@ class DataConfig:
     # images (digits, npz), else up to 8 (half the CPU cores of each training process)
     num_workers: int | None = None
     eval_batch_size: int = 256
+    # train without the image files PIL cannot open (ImageFolder), listed in RUN/skipped_images.txt; without it an
+    # unreadable file stops the command before the first step, with the list of every such file
+    skip_bad_images: bool = False
     max_train_images: int | None = None  # use only the first N training images (quick runs)
     max_eval_images: int | None = None  # use N evenly spaced test images (quick runs)
 

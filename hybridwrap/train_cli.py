@@ -37,6 +37,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, help="train this many seeds (seed, seed+1, ...) and report mean ± std")
     p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
     p.add_argument("--baseline", action="store_true", help="also train the labeled-only classification baseline")
+    p.add_argument("--skip-bad-images", action="store_true", help="train without the image files that cannot be read "
+                                                                  "(listed in RUN/skipped_images.txt) instead of "
+                                                                  "stopping (data.skip_bad_images)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (evaluations are still printed)")
     p.add_argument("--sync-bn", action="store_true", help="multi-GPU: BatchNorm statistics over all processes "
                                                             "(model.sync_bn)")
@@ -194,6 +197,8 @@ def load_config_overrides(cfg: TrainConfig, args, saved_run: bool = False) -> Tr
         cfg.compare_baseline = True
     if args.no_progress:
         cfg.progress_bar = False
+    if getattr(args, "skip_bad_images", False):
+        cfg.data.skip_bad_images = True
     if getattr(args, "sync_bn", False):
         cfg.model.sync_bn = True
     if getattr(args, "pretrained", False):
@@ -228,8 +233,11 @@ def closing_lines(cfg: TrainConfig, results: list[dict], seconds: float) -> list
         sources = budget.gain_sources(cfg.data.dataset, cfg.max_steps, cfg.data.unlabeled_batch_size)
         if sources:
             lines.append(sources)
-    lines.append(f"took {budget.describe_seconds(seconds)} on this machine, {len(results)} run"
-                 f"{'s' if len(results) != 1 else ''}")
+    from .train.concurrent import plan  # here: `hybridwrap train --help` needs no torch
+
+    runs = f"{len(results)} run{'s' if len(results) != 1 else ''}"
+    lines.append(f"took {budget.describe_seconds(seconds)} on this machine: {runs}, "
+                 f"{plan(cfg, len(results)).describe()}")
     if cfg.data.dataset in DEMO_DATASETS:
         lines.append("next, your own images (train/<class>/, test/<class>/, optionally unlabeled/): hybridwrap train "
                      "--dataset imagefolder --data-path my_images --backbone resnet18")

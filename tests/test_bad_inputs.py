@@ -49,6 +49,9 @@ def runs(tmp_path_factory):
                 (root / name / split / label).mkdir(parents=True)
                 if (split, label) != missing:
                     Image.new("RGB", (8, 8)).save(root / name / split / label / "a.png")
+    shutil.copytree(root / "one_empty_class", root / "broken_image")
+    Image.new("RGB", (8, 8)).save(root / "broken_image" / "train" / "dog" / "a.png")
+    (root / "broken_image" / "train" / "cat" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\nnot an image")
     (root / "broken.yaml").write_text("max_steps: [1, 2\n")
     (root / "tiny.yaml").write_text((root / "run.yaml").read_text())
     made["root"] = root
@@ -127,6 +130,9 @@ CLI_CASES = [
      r"1 class\(es\) of \S*train have no image in \S*train/: dog; put images in them or remove them"),
     ("imagefolder-class-missing-from-test", ["train", "--dataset", "imagefolder", "--data-path", "{root}/no_test_class"],
      DATA, r"1 class\(es\) of \S*train have no image in \S*test/: dog; add test images for them"),
+    ("imagefolder-unreadable-image", ["train", "--dataset", "imagefolder", "--data-path", "{root}/broken_image"], DATA,
+     r"1 unreadable image file\(s\): \S*broken_image/train/cat/b\.png \(every one, with the reason: \S*\.txt\)\. "
+     r"Remove or replace them, or pass --skip-bad-images to train without them\."),
     ("unknown-dataset", ["train", "--dataset", "mnistt"], CONFIG, r"Unknown dataset 'mnistt'\. Use mnist5k, digits"),
     ("batch-0", ["train", "--set", "data.labeled_batch_size=0"], DATA, r"must be at least 1"),
     ("channels", ["train", "--set", "model.in_chans=3"], DATA, r"Set model\.in_chans=1"),

@@ -96,10 +96,12 @@ def test_the_first_command_ends_with_where_the_gain_comes_from_its_time_and_the_
     assert lines[0].startswith(f"where the gain comes from (budget map, mnist5k, 100 labels, {row['passes']:.1f} "
                                "passes over the unlabeled pool")
     assert f"stability (Mean Teacher) {s['mean']:+.2f} ± {s['std']:.2f} ({s['ahead']}/{s['seeds']} seeds ahead)" in lines[0]
-    assert lines[1] == "took 4 min 23 s on this machine, 6 runs"
+    assert lines[1].startswith("took 4 min 23 s on this machine: 6 runs, ")
     assert lines[2].startswith("next, your own images") and "--dataset imagefolder" in lines[2]
     own = load_config(REPO / "configs" / "digits.yaml", ["data.dataset=imagefolder"])
-    assert closing_lines(own, [{}], 5.2) == ["took 5 s on this machine, 1 run"]
+    from hybridwrap.train.concurrent import plan
+
+    assert closing_lines(own, [{}], 5.2) == [f"took 5 s on this machine: 1 run, {plan(own, 1).describe()}"]
 
 
 @pytest.mark.parametrize("name", list(first_command.CANDIDATES))

@@ -1,6 +1,7 @@
 """Issue 17: a training path that starts from the user's images and backbone, with nothing of the digits demo."""
 
 import json
+from pathlib import Path
 import subprocess
 import time
 
@@ -163,7 +164,9 @@ def test_own_data_below_the_map_crossover_says_so_and_names_the_steps_that_reach
     assert "1 steps make 4.4 passes over the 18 unlabeled images: HybridNet may not pay yet" in done.stderr
     for name, c in CROSSOVERS.items():
         assert f"{c['passes']:.1f} passes on {name} ({c['steps']} steps, {c['labels']} labels)" in done.stderr
-    assert f"--max-steps {steps_for_passes(OWN_DATA_PASSES, 18, 80)} ({OWN_DATA_PASSES} passes" in done.stderr
+    assert f"on every data set from {OWN_DATA_PASSES} passes, the own-data default. Give it --max-steps " \
+           f"{steps_for_passes(OWN_DATA_PASSES, 18, 80)}, or leave out --max-steps" in done.stderr
+    assert "Warning" not in done.stderr and "warnings.warn" not in done.stderr  # one logged line, no source line
     baseline = _train("--dataset", "imagefolder", "--data-path", folder, "--max-steps", "1", "--preset",
                       "classification", "--output-dir", tmp_path / "labeled-only", cwd=tmp_path)
     assert baseline.returncode == 0 and "may not pay yet" not in baseline.stderr  # no unlabeled term to pay
@@ -226,3 +229,40 @@ def test_the_time_estimate_is_the_pace_of_the_steps_after_the_first(monkeypatch)
     left = per_step * (1010 - 1 - budget.PACE_STEPS)
     assert lines == [f"step {1 + budget.PACE_STEPS}/1010: {per_step:.2f} s per step, about {left / 60:.0f} min of "
                      "training to go"]
+
+
+def _with_broken_files(folder, tmp_path, where=("train/apple", "unlabeled")):
+    import shutil
+
+    root = tmp_path / "broken_images"
+    shutil.copytree(folder, root)
+    for i, place in enumerate(where):
+        (root / place).mkdir(parents=True, exist_ok=True)
+        (root / place / f"broken{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not an image" * 3)
+    if "unlabeled" in where:  # the unlabeled folder also gets a good image, so it is a pool of its own
+        Image.new("RGB", (32, 32)).save(root / "unlabeled" / "good.png")
+    return root
+
+
+def test_every_unreadable_image_is_named_before_anything_is_written(folder, tmp_path):
+    root = _with_broken_files(folder, tmp_path)
+    done = _train("--dataset", "imagefolder", "--data-path", root, "--max-steps", "2", "--output-dir",
+                  tmp_path / "run", cwd=tmp_path)
+    assert done.returncode == 3, done.stderr[-2000:]
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("hybridwrap: error: 2 unreadable image file(s): ") and "broken0.png" in line \
+        and "broken1.png" in line and "pass --skip-bad-images to train without them" in line
+    listing = line.split("with the reason: ")[1].split(")")[0]
+    assert len(Path(listing).read_text().splitlines()) == 2
+    assert not (tmp_path / "run").exists()
+
+
+def test_skip_bad_images_trains_without_them_and_records_which(folder, tmp_path):
+    root = _with_broken_files(folder, tmp_path)
+    done = _train("--dataset", "imagefolder", "--data-path", root, "--max-steps", "2", "--output-dir",
+                  tmp_path / "run", "--skip-bad-images", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    skipped = (tmp_path / "run" / "skipped_images.txt").read_text().splitlines()
+    assert sorted(Path(line.split("\t")[0]).name for line in skipped) == ["broken0.png", "broken1.png"]
+    assert "skipped 2 unreadable image file(s) (--skip-bad-images)" in done.stderr
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["data"]["skip_bad_images"] is True

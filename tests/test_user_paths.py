@@ -59,7 +59,7 @@ def test_card_of_an_own_images_run_names_the_unlabeled_folder(own_run, tmp_path)
     done = _run("card", own_run, "--output", out, "--no-picture", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     text = out.read_text()
-    assert "**8** labeled images (every labeled training image outside the validation hold-out)" in text
+    assert "**8** labeled images (every labeled training image; no validation hold-out)" in text
     assert "the 6 images of the unlabeled/ folder" in text
     assert "the rest of the training set" not in text and "without a label" not in text
 

@@ -49,15 +49,18 @@ def make_split(train_y: torch.Tensor, num_classes: int, num_labels: int | None, 
             raise DataError(f"data.val_size={val_size} must be between 0 and the {n} training images.")
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         return Split(n - val_size, seed, val_size, sorted(order[val_size:].tolist()), sorted(order[:val_size].tolist()))
-    if num_labels <= 0 or num_labels % num_classes:
-        raise DataError(f"data.num_labels={num_labels} must be a positive multiple of the {num_classes} classes "
-                        f"(N/num_classes labeled images per class), e.g. {num_classes * max(1, num_labels // num_classes)}.")
     if val_size < 0 or val_size >= n:
         raise DataError(f"data.val_size={val_size} must be between 0 and the {n} training images.")
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(n, generator=g)
     val = order[:val_size]
     rest = order[val_size:]
+    if num_labels <= 0 or num_labels % num_classes:  # suggest a count these images can give
+        available = min(int((train_y[rest] == k).sum()) for k in range(num_classes))
+        fitting = num_classes * max(1, min(max(num_labels, 1) // num_classes, available))
+        raise DataError(f"data.num_labels={num_labels} must be a positive multiple of the {num_classes} classes "
+                        f"(N/num_classes labeled images per class), e.g. {fitting} (at most "
+                        f"{num_classes * available} with these images).")
     per_class = num_labels // num_classes
     labeled = []
     for c in range(num_classes):

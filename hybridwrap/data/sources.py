@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError, HubError
-from .images import ArrayReader, ArrowReader, FileReader, LazyImages, StreamedImages, is_lazy, resize, take
+from .images import (ArrayReader, ArrowReader, FileReader, LazyImages, StreamedImages, check_files, is_lazy, resize,
+                     take)
 
 # name -> (hub id, config name, image column, label column, unlabeled split)
 HF_DATASETS = {
@@ -301,8 +302,9 @@ def load_from_disk(path: str) -> ImageData:
     return _from_dataset_dict(dd, Path(path).name)
 
 
-def load_imagefolder(root: str) -> ImageData:
-    """``root/train/<class>/*``, ``root/test/<class>/*`` and optional ``root/unlabeled/**``, decoded when read."""
+def load_imagefolder(root: str, skip_bad: bool = False) -> ImageData:
+    """``root/train/<class>/*``, ``root/test/<class>/*`` and optional ``root/unlabeled/**``, decoded when read.
+    ``skip_bad``: leave out the files PIL cannot open (listed in ``meta["skipped_images"]`` as (path, why))."""
     root_path = Path(root or "")
     if not root:
         raise DataError("--dataset imagefolder needs --data-path ROOT (data.path in a config), a folder with "
@@ -316,8 +318,16 @@ def load_imagefolder(root: str) -> ImageData:
     if len(classes) < 2:
         raise DataError(f"{root_path / 'train'} must have one sub-folder per class (found {classes}).")
 
+    skipped: list[tuple[str, str]] = []
+
     def image_files(folder: Path) -> list[Path]:
-        return sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
+        found = sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
+        if not skip_bad or not found:
+            return found
+        bad = check_files(found, limit=len(found))["bad"]
+        skipped.extend(bad)
+        unreadable = {path for path, _ in bad}
+        return [f for f in found if str(f) not in unreadable]
 
     def split(name):
         files, labels = [], []
@@ -345,7 +355,28 @@ def load_imagefolder(root: str) -> ImageData:
         files = image_files(root_path / "unlabeled")
         unl = LazyImages(FileReader(files)) if files else None
     meta = {"unlabeled_source": "the unlabeled/ folder"} if unl is not None else {}
+    if skipped:
+        meta["skipped_images"] = skipped
+    if not skip_bad:  # every file opened once now, not found broken one at a time mid-training
+        files = [f for x in (tx, vx, unl) if x is not None for f in x.reader.files]
+        meta["file_check"] = report = check_files(files)
+        if report["bad"]:
+            raise unreadable_files(report)
     return ImageData(root_path.name, tx, ty, vx, vy, classes, unl, meta)
+
+
+def unreadable_files(report: dict) -> DataError:
+    """The error for the unreadable files of a :func:`~hybridwrap.data.images.check_files` report: the count, the
+    first ten named, every one with its reason in a file (nothing of the run is written before it)."""
+    import tempfile
+
+    bad = report["bad"]
+    with tempfile.NamedTemporaryFile("w", prefix="hybridwrap-unreadable-", suffix=".txt", delete=False) as f:
+        f.write("".join(f"{path}\t{why}\n" for path, why in bad))
+    sampled = f" (of {report['checked']} checked of {report['total']})" if report["checked"] < report["total"] else ""
+    return DataError(f"{len(bad)} unreadable image file(s){sampled}: {'; '.join(p for p, _ in bad[:10])}"
+                     f"{' ...' if len(bad) > 10 else ''} (every one, with the reason: {f.name}). Remove or replace "
+                     "them, or pass --skip-bad-images to train without them.")
 
 
 # Local copies whose test split is not the original files (sha256 of the file -> what to call its test split)
@@ -401,7 +432,7 @@ def load_data(cfg) -> ImageData:
         data = load_hub(name, hub_id=cfg.path, unlabeled_extra=cfg.unlabeled_extra, streaming=cfg.streaming,
                         shuffle_buffer=cfg.shuffle_buffer)
     elif name == "imagefolder":
-        data = load_imagefolder(cfg.path)
+        data = load_imagefolder(cfg.path, skip_bad=cfg.skip_bad_images)
     elif name == "disk":
         data = load_from_disk(cfg.path)
     else:

@@ -22,6 +22,23 @@ def check_data_fits_model(cfg: TrainConfig, data) -> None:
                             f"Set model.num_classes={int(y.max()) + 1}.")
 
 
+def note_image_files(data) -> None:
+    """What the pass over the image files found besides unreadable ones (those stop the command in load_data): a
+    sample of a very large set, and files of several modes, with what every image is read as."""
+    report = data.meta.get("file_check")
+    if not report:
+        return
+    logger = logs.get_logger("hybridwrap.train")
+    if report["checked"] < report["total"]:
+        logger.info(f"  checked {report['checked']} of {report['total']} image files (evenly spaced) before training; "
+                    "the others are checked as they are read")
+    if len(report["modes"]) > 1:
+        counts = ", ".join(f"{n} {mode}" for mode, n in sorted(report["modes"].items()))
+        mode = data.train_x.reader.mode
+        logger.info(f"  note: the image files mix modes ({counts}); every image is read as "
+                    f"{ {'RGB': 'RGB (3 channels)', 'L': 'grayscale (1 channel)'}.get(mode, mode)}")
+
+
 def check_runs_data(configs: list[TrainConfig]) -> None:
     """Load the data the runs read once and check each run against it (channels, classes, its labeled subset and
     validation hold-out), before any run starts: a data mistake is one line, not one per run."""
@@ -36,6 +53,7 @@ def check_runs_data(configs: list[TrainConfig]) -> None:
         key = repr(dataclasses.replace(cfg.data, labels_seed=0))  # the seeds of a command read the same images
         if key not in loaded:
             loaded[key] = load_data(cfg.data)
+            note_image_files(loaded[key])
         data = loaded[key]
         checked = copy.deepcopy(cfg)
         if checked.model.in_chans is None:  # own data: channels and classes are the data's

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -64,7 +63,7 @@ class Run:
         on_cuda = torch.cuda.is_available() and not cpu
         self.precision, self.precision_reason = hardware.resolve_precision(cfg.mixed_precision, on_cuda)
         if hardware.emulated_bf16(self.precision, on_cuda) and process_rank() == 0:
-            warnings.warn(f"mixed_precision=bf16 {self.precision_reason}.", stacklevel=2)
+            logger.warning(f"mixed_precision=bf16 {self.precision_reason}.")
         allow_new_precision(self.precision)
         self.accelerator = Accelerator(
             cpu=cpu, mixed_precision=self.precision, log_with=trackers,
@@ -99,6 +98,11 @@ class Run:
 
             cfg.data.image_size = int(get_backbone(cfg.model.backbone).default_input_size[-1])
         self.data = load_data(cfg.data)
+        skipped = self.data.meta.get("skipped_images")
+        if skipped and acc.is_main_process:  # --skip-bad-images: which files this run trains without
+            atomic_write_text(self.run_dir / "skipped_images.txt", "".join(f"{p}\t{why}\n" for p, why in skipped))
+            logger.warning(f"  skipped {len(skipped)} unreadable image file(s) (--skip-bad-images); listed in "
+                           f"{self.run_dir / 'skipped_images.txt'}")
         if cfg.model.in_chans is None:  # own data: channels and classes are the data's
             cfg.model.in_chans = self.data.channels
         if cfg.model.num_classes is None:
@@ -350,9 +354,9 @@ class Run:
             weak = collapsed_branch(res.get("branch/energy_share_c"))
             if weak and self.accelerator.is_main_process:
                 share = res["branch/energy_share_c"]
-                warnings.warn(f"step {self.state.step}: the {weak} branch produces only "
-                              f"{100 * min(share, 1 - share):.1f}% of x̂'s energy: it has collapsed (§3.2). Enable "
-                              "loss.balance and loss.intermediate, or raise loss.lambda_rec_inter.", stacklevel=2)
+                logger.warning(f"step {self.state.step}: the {weak} branch produces only "
+                               f"{100 * min(share, 1 - share):.1f}% of x̂'s energy: it has collapsed (§3.2). Enable "
+                               "loss.balance and loss.intermediate, or raise loss.lambda_rec_inter.")
                 res["branch/collapsed"] = weak
         return res
 

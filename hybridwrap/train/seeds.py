@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -85,16 +86,15 @@ def train_with_baseline(cfg: TrainConfig, resume: bool = False) -> list[dict]:
     if cfg.compare_baseline and cfg.preset != "classification":
         runs += seed_configs(baseline_config(cfg))
     how = plan(cfg, len(runs))
-    if len(runs) > 1:
-        logger.info(f"hybridwrap: {len(runs)} runs, {how.describe()}")
-    if how.processes == 1:
-        return [train(run, resume=resume) for run in runs]
-    for run in runs:  # a mistake is one line from this process at once, not one per worker after it started
+    logger.debug(f"hybridwrap: {len(runs)} run{'s' if len(runs) != 1 else ''}, {how.describe()}")
+    for run in runs:  # a mistake is one line from this process before any run starts, not one per run after it
         checked = copy.deepcopy(run)
         apply_preset(checked)
-        validate(checked, 1)
+        validate(checked, int(os.environ.get("WORLD_SIZE", "1")))
         check_run_dir(checked, Path(checked.output_dir), resume)
-    check_runs_data(runs)
+    check_runs_data(runs)  # the data too, every image file opened once, before a file of any run is written
+    if how.processes == 1:
+        return [train(run, resume=resume) for run in runs]
     return train_concurrently(runs, how, resume=resume, log_level=logs.console_level())
 
 

@@ -3,7 +3,6 @@ data a warning below the budget map's crossover), precision and where it writes.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from .. import budget, logs
@@ -64,4 +63,4 @@ def warn_below_crossover(run) -> None:
         return
     note = budget.below_crossover(cfg.max_steps, len(run.steps.batches.unlabeled), cfg.data.unlabeled_batch_size)
     if note:
-        warnings.warn(note, stacklevel=4)
+        logger.warning(note)
