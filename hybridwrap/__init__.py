@@ -6,7 +6,7 @@ from .errors import (CheckpointError, ConfigError, DataError, HybridWrapError, I
 # The model's names load on first use (PEP 562), so that `hybridwrap --help` and the commands that need no model
 # start without importing torch and timm.
 _LAZY = {"HybridNet": ".model", "HybridOutput": ".model", "IntermediatePair": ".model", "ModelConfig": ".config",
-         "build_from_config": ".model", "wrap": ".model", "list_backbones": ".registry",
+         "build_from_config": ".builder", "wrap": ".builder", "list_backbones": ".registry",
          "register_backbone": ".registry"}
 
 
@@ -21,32 +21,86 @@ def __getattr__(name: str):
 
 
 def from_pretrained(repo_id_or_dir, **kwargs):
-    """Load a HybridNet from a Hub repo or a local directory (see :func:`hybridwrap.hub.from_pretrained`)."""
+    """Load a HybridNet from a Hub repo or a local directory (a run's ``model/`` or a ``save_pretrained`` folder).
+
+    Args:
+        repo_id_or_dir: ``owner/name`` on the Hugging Face Hub, or a local directory.
+        **kwargs: ``revision``, ``token``, ``cache_dir``, ``local_files_only``, ``with_teacher`` (also return the
+            Mean Teacher) and ``strict`` (see :func:`hybridwrap.hub.from_pretrained`).
+
+    Returns:
+        The :class:`HybridNet` in eval mode, or ``(model, teacher)`` with ``with_teacher=True``.
+
+    Examples:
+        >>> model = hybridwrap.from_pretrained("me/hybridnet-convlarge-cifar10-4000")
+        >>> model.label_names[0]
+        'airplane'
+    """
     from .hub import from_pretrained as _from_pretrained
 
     return _from_pretrained(repo_id_or_dir, **kwargs)
 
 
 def save_pretrained(model, directory, teacher=None):
-    """Write ``config.json`` + ``model.safetensors`` (+ ``teacher.safetensors``) (see :mod:`hybridwrap.hub`).
+    """Write ``config.json`` + ``model.safetensors`` (+ ``teacher.safetensors``) into ``directory``.
 
-    Functions, not methods: as in timm, the Hub code knows the model and the model knows nothing of the Hub."""
+    Functions, not methods: as in timm, the Hub code knows the model and the model knows nothing of the Hub.
+
+    Args:
+        model: a :class:`HybridNet`.
+        directory: the folder to write (created if needed).
+        teacher: the Mean Teacher's E_c + C, saved beside it.
+
+    Examples:
+        >>> hybridwrap.save_pretrained(model, "my-model")
+        >>> hybridwrap.from_pretrained("my-model")
+    """
     from .hub import save_pretrained as _save
 
     return _save(model, directory, teacher=teacher)
 
 
 def push_to_hub(model, repo_id, **kwargs):
-    """Push a HybridNet to the Hub (``token=``, ``private=``, ``teacher=``, ``revision=``); returns the commit URL."""
+    """Push a HybridNet to the Hugging Face Hub, as timm's ``push_to_hf_hub``.
+
+    Args:
+        model: a :class:`HybridNet`.
+        repo_id: ``owner/name``; the repo is created if needed.
+        **kwargs: ``token`` (default: ``HF_TOKEN`` or the ``hf auth login`` token, never written anywhere),
+            ``private``, ``teacher``, ``commit_message``, ``revision``.
+
+    Returns:
+        The commit URL.
+
+    Examples:
+        >>> hybridwrap.push_to_hub(model, "me/hybridnet-resnet18-my-images", private=True)
+    """
     from .hub import push_to_hub as _push
 
     return _push(model, repo_id, **kwargs)
 
 
 def predict(model, images, top_k: int = 5, teacher=None, batch_size: int = 64):
-    """Top-k classes with names of ``images`` (paths or PIL images), one record per image (see
-    :func:`hybridwrap.prediction.predict`); ``model``: a HybridNet, or a run / model directory, Hub repo id, exported
-    classifier or .onnx file."""
+    """The top-k classes, by name, of each image.
+
+    Args:
+        model: a :class:`HybridNet`, or a run or model directory, a Hub repo id, an exported classifier or a
+            ``model.onnx`` file.
+        images: image paths or PIL images; each is read as the model's ``config.json`` says (channels, size,
+            mean/std).
+        top_k: classes per image.
+        teacher: predict with the Mean Teacher (a run or saved model that has one).
+        batch_size: images per forward pass.
+
+    Returns:
+        One record per image, a dict with the keys ``image``, ``top_k`` (a list of dicts with ``label``, ``index``
+        and ``probability``) and ``converted``.
+
+    Examples:
+        >>> best = hybridwrap.predict("runs/my_images-resnet18", ["photo.jpg"], top_k=3)[0]["top_k"][0]
+        >>> best["label"], round(best["probability"], 2)
+        ('cat', 0.93)
+    """
     from .prediction import predict as _predict
 
     return _predict(model, images, top_k=top_k, teacher=teacher, batch_size=batch_size)

@@ -17,7 +17,7 @@ def _cmd_backbones(args) -> int:
 
 
 def _cmd_summary(args) -> int:
-    from .model import wrap
+    from .builder import wrap
 
     model = wrap(args.backbone, num_classes=args.num_classes, in_chans=args.in_chans, input_size=args.input_size,
                  decoder=args.decoder)
@@ -62,7 +62,7 @@ def _cmd_export(args) -> int:
 
     from .evaluate import resolve_model_dir
     from .export import export_classifier
-    from .hub import _upload, resolve_token, validate_repo_id
+    from .hub import resolve_token, upload_folder, validate_repo_id
     from .serialization import load_model
 
     if args.repo_id:
@@ -90,7 +90,8 @@ def _cmd_export(args) -> int:
               f"|logit difference| {check['max_abs_diff']:.1e} on inputs {check['checked_shapes']}")
     if args.repo_id:
         offline = f"offline, the classifier stays in {out}: upload that folder later (`hf upload {args.repo_id} {out}`)."
-        url = _upload(out, args.repo_id, token, args.private, "Upload classifier exported by hybridwrap", None, offline)
+        url = upload_folder(out, args.repo_id, token, args.private, "Upload classifier exported by hybridwrap", None,
+                            offline)
         print(f"pushed to {args.repo_id}: {url}")
     return 0
 
@@ -209,7 +210,18 @@ def _cmd_tune(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``hybridwrap`` command's parser, every subcommand with its options (the docs' CLI reference is generated
+    from it).
+
+    Returns:
+        The parser; ``parse_args`` gives the subcommand in ``command`` and its handler in ``fn``;
+        ``parser.subcommands`` maps each subcommand's name to its own parser.
+
+    Examples:
+        >>> build_parser().parse_args(["summary", "resnet18"]).command
+        'summary'
+    """
     from .config import DECODERS
     from .train_cli import add_train_arguments
 
@@ -219,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
                "stopped (non-finite loss), 130 interrupted, 1 anything else")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a HybridNet (defaults to the embedded digits quickstart)")
+    p = sub.add_parser("train", help="train a HybridNet (defaults to the embedded quickstart: real MNIST, offline)",
+                       description="Train a HybridNet semi-supervised, and with --baseline its labeled-only baseline.")
     add_train_arguments(p)
 
     p = sub.add_parser("config", help="print the resolved training config, or every --set key",
@@ -235,9 +248,10 @@ def main(argv: list[str] | None = None) -> int:
                        description="Train one trial per grid setting on a validation split held out of the training "
                                    "images (never the test set) and write trials.jsonl, tune.json and best.yaml (a "
                                    "config for `hybridwrap train --config`). Re-running resumes.")
-    p.add_argument("--config", action="extend", nargs="+", help="YAML config(s), as for train (default: the digits quickstart)")
+    p.add_argument("--config", action="extend", nargs="+",
+                   help="YAML config(s), as for train (default: the quickstart, real MNIST)")
     p.add_argument("--preset", help="Table 1/2 preset to tune")
-    p.add_argument("--dataset", help="digits | mnist5k | mnist | cifar10 | svhn | stl10 | npz | imagefolder | disk")
+    p.add_argument("--dataset", help="mnist5k | digits | mnist | cifar10 | svhn | stl10 | npz | imagefolder | disk")
     p.add_argument("--data-path", help="local file/folder for the dataset")
     p.add_argument("--max-steps", type=int, help="training steps of a finished trial")
     p.add_argument("--seed", type=int, help="first seed")
@@ -327,7 +341,17 @@ def main(argv: list[str] | None = None) -> int:
                        help="accelerate launch for a hybridwrap command, with clean errors and exit statuses "
                             "(hybridwrap launch --multi_gpu --num_processes 2 train ...; launch --help)")
     p.add_argument("args", nargs=argparse.REMAINDER)
+    parser.subcommands = dict(sub.choices)  # name -> its parser, for the generated CLI reference
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``hybridwrap`` command: parse ``argv`` (default: the process's arguments) and run the subcommand.
+
+    Returns:
+        The exit status (0 done; 2 config, 3 data, 4 checkpoint, 5 Hub, 6 training stopped, 130 interrupted).
+    """
+    parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["launch"]:  # its options are accelerate's: parsed there
         from .launch import main as launch_main

@@ -29,7 +29,12 @@ DECODER_MODES = ("nearest", "bilinear", "unpool", "transposed")
 
 @dataclass
 class ModelConfig:
-    """Everything needed to rebuild a HybridNet (saved as ``config.json`` next to the weights)."""
+    """Everything needed to rebuild a HybridNet (saved as ``config.json`` next to the weights): the ``model:``
+    section of a config. Each field's comment says what it does.
+
+    Examples:
+        >>> build_from_config(ModelConfig(backbone="resnet18", num_classes=10, input_size=(64, 64)))
+    """
 
     backbone: str = "convlarge"
     num_classes: int = 10
@@ -100,6 +105,12 @@ OWN_DATA = ("imagefolder", "npz", "disk")
 
 @dataclass
 class DataConfig:
+    """The ``data:`` section of a config: which images, how many labeled, the batch of each step, augmentation.
+
+    Examples:
+        >>> load_data(DataConfig(dataset="imagefolder", path="my_images"))
+    """
+
     # digits (embedded, scikit-learn) | cifar10 | svhn | stl10 (Hugging Face hub) | npz | imagefolder | disk
     dataset: str = "digits"
     path: str | None = None  # npz file, ImageFolder root or save_to_disk folder; for cifar10 a local .npz
@@ -143,7 +154,13 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    """Eq. 2: which terms are on (set by the preset) and their weights λ."""
+    """The ``loss:`` section of a config, Eq. 2: which terms are on (set by the preset) and their weights λ, the
+    stability target and its ramps.
+
+    Examples:
+        >>> load_config("configs/quickstart.yaml", ["loss.lambda_rec=0.5"]).loss.lambda_rec
+        0.5
+    """
 
     classification: bool = True  # Eq. 3
     reconstruction: bool = True  # Eq. 4 (Eq. 6 when `balance`)
@@ -180,6 +197,13 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
+    """The ``optim:`` section of a config: the optimiser, its learning rate and their schedules.
+
+    Examples:
+        >>> load_config(overrides=["optim.lr=0.001"]).optim.lr
+        0.001
+    """
+
     optimizer: str = "adam"  # adam (paper §4.1) | sgd (Mean Teacher ResNet protocol)
     lr: float = 3e-3
     weight_decay: float = 0.0
@@ -197,6 +221,15 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
+    """A whole experiment: the preset, the four sections, the budget, seeds and run directory. YAML files under
+    ``configs/`` set any field (nested by section); ``--set section.field=value`` overrides one.
+
+    Examples:
+        >>> cfg = load_config(["configs/cifar10_convlarge.yaml", "configs/paper_literal.yaml"], ["max_steps=1000"])
+        >>> cfg.model.backbone, cfg.data.num_labels
+        ('convlarge', 4000)
+    """
+
     preset: str = "full"  # Table 1 / Table 2 row (see hybridwrap.presets)
     # the source protocol of this setting, in one line (each shipped config names its own; printed at start-up)
     protocol: str = ""

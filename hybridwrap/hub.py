@@ -176,9 +176,11 @@ def save_pretrained(model, directory: str | Path, teacher=None) -> Path:
     return save_model(model, directory, teacher=teacher)
 
 
-def _upload(staging: Path, repo_id: str, token: str, private: bool, commit_message: str,
-            revision: str | None, offline: str = "offline, save the model locally with save_pretrained() and push "
-                                                   "it later.") -> str:
+def upload_folder(staging: Path, repo_id: str, token: str, private: bool, commit_message: str,
+                  revision: str | None, offline: str = "offline, save the model locally with save_pretrained() and "
+                                                        "push it later.") -> str:
+    """Create ``repo_id`` if needed and upload the folder ``staging`` to it; returns the commit URL. Hub refusals
+    and unreachable networks become a :class:`~hybridwrap.errors.HubError` that says what to do (``offline``)."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -203,7 +205,7 @@ def push_to_hub(model, repo_id: str, *, token: str | None = None, private: bool 
     token = resolve_token(token)
     with tempfile.TemporaryDirectory(prefix="hybridwrap-push-") as tmp:
         save_model(model, tmp, teacher=teacher)
-        return _upload(Path(tmp), repo_id, token, private, commit_message, revision)
+        return upload_folder(Path(tmp), repo_id, token, private, commit_message, revision)
 
 
 def push_run(run_dir: str | Path, repo_id: str, *, token: str | None = None, private: bool = False,
@@ -235,4 +237,4 @@ def push_run(run_dir: str | Path, repo_id: str, *, token: str | None = None, pri
                                     f"HybridNet run {run_dir.name}"
         offline = (f"offline, {run_dir} keeps everything: push it later with the same command, or write the "
                    f"classifier to a folder with `hybridwrap export {run_dir} --output-dir DIR`.")
-        return _upload(staging, repo_id, token, private, message, revision, offline)
+        return upload_folder(staging, repo_id, token, private, message, revision, offline)

@@ -53,6 +53,36 @@ PRESETS: dict[str, Preset] = {**_T1, **_T2}
 TABLE1 = tuple(_T1)
 
 
+# the fields a preset sets (apply_preset), and how each follows from the preset's row
+PRESET_FIELDS = {"model.discriminative_decoder": lambda p: p.decoder_c, "model.unsupervised_branch": lambda p: p.branch_u,
+                 "loss.reconstruction": lambda p: p.reconstruction, "loss.intermediate": lambda p: p.intermediate,
+                 "loss.balance": lambda p: p.balance}
+
+
+def check_overrides(preset: str, overrides: list[str]) -> None:
+    """A ``--set`` of a field the preset decides must agree with it: the preset would overwrite it silently.
+    ``loss.stability`` may choose the method (mean_teacher, temporal_ensembling) of a preset with stability, and must
+    be ``none`` for one without."""
+    if preset not in PRESETS:
+        raise ConfigError(f"Unknown preset {preset!r}. Choose one of: {', '.join(PRESETS)}.")
+    p = PRESETS[preset]
+    for item in overrides:
+        key, _, value = item.partition("=")
+        key, value = key.strip(), value.strip().lower()
+        if key in PRESET_FIELDS:
+            wanted = PRESET_FIELDS[key](p)
+            asked = value in ("true", "1", "yes")
+            if value in ("true", "false", "1", "0", "yes", "no") and asked != wanted:
+                agree = [name for name, q in PRESETS.items() if PRESET_FIELDS[key](q) == asked]
+                raise ConfigError(f"--set {item} contradicts the preset {preset!r}, which sets {key}={str(wanted).lower()} "
+                                  f"({p.description}). Choose a preset with {key}={str(asked).lower()} "
+                                  f"({', '.join(agree)}), or drop the --set.")
+        elif key == "loss.stability" and (value == "none") == p.stability:
+            raise ConfigError(f"--set {item} contradicts the preset {preset!r}, which "
+                              f"{'uses' if p.stability else 'has no'} the stability term ({p.description}). Choose a "
+                              f"preset {'without' if value == 'none' else 'with'} stability, or drop the --set.")
+
+
 def apply_preset(cfg) -> None:
     """Set ``cfg.model`` branches and ``cfg.loss`` switches from ``cfg.preset`` (in place)."""
     if cfg.preset not in PRESETS:

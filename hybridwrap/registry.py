@@ -58,8 +58,30 @@ def register_backbone(
     decoder: str = "mirror",
     overwrite: bool = False,
 ) -> BackboneEntry:
-    """Make ``name`` available to :func:`hybridwrap.wrap`. ``decoder`` is the ``model.decoder`` it gets when the
-    config leaves it unset: ``mirror`` (residual stages, ResNet-like) or ``generic`` (plain conv stages)."""
+    """Make ``name`` available to :func:`hybridwrap.wrap`, ``hybridwrap train --backbone`` and ``from_pretrained``.
+
+    Args:
+        name: the backbone's name.
+        factory: ``factory(num_classes=..., in_chans=..., pretrained=..., **kwargs)`` returning a timm-style model
+            (``forward_features`` giving a spatial map, ``forward_head``, ``feature_info``, ``reset_classifier``).
+        default_input_size: (channels, height, width) it is built for.
+        description: one line for ``hybridwrap backbones``.
+        package: the distribution that registers it (recorded in ``config.json``, named when a saved model needs it
+            and it is not installed).
+        version: that distribution's version.
+        timm_name: the name under which timm knows the architecture, where it differs.
+        decoder: the ``model.decoder`` it gets when the config leaves it unset: ``mirror`` (residual stages,
+            ResNet-like) or ``generic`` (plain conv stages).
+        overwrite: replace a backbone of that name registered by another package.
+
+    Returns:
+        The registry's entry.
+
+    Examples:
+        >>> def register():  # in a plugin, the entry point of group "hybridwrap.backbones"
+        ...     hybridwrap.register_backbone("mynet", mynet_factory, default_input_size=(3, 32, 32),
+        ...                                  package="my-plugin", decoder="generic")
+    """
     if name in _REGISTRY and not overwrite and _REGISTRY[name].package != package:
         raise ValueError(
             f"Backbone {name!r} is already registered by {_REGISTRY[name].package or 'another plugin'}; "

@@ -163,7 +163,7 @@ def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source:
 
 def load_model(directory: str | Path):
     """Rebuild the HybridNet saved in ``directory`` (strict) and its teacher backbone if one was saved."""
-    from .model import build_from_config
+    from .builder import build_from_config
 
     directory = Path(directory)
     cfg = read_config(directory)

@@ -14,6 +14,7 @@ from . import budget, logs
 from .budget import OWN_DATA_PASSES
 from .config import OWN_DATA, TrainConfig, apply_overrides, load_config, scaled_to
 from .errors import Interrupted, process_rank, run_user_command
+from .presets import check_overrides
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -207,6 +208,8 @@ def load_config_overrides(cfg: TrainConfig, args, saved_run: bool = False) -> Tr
         cfg.model.checkpoint_path = args.checkpoint_path
     if getattr(args, "quiet", False) or getattr(args, "verbose", False):
         cfg.log_level = "quiet" if args.quiet else "verbose"
+    presets = [item.split("=", 1)[1].strip() for item in args.set if item.split("=", 1)[0].strip() == "preset"]
+    check_overrides(presets[-1] if presets else cfg.preset, args.set)
     return apply_overrides(cfg, args.set)
 
 

@@ -82,6 +82,11 @@ CLI_CASES = [
     ("unknown-backbone", ["train", "--set", "model.backbone=convlarg"], CONFIG, r"Did you mean: convlarge"),
     ("max-steps-0", ["train", "--max-steps", "0"], CONFIG, r"max_steps must be >= 1"),
     ("seeds-0", ["train", "--seeds", "0"], CONFIG, r"seeds must be >= 1"),
+    ("set-contradicts-preset", ["train", "--set", "loss.balance=false"], CONFIG,
+     r"--set loss\.balance=false contradicts the preset 'full', which sets loss\.balance=true \(.*\)\. Choose a preset "
+     r"with loss\.balance=false \(classification, .*table2_d.*\), or drop the --set\."),
+    ("set-stability-off-in-full", ["train", "--set", "loss.stability=none"], CONFIG,
+     r"--set loss\.stability=none contradicts the preset 'full', which uses the stability term"),
     ("run-processes-negative", ["train", "--set", "run_processes=-1"], CONFIG,
      r"run_processes must be 0 \(decided from the hardware\), 1 \(one run at a time\) or more, got -1"),
     ("run-processes-not-a-number", ["train", "--set", "run_processes=two"], CONFIG, r"run_processes must be of type int"),
@@ -115,6 +120,8 @@ CLI_CASES = [
      r"--dataset: the run has 'digits', the command asks 'imagefolder'; --data-path: the run has None"),
     ("resume-baseline-it-never-had", ["train", "--resume", "--output-dir", "{run}", "--baseline"], CHECKPOINT,
      r"--baseline: the run has False, the command asks True"),
+    ("resume-other-preset", ["train", "--resume", "--output-dir", "{run}", "--preset", "classification"], CHECKPOINT,
+     r"--preset: the run has 'full', the command asks 'classification'"),
     ("resume-other-seed", ["train", "--resume", "--output-dir", "{unfinished}", "--seed", "4"], CHECKPOINT,
      r"--seed: the run has 0, the command asks 4\)\. Resume it as it is"),
     ("quiet-and-verbose", ["train", "--quiet", "--verbose"], CONFIG, r"not allowed with argument"),
@@ -268,8 +275,8 @@ def test_two_processes_one_error_line_no_traceback(argv, code, fix, runs, tmp_pa
     assert not (tmp_path / "out").exists()
 
 
-def test_the_catalogue_has_at_least_40_cases():
-    assert len(CLI_CASES) + len(API_CASES) + 2 >= 40
+def test_the_catalogue_has_at_least_75_cases():
+    assert len(CLI_CASES) + len(API_CASES) + 2 >= 75  # + the two launches of several processes above
 
 
 def test_a_rank_that_fails_because_rank_0_stopped_exits_quietly_with_its_status(monkeypatch, tmp_path, capsys):

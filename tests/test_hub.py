@@ -382,11 +382,11 @@ def test_a_data_file_is_hashed_once_until_it_changes(tmp_path):
 def test_hf_hub_timm_checkpoint_initialises_both_encoders(hub, tmp_path):
     """An ImageNet-style (1000-class) timm checkpoint on the Hub: wrap("hf-hub:...", pretrained=True) for 10 classes
     gives E_c and E_u its weights, with a new 10-way head; unsupervised_init="scratch" leaves E_u random."""
-    from hybridwrap.hub import _upload
+    from hybridwrap.hub import upload_folder
 
     net = timm.create_model("resnet18", num_classes=1000)
     timm.models.save_for_hf(net, str(tmp_path / "r18"), safe_serialization="both")
-    _upload(tmp_path / "r18", "tester/resnet18-imagenet", HUB_TOKEN, False, "upload", None)
+    upload_folder(tmp_path / "r18", "tester/resnet18-imagenet", HUB_TOKEN, False, "upload", None)
     model = hybridwrap.wrap("hf-hub:tester/resnet18-imagenet", num_classes=10, input_size=64, pretrained=True)
     assert_encoders_hold(model, net)
     assert model.backbone.fc.out_features == 10

@@ -152,7 +152,7 @@ def test_a_teacher_of_its_own_initialisation_is_drawn_apart_and_leaves_the_stude
     import copy
 
     from hybridwrap.config import load_config
-    from hybridwrap.model import build_from_config
+    from hybridwrap.builder import build_from_config
     from hybridwrap.train.stability import stability_targets
 
     cfg = load_config(tiny_config(), ["loss.teacher_init=own"])

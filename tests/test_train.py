@@ -464,10 +464,10 @@ def test_workers_stop_when_the_launcher_is_killed(tiny_config, tmp_path):
 
 @pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason="../shared/data/cifar10.npz not present")
 def test_readme_cifar10_command_killed_then_resumed_is_bit_identical(tmp_path):
-    """The README's CIFAR-10 command (shortened by overrides), kill -9, then the same command plus --resume."""
+    """The documented CIFAR-10 command (shortened by overrides), kill -9, then the same command plus --resume."""
     import shlex
 
-    line = next(x for x in (REPO / "README.md").read_text().splitlines()
+    line = next(x for x in (REPO / "docs" / "own-data.md").read_text().splitlines()
                 if x.startswith("hybridwrap train --baseline --dataset cifar10 --data-path"))
     readme = shlex.split(line)[1:]
     readme[readme.index("--data-path") + 1] = str(SHARED_CIFAR)
@@ -565,3 +565,16 @@ def test_config_show_round_trips_and_keys_lists_every_field(tmp_path, capsys):
     expected = {f"{s}.{k}" for s, sec in fields.items() if isinstance(sec, dict) for k in sec}
     expected |= {s for s, v in fields.items() if not isinstance(v, dict)}
     assert keys == expected and {"model.decoder", "data.fold", "log_level"} <= keys
+
+
+def test_a_set_the_preset_agrees_with_takes_effect():
+    import argparse
+
+    from hybridwrap.presets import apply_preset
+    from hybridwrap.train_cli import add_train_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    cfg = config_from_args(parser.parse_args(["--preset", "table2_d", "--set", "loss.balance=false"]))
+    apply_preset(cfg)
+    assert cfg.preset == "table2_d" and cfg.loss.balance is False and cfg.loss.intermediate is True

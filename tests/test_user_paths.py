@@ -162,7 +162,7 @@ def test_a_backbone_kwarg_without_a_value_is_a_config_error(kwargs, fix, tmp_pat
 def test_first_party_plugins_refuse_a_kwarg_they_do_not_take(backbone):
     from hybridwrap.config import ModelConfig
     from hybridwrap.errors import ConfigError
-    from hybridwrap.model import build_from_config
+    from hybridwrap.builder import build_from_config
 
     with pytest.raises(ConfigError, match=f"{backbone} does not take backbone_kwargs bogus"):
         build_from_config(ModelConfig(backbone=backbone, backbone_kwargs={"bogus": 1}, input_size=(32, 32)))

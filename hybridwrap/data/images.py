@@ -12,6 +12,7 @@ for unlabeled pools that do not fit on disk. Each process reads its own part of 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 import io
 import itertools
 import os
@@ -276,3 +277,28 @@ class StreamedImages:
         with Image.open(source) as img:
             x = to_chw(np.asarray(img.convert(self.mode), dtype=np.uint8))
         return resize(x[None], self.size)[0] if self.size else x
+
+
+@dataclass
+class ImageData:
+    name: str
+    train_x: torch.Tensor | LazyImages  # uint8 (N, C, H, W), or read on access
+    train_y: torch.Tensor  # int64 (N,)
+    test_x: torch.Tensor | LazyImages
+    test_y: torch.Tensor
+    class_names: list[str]
+    # extra unlabeled images (SVHN extra, STL-10 unlabeled), or a stream of them (data.streaming)
+    unlabeled_x: torch.Tensor | LazyImages | StreamedImages | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int:
+        return self.train_x.shape[1]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.train_x.shape[-2:])
+
+    @property
+    def in_memory(self) -> bool:
+        return not any(is_lazy(x) for x in (self.train_x, self.test_x, self.unlabeled_x) if x is not None)

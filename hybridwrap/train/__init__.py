@@ -14,9 +14,6 @@ Argument parsing is the CLI's (:mod:`hybridwrap.train_cli`); ``python -m hybridw
 
 from __future__ import annotations
 
-import importlib
-import warnings
-
 from .evaluation import COLLAPSE_SHARE, branch_statistics, collapsed_branch, describe_scores
 from .loop import Run
 from .rundir import CHECKPOINTS, TrainState, checkpoint_dirs, saved_run_config
@@ -26,16 +23,3 @@ from .seeds import baseline_config, format_results, seed_configs, train, train_w
 __all__ = ["Run", "train", "train_with_baseline", "seed_configs", "baseline_config", "format_results",
            "describe_scores", "checkpoint_dirs", "saved_run_config", "optimizer_schedule", "branch_statistics",
            "collapsed_branch", "TrainState", "CHECKPOINTS", "COLLAPSE_SHARE"]
-
-# hybridwrap <= 0.2 kept the command line here; these names now live in hybridwrap.train_cli. Resolved on access
-# (importlib, not an import statement: the package itself depends on nothing above it). Removed in 0.4.
-_MOVED_TO_CLI = ("main", "add_train_arguments", "config_from_args", "load_config_overrides", "interrupted",
-                 "DATASET_DEFAULTS")
-
-
-def __getattr__(name: str):
-    if name in _MOVED_TO_CLI:
-        warnings.warn(f"hybridwrap.train.{name} moved to hybridwrap.train_cli.{name}; the old path goes in 0.4.",
-                      DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module("hybridwrap.train_cli"), name)
-    raise AttributeError(f"module 'hybridwrap.train' has no attribute {name!r}")

@@ -96,9 +96,7 @@ def _start_worker(threads: int, log_level: str | None, stopped) -> None:
         logs.attach_console(log_level)
 
 
-def _train_one(cfg: TrainConfig, resume: bool, tag: str) -> dict:
-    from .seeds import train
-
+def _train_one(train, cfg: TrainConfig, resume: bool, tag: str) -> dict:
     global _training
     if _stopped.is_set():
         raise KeyboardInterrupt  # the command stopped while this run waited its turn: it never starts
@@ -116,10 +114,11 @@ def run_tag(cfg: TrainConfig) -> str:
     return f"{cfg.preset} seed {cfg.seed}"
 
 
-def train_concurrently(configs: list[TrainConfig], plan_: Plan, resume: bool = False,
+def train_concurrently(train, configs: list[TrainConfig], plan_: Plan, resume: bool = False,
                        log_level: str | None = None) -> list[dict]:
-    """Train ``configs`` in ``plan_.processes`` worker processes (the costliest first, so that the last to finish
-    is a short one); return their results in the order of ``configs``. A failed run stops the others (each keeps
+    """Run ``train(cfg, resume=resume)`` (a module-level function: workers import it by name) for each of ``configs``
+    in ``plan_.processes`` worker processes (the costliest first, so that the last to finish is a short one); return
+    their results in the order of ``configs``. A failed run stops the others (each keeps
     its last checkpoint, so ``--resume`` continues) and its error is raised here; so is Ctrl-C."""
     from ..presets import PRESETS
 
@@ -136,7 +135,7 @@ def train_concurrently(configs: list[TrainConfig], plan_: Plan, resume: bool = F
     futures = {}
     try:
         for i in order:
-            futures[pool.submit(_train_one, configs[i], resume, run_tag(configs[i]))] = i
+            futures[pool.submit(_train_one, train, configs[i], resume, run_tag(configs[i]))] = i
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = [f for f in done if f.exception() is not None]
         if failed:

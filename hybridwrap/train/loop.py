@@ -26,7 +26,7 @@ from ..data.loader import default_workers, eval_loader, step_batches, step_loade
 from ..data.semisup import Split, fold_split, make_split
 from ..errors import DataError, TrainingError, process_rank
 from .. import hardware
-from ..model import build_from_config
+from ..builder import build_from_config
 from ..presets import apply_preset
 from ..serialization import atomic_write_text, save_model
 from .checks import check_data_fits_model, validate

@@ -33,8 +33,23 @@ def finished_result(cfg: TrainConfig) -> dict | None:
 
 
 def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None) -> dict:
-    """Train one run; returns the final metrics (also written to ``output_dir/metrics.json``). Resuming a run that
-    has finished writes nothing and returns its metrics."""
+    """Train one run of ``cfg`` into ``cfg.output_dir``.
+
+    Args:
+        cfg: the run's :class:`~hybridwrap.config.TrainConfig` (``hybridwrap.config.load_config`` reads one).
+        resume: continue the run in ``cfg.output_dir`` from its last checkpoint; a finished run writes nothing.
+        stop_at: pause at this step with a checkpoint (the schedule stays the whole run's).
+
+    Returns:
+        The final metrics (also in ``output_dir/metrics.json``): accuracies of the student and the teacher on the
+        test and validation images, steps, seconds, precision, threads.
+
+    Examples:
+        >>> from hybridwrap.config import load_config
+        >>> from hybridwrap.train import train
+        >>> cfg = load_config("configs/quickstart.yaml", ["seeds=1", "output_dir=runs/one"])
+        >>> train(cfg)["test_acc"]
+    """
     done = None
     if resume:
         checked = copy.deepcopy(cfg)
@@ -95,7 +110,7 @@ def train_with_baseline(cfg: TrainConfig, resume: bool = False) -> list[dict]:
     check_runs_data(runs)  # the data too, every image file opened once, before a file of any run is written
     if how.processes == 1:
         return [train(run, resume=resume) for run in runs]
-    return train_concurrently(runs, how, resume=resume, log_level=logs.console_level())
+    return train_concurrently(train, runs, how, resume=resume, log_level=logs.console_level())
 
 
 def _mean_std(values: list[float]) -> str:

@@ -8,7 +8,8 @@ import copy
 import torch
 
 from ..config import TrainConfig
-from ..model import HybridNet, build_from_config
+from ..builder import build_from_config
+from ..model import HybridNet
 from ..teachers import MeanTeacher, TemporalEnsembling
 
 # the teacher's own initialisation draws from seed + this, so that it differs from the student's and never moves
