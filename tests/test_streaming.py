@@ -281,9 +281,25 @@ def test_an_unreadable_image_met_by_a_worker_is_one_clear_error(tiny_config, tmp
 
     from conftest import ENV_TESTS, cli
 
+    import struct
+    import zlib
+
+    def scrambled_pixels(png: bytes) -> bytes:
+        """The same PNG with its compressed pixels scrambled and every checksum right: it opens and passes the
+        check before training (headers and chunk CRCs), and fails only when decoded."""
+        out, i = bytearray(png[:8]), 8
+        while i < len(png):
+            n = struct.unpack(">I", png[i:i + 4])[0]
+            kind, data = png[i + 4:i + 8], png[i + 8:i + 8 + n]
+            if kind == b"IDAT":
+                data = bytes(b ^ 0x5A for b in data)
+            out += struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+            i += 12 + n
+        return bytes(out)
+
     root = make_imagefolder(tmp_path / "folder")
     for f in sorted((root / "unlabeled" / "a").glob("*.png"))[1:]:  # the first is read at load (its size)
-        f.write_bytes(b"not a png")
+        f.write_bytes(scrambled_pixels(f.read_bytes()))
     config = _lazy_config(tiny_config, root, num_workers=1, image_size=16)  # no size check at load: a worker meets it
     done = subprocess.run(cli("train", "--config", str(config), "--output-dir", str(tmp_path / "run"), "--no-progress"),
                           capture_output=True, text=True, env=ENV_TESTS)
