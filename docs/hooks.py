@@ -14,9 +14,12 @@ MARKER = "<!-- cli reference -->"
 
 
 def cli_reference() -> str:
-    """Every subcommand's ``--help``, as the command prints it."""
+    """Every subcommand's ``--help``, as the command prints it in a terminal 100 columns wide."""
+    import os
+
     from hybridwrap.cli import build_parser
 
+    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: the same page wherever the site is built
     parser = build_parser()
     parts = ["## hybridwrap", "", "```text", parser.format_help().rstrip(), "```", ""]
     for name, sub in parser.subcommands.items():

@@ -26,10 +26,10 @@ def from_pretrained(repo_id_or_dir, **kwargs):
     Args:
         repo_id_or_dir: ``owner/name`` on the Hugging Face Hub, or a local directory.
         **kwargs: ``revision``, ``token``, ``cache_dir``, ``local_files_only``, ``with_teacher`` (also return the
-            Mean Teacher) and ``strict`` (see :func:`hybridwrap.hub.from_pretrained`).
+            Mean Teacher) and ``strict`` (see `from_pretrained`).
 
     Returns:
-        The :class:`HybridNet` in eval mode, or ``(model, teacher)`` with ``with_teacher=True``.
+        The `HybridNet` in eval mode, or ``(model, teacher)`` with ``with_teacher=True``.
 
     Examples:
         >>> model = hybridwrap.from_pretrained("me/hybridnet-convlarge-cifar10-4000")
@@ -47,7 +47,7 @@ def save_pretrained(model, directory, teacher=None):
     Functions, not methods: as in timm, the Hub code knows the model and the model knows nothing of the Hub.
 
     Args:
-        model: a :class:`HybridNet`.
+        model: a `HybridNet`.
         directory: the folder to write (created if needed).
         teacher: the Mean Teacher's E_c + C, saved beside it.
 
@@ -64,7 +64,7 @@ def push_to_hub(model, repo_id, **kwargs):
     """Push a HybridNet to the Hugging Face Hub, as timm's ``push_to_hf_hub``.
 
     Args:
-        model: a :class:`HybridNet`.
+        model: a `HybridNet`.
         repo_id: ``owner/name``; the repo is created if needed.
         **kwargs: ``token`` (default: ``HF_TOKEN`` or the ``hf auth login`` token, never written anywhere),
             ``private``, ``teacher``, ``commit_message``, ``revision``.
@@ -84,7 +84,7 @@ def predict(model, images, top_k: int = 5, teacher=None, batch_size: int = 64):
     """The top-k classes, by name, of each image.
 
     Args:
-        model: a :class:`HybridNet`, or a run or model directory, a Hub repo id, an exported classifier or a
+        model: a `HybridNet`, or a run or model directory, a Hub repo id, an exported classifier or a
             ``model.onnx`` file.
         images: image paths or PIL images; each is read as the model's ``config.json`` says (channels, size,
             mean/std).
@@ -107,7 +107,7 @@ def predict(model, images, top_k: int = 5, teacher=None, batch_size: int = 64):
 
 
 def export_classifier(model, directory, teacher=None):
-    """Write E_c + C as a timm checkpoint folder (see :mod:`hybridwrap.export`)."""
+    """Write E_c + C as a timm checkpoint folder (see `export`)."""
     from .export import export_classifier as _export
 
     return _export(model, directory, teacher=teacher)

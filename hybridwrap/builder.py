@@ -1,6 +1,6 @@
 """Building a HybridNet: the backbone from the registry (its own or pretrained weights, offline from the cache), the
 model config checked, the encoder measured and mirrored: ``wrap()`` and ``build_from_config()``. The module itself is
-:mod:`hybridwrap.model` (as timm keeps a model apart from ``_builder.py``).
+`model` (as timm keeps a model apart from ``_builder.py``).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def wrap(
     label_names: list[str] | tuple[str, ...] | None = None,
     **backbone_kwargs,
 ) -> HybridNet:
-    """Build a :class:`HybridNet` around ``backbone``: split at the pre-pooling layer into E_c and C, mirror the
+    """Build a `HybridNet` around ``backbone``: split at the pre-pooling layer into E_c and C, mirror the
     encoder into D_c (upsampling) and D_u (unpooling), and duplicate the encoder into E_u (Eq. 1).
 
     Args:
@@ -127,7 +127,7 @@ def wrap(
         stability_head: Mean Teacher's second head.
 
     Returns:
-        A :class:`HybridNet`; in train mode its forward returns a :class:`HybridOutput`, in eval mode the logits of
+        A `HybridNet`; in train mode its forward returns a `HybridOutput`, in eval mode the logits of
         E_c + C alone.
 
     Examples:
@@ -192,7 +192,7 @@ def validate_model_config(config: ModelConfig) -> None:
 
 
 def build_from_config(config: ModelConfig, pretrained: bool = False, checkpoint_path: str | None = None) -> HybridNet:
-    """Rebuild a HybridNet from its :class:`ModelConfig` (random weights unless ``pretrained``)."""
+    """Rebuild a HybridNet from its `ModelConfig` (random weights unless ``pretrained``)."""
     validate_model_config(config)
     entry = get_backbone(config.backbone)
     if config.decoder is None:

@@ -1,4 +1,4 @@
-"""The HybridNet module (Eq. 1); :mod:`hybridwrap.builder` builds it around any registered backbone (``wrap``).
+"""The HybridNet module (Eq. 1); `builder` builds it around any registered backbone (``wrap``).
 
     h_c = E_c(x)    x̂_c = D_c(h_c)    ŷ = C(h_c)
     h_u = E_u(x)    x̂_u = D_u(h_u)    x̂ = x̂_c + x̂_u
@@ -96,13 +96,13 @@ class HybridNet(nn.Module):
     """Two-branch HybridNet around a timm-style backbone (Eq. 1): E_c + C classify and D_c reconstructs x̂_c from
     E_c's features; E_u and D_u reconstruct x̂_u, with E_u's pooling switches; x̂ = x̂_c + x̂_u.
 
-    Build one with :func:`wrap` (or :func:`build_from_config`, or :func:`hybridwrap.from_pretrained`).
+    Build one with `wrap` (or `build_from_config`, or `from_pretrained`).
 
     Args:
-        config: the :class:`~hybridwrap.config.ModelConfig` it was built from (saved as ``config.json``).
+        config: the `ModelConfig` it was built from (saved as ``config.json``).
         backbone: E_c + C, a timm-style model.
         encoder_u: E_u, or None for a model without the unsupervised branch.
-        layout: the encoder's levels, measured by :mod:`hybridwrap.mirror`.
+        layout: the encoder's levels, measured by `mirror`.
 
     Examples:
         >>> model = hybridwrap.wrap("resnet18", num_classes=10, input_size=64)
@@ -146,7 +146,7 @@ class HybridNet(nn.Module):
         return self.config.num_classes
 
     def forward(self, x: torch.Tensor, reconstruct: bool | None = None):
-        """Training mode: a :class:`HybridOutput`. Eval mode: logits from E_c and C only.
+        """Training mode: a `HybridOutput`. Eval mode: logits from E_c and C only.
 
         ``reconstruct=True`` forces the full two-branch pass in eval mode (e.g. for pictures).
         """

@@ -2,7 +2,7 @@
 
 Plugins (first- and third-party alike) are found through the Python entry-point group
 ``hybridwrap.backbones``. An entry point names a callable that takes no argument and calls
-:func:`register_backbone` (or a module whose import does so). Discovery is lazy: it runs the first
+`register_backbone` (or a module whose import does so). Discovery is lazy: it runs the first
 time a name is looked up, never at ``import hybridwrap``.
 """
 
@@ -58,7 +58,7 @@ def register_backbone(
     decoder: str = "mirror",
     overwrite: bool = False,
 ) -> BackboneEntry:
-    """Make ``name`` available to :func:`hybridwrap.wrap`, ``hybridwrap train --backbone`` and ``from_pretrained``.
+    """Make ``name`` available to `wrap`, ``hybridwrap train --backbone`` and ``from_pretrained``.
 
     Args:
         name: the backbone's name.

@@ -36,7 +36,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None) ->
     """Train one run of ``cfg`` into ``cfg.output_dir``.
 
     Args:
-        cfg: the run's :class:`~hybridwrap.config.TrainConfig` (``hybridwrap.config.load_config`` reads one).
+        cfg: the run's `TrainConfig` (``hybridwrap.config.load_config`` reads one).
         resume: continue the run in ``cfg.output_dir`` from its last checkpoint; a finished run writes nothing.
         stop_at: pause at this step with a checkpoint (the schedule stays the whole run's).
 
@@ -96,7 +96,7 @@ def baseline_config(cfg: TrainConfig) -> TrainConfig:
 def train_with_baseline(cfg: TrainConfig, resume: bool = False) -> list[dict]:
     """Train ``cfg`` for each seed and (``compare_baseline``) the labeled-only baseline for each seed: one after
     another, or several at once where the hardware gains by it (``cfg.run_processes``,
-    :mod:`hybridwrap.train.concurrent`). Returns the results in that order, HybridNet's seeds first."""
+    `concurrent`). Returns the results in that order, HybridNet's seeds first."""
     runs = seed_configs(cfg)
     if cfg.compare_baseline and cfg.preset != "classification":
         runs += seed_configs(baseline_config(cfg))
