@@ -1,4 +1,6 @@
+import inspect
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -116,3 +118,21 @@ def hub():
     server.start()
     yield server
     server.stop()
+
+
+# The quick loop is `python -m pytest -m "not slow"`; `.ci/run` runs everything. A test is slow when it starts
+# processes (the CLI as a user runs it, `accelerate launch`, kill and Ctrl-C, runs side by side) or builds the site:
+# the rule reads the test's own source, so a new test of that kind is marked without anyone remembering to.
+SLOW_SOURCE = re.compile(r"subprocess\.(run|Popen)|\b_train\(|\b_run\(|_run_cli\(\[\"launch\"|train_with_baseline\(|"
+                         r"mkdocs|killpg|\bcli\(")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        function = getattr(item, "function", None)
+        try:
+            source = inspect.getsource(function) if function is not None else ""
+        except (OSError, TypeError):
+            source = ""
+        if SLOW_SOURCE.search(source) or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
