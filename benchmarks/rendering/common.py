@@ -167,3 +167,14 @@ def json_section(pattern: str, title: str) -> tuple[list[dict], list[str]]:
 def capability(res: dict) -> str:
     """The CPU capability a timing was taken on, as its JSON recorded it (older results did not)."""
     return f"CPU capability {res.get('cpu_capability') or 'not recorded'}"
+
+
+def save_figure(fig, path: Path, dpi: int) -> bool:
+    """Lay out, write and close a matplotlib figure (its folder made as needed); True, for the renderers' returns."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return True

@@ -59,11 +59,7 @@ def frontier_plot(records: list[dict], path: Path) -> bool:
            title="The first command's frontier")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return True
+    return common.save_figure(fig, path, dpi=90)
 
 
 def frontier_lines(out_dir: Path | None = None) -> list[str]:

@@ -7,7 +7,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from .common import TABLE1, PAPER_TABLE1, budgets, select, _fmt, _mean_std, commands_block, STABILITY_PAIRS, _paired, _paired_cell, table_header, capability
+from .common import save_figure, TABLE1, PAPER_TABLE1, budgets, select, _fmt, _mean_std, commands_block, STABILITY_PAIRS, _paired, _paired_cell, table_header, capability
 
 
 def ablation_tables(runs: list[dict]) -> list[str]:
@@ -147,11 +147,7 @@ def curve_plot(runs: list[dict], path: Path) -> bool:
         ax.set_title(f"ConvLarge w{width}, {labels} labels, {iters} it. ({tag})", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return save_figure(fig, path, dpi=110)
 
 
 def protocol_lines(runs: list[dict], tag: str = "protocol", literal: str = "literal") -> list[str]:
