@@ -116,3 +116,55 @@ def test_ctrl_c_stops_every_run_and_names_the_resume_command(tmp_path, whole_gro
     assert err.count("hybridwrap: error: interrupted. The last checkpoint is") == 1, err[-2000:]
     assert f"continue with: hybridwrap train --resume --output-dir {out}" in err
     assert all(checkpoint_dirs(out / f"seed-{s}") for s in (0, 1))
+
+
+def test_a_kill_9_of_the_command_ends_its_workers_too(tmp_path):
+    """Workers never outlive their command: otherwise they would go on training and hold the run's lock."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ENV_TESTS
+    from hybridwrap.train import checkpoint_dirs
+
+    config = write_config(tmp_path / "c.yaml", seeds=2, run_processes=2, max_steps=100000, checkpoint_every=3,
+                          eval_every=100000)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "hybridwrap.cli", "train", "--config", str(config), "--output-dir",
+                             str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV_TESTS,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and not all(checkpoint_dirs(out / f"seed-{s}") for s in (0, 1)):
+            time.sleep(0.2)
+        workers = [int((out / f"seed-{s}" / ".lock").read_text()) for s in (0, 1)]  # each run's lock names its worker
+        proc.send_signal(signal.SIGKILL)  # the command alone
+        proc.wait()
+        deadline = time.time() + 10
+        alive = workers
+        while alive and time.time() < deadline:
+            time.sleep(0.1)
+            alive = [pid for pid in workers if _running(pid)]
+        assert not alive, f"workers {alive} outlived their command"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for its reaper has stopped)."""
+    import os
+    from pathlib import Path
+
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.parent.parent.is_dir() and Path("/proc/self").exists():
+        return stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

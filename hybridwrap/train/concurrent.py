@@ -84,10 +84,35 @@ def _interrupt_once(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _start_worker(threads: int, log_level: str | None, stopped) -> None:
+def _die_with_the_command(command: int) -> None:
+    """A worker never outlives its command: after a kill -9 of the command it would go on training and hold the run's
+    lock. Linux ends it with its parent (PR_SET_PDEATHSIG); elsewhere a thread checks the parent every second. Its
+    run keeps its last checkpoint, as after a kill -9 of a single run."""
+    try:
+        import ctypes
+
+        if ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL)) == 0:  # 1: PR_SET_PDEATHSIG
+            if os.getppid() != command:  # the command died before the line above
+                os._exit(1)
+            return
+    except (OSError, AttributeError):  # no prctl: not Linux
+        pass
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == command:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="hybridwrap-command-watch", daemon=True).start()
+
+
+def _start_worker(threads: int, log_level: str | None, stopped, command: int) -> None:
     global _stopped
     import torch
 
+    _die_with_the_command(command)
     _stopped = stopped
     torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, _interrupt_once)
@@ -131,7 +156,7 @@ def train_concurrently(train, configs: list[TrainConfig], plan_: Plan, resume: b
     context = multiprocessing.get_context("spawn")  # never fork a process whose torch threads are running
     stopped = context.Event()
     pool = ProcessPoolExecutor(plan_.processes, mp_context=context, initializer=_start_worker,
-                               initargs=(plan_.threads, log_level, stopped))
+                               initargs=(plan_.threads, log_level, stopped, os.getpid()))
     futures = {}
     try:
         for i in order:
