@@ -32,6 +32,15 @@ def finished_result(cfg: TrainConfig) -> dict | None:
     return result if result.get("steps", 0) >= target else None
 
 
+def check_run(cfg: TrainConfig, resume: bool) -> None:
+    """The checks a run's config and directory get before anything of it is written (on a copy: the preset applied
+    to it, the resolved fields of a resumed run filled in)."""
+    checked = copy.deepcopy(cfg)
+    apply_preset(checked)
+    validate(checked, int(os.environ.get("WORLD_SIZE", "1")))
+    check_run_dir(checked, Path(checked.output_dir), resume)
+
+
 def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None) -> dict:
     """Train one run of ``cfg`` into ``cfg.output_dir``.
 
@@ -52,9 +61,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None) ->
     """
     done = None
     if resume:
-        checked = copy.deepcopy(cfg)
-        apply_preset(checked)
-        check_run_dir(checked, Path(checked.output_dir), resume)  # another config is refused even when finished
+        check_run(cfg, resume)  # another config is refused even when the run has finished
         done = finished_result(cfg)
     if done is not None:
         logger.info(f"{cfg.output_dir}: finished already ({done['steps']} steps), nothing written; --max-steps N with "
@@ -103,10 +110,7 @@ def train_with_baseline(cfg: TrainConfig, resume: bool = False) -> list[dict]:
     how = plan(cfg, len(runs))
     logger.debug(f"hybridwrap: {len(runs)} run{'s' if len(runs) != 1 else ''}, {how.describe()}")
     for run in runs:  # a mistake is one line from this process before any run starts, not one per run after it
-        checked = copy.deepcopy(run)
-        apply_preset(checked)
-        validate(checked, int(os.environ.get("WORLD_SIZE", "1")))
-        check_run_dir(checked, Path(checked.output_dir), resume)
+        check_run(run, resume)
     check_runs_data(runs)  # the data too, every image file opened once, before a file of any run is written
     if how.processes == 1:
         return [train(run, resume=resume) for run in runs]
