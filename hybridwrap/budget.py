@@ -3,14 +3,13 @@
 A semi-supervised term pays only once the classifier has overfitted its few labels, which takes passes over the
 data, not a fixed number of steps: an own-data run therefore sizes its default budget in passes over its own
 unlabeled pool (``TrainConfig.budget_passes``), from the budget map's crossovers (benchmarks/budget_map.py,
-RESULTS.md "Where HybridNet pays"), says so when a budget stays below them, and estimates its time from its own pace.
+RESULTS.md "Where HybridNet pays"), and says so when a budget stays below them.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 # What the budget map found, as benchmarks/render_results.py writes it from the committed JSON (never by hand):
@@ -23,7 +22,6 @@ CROSSOVERS: dict[str, dict] = MAP["crossovers"]
 # led on every data set where the map found it leading (the largest crossover), in whole passes: how many passes a
 # data set needs varies (the digits needed the most), and a default below a data set's crossover would not pay there.
 OWN_DATA_PASSES = math.ceil(max(c["passes"] for c in CROSSOVERS.values()))
-PACE_STEPS = 10  # the time estimate: the pace of this many steps after the first (which pays for warm-up)
 
 
 def steps_for_passes(passes: float, pool: int, unlabeled_batch: int) -> int:
@@ -87,31 +85,3 @@ def gain_sources(dataset: str, steps: int, unlabeled_batch: int) -> str | None:
             f"the unlabeled pool, validation):"
             f" stability (Mean Teacher) {_paired(row['stability'])}, reconstruction on top of it "
             f"{_paired(row['reconstruction'])}; full HybridNet {_paired(row['full'])}")
-
-
-def describe_minutes(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
-
-
-def describe_seconds(seconds: float) -> str:
-    """A measured time to the second: "4 min 12 s", "58 s"."""
-    whole = round(seconds)
-    return f"{whole // 60} min {whole % 60} s" if whole >= 60 else f"{whole} s"
-
-
-class Pace:
-    """The estimated time of a run, from the pace of its first steps (logged once, PACE_STEPS steps after the first:
-    a step's cost depends on the backbone, the image size and the machine, so it is measured, not guessed)."""
-
-    def __init__(self, start_step: int, max_steps: int, log):
-        self.first, self.max_steps, self.log, self.t0 = start_step + 1, max_steps, log, None
-
-    def tick(self, step: int) -> None:
-        """Call after each step with the number of steps done."""
-        if step == self.first:
-            self.t0 = time.time()
-        elif self.t0 is not None and step == self.first + PACE_STEPS:
-            per_step = (time.time() - self.t0) / PACE_STEPS
-            self.log(f"step {step}/{self.max_steps}: {per_step:.2f} s per step, about "
-                     f"{describe_minutes(per_step * (self.max_steps - step))} of training to go")
-            self.t0 = None

@@ -237,9 +237,10 @@ def closing_lines(cfg: TrainConfig, results: list[dict], seconds: float) -> list
         if sources:
             lines.append(sources)
     from .train.concurrent import plan  # here: `hybridwrap train --help` needs no torch
+    from .train.estimate import describe
 
     runs = f"{len(results)} run{'s' if len(results) != 1 else ''}"
-    lines.append(f"took {budget.describe_seconds(seconds)} on this machine: {runs}, "
+    lines.append(f"took {describe(seconds)} on this machine: {runs}, "
                  f"{plan(cfg, len(results)).describe()}")
     if cfg.data.dataset in DEMO_DATASETS:
         lines.append("next, your own images (train/<class>/, test/<class>/, optionally unlabeled/): hybridwrap train "
@@ -254,13 +255,14 @@ def main(argv: list[str] | None = None) -> int:
 
     def go():
         from .train import format_results, train_with_baseline  # here: `hybridwrap train --help` needs no torch
+        from .train.estimate import process_started
 
         cfg = config_from_args(args)
         if process_rank() == 0:  # set by `accelerate launch`: one console, the main process's
             logs.attach_console(cfg.log_level)
         t0 = time.perf_counter()
         try:
-            results = train_with_baseline(cfg, resume=args.resume)
+            results = train_with_baseline(cfg, resume=args.resume, started=process_started())
         except KeyboardInterrupt:
             raise interrupted(cfg) from None
         if process_rank() == 0:  # one table, not one per process

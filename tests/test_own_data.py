@@ -103,7 +103,7 @@ def test_ctrl_c_before_the_first_checkpoint_leaves_nothing_so_the_same_command_r
     cfg = load_config(write_config(tmp_path / "c.yaml", max_steps=2))
     cfg.output_dir = str(tmp_path / "runs" / "x")
 
-    def interrupted(self, stop_at=None):
+    def interrupted(self, stop_at=None, report=None):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
@@ -214,21 +214,6 @@ def test_tune_sizes_an_own_data_budget_before_it_sets_its_halving_point(folder):
     assert pool_size(cfg) == 9  # 18 train images, 3 held out for validation, 6 labeled
     resolve(cfg)
     assert cfg.max_steps == steps_for_passes(10, 9, cfg.data.unlabeled_batch_size)
-
-
-def test_the_time_estimate_is_the_pace_of_the_steps_after_the_first(monkeypatch):
-    from hybridwrap import budget
-
-    clock = iter([100.0, 105.0])  # step 1 done at t=100 (warm-up paid), step 1 + PACE_STEPS at t=105
-    monkeypatch.setattr(budget.time, "time", lambda: next(clock))
-    lines = []
-    pace = budget.Pace(0, 1010, lines.append)
-    for step in range(1, 2 + budget.PACE_STEPS + 5):
-        pace.tick(step)
-    per_step = 5.0 / budget.PACE_STEPS
-    left = per_step * (1010 - 1 - budget.PACE_STEPS)
-    assert lines == [f"step {1 + budget.PACE_STEPS}/1010: {per_step:.2f} s per step, about {left / 60:.0f} min of "
-                     "training to go"]
 
 
 def _with_broken_files(folder, tmp_path, where=("train/apple", "unlabeled")):

@@ -10,9 +10,12 @@ count can change the last bits of a float sum, so every result records it (``thr
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
+import queue
 import signal
+import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -71,6 +74,7 @@ def plan(cfg: TrainConfig, runs: int, cuda: bool | None = None, cores: int | Non
 _training = False  # in a worker: whether a run is under way (a stop between runs has nothing to interrupt)
 _interrupted = False  # in a worker: whether its run was told to stop already
 _stopped = None  # in a worker: the command's stop event (a run queued before the stop must not start after it)
+_messages = None  # in a worker: where its runs' starts and time estimates go, for the command's estimate
 
 
 def _interrupt_once(signum, frame) -> None:
@@ -98,7 +102,6 @@ def _die_with_the_command(command: int) -> None:
     except (OSError, AttributeError):  # no prctl: not Linux
         pass
     import threading
-    import time
 
     def watch():
         while os.getppid() == command:
@@ -108,12 +111,12 @@ def _die_with_the_command(command: int) -> None:
     threading.Thread(target=watch, name="hybridwrap-command-watch", daemon=True).start()
 
 
-def _start_worker(threads: int, log_level: str | None, stopped, command: int) -> None:
-    global _stopped
+def _start_worker(threads: int, log_level: str | None, stopped, command: int, messages) -> None:
+    global _stopped, _messages
     import torch
 
     _die_with_the_command(command)
-    _stopped = stopped
+    _stopped, _messages = stopped, messages
     torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, _interrupt_once)
     signal.signal(signal.SIGTERM, _interrupt_once)
@@ -121,17 +124,22 @@ def _start_worker(threads: int, log_level: str | None, stopped, command: int) ->
         logs.attach_console(log_level)
 
 
-def _train_one(train, cfg: TrainConfig, resume: bool, tag: str) -> dict:
+def _train_one(train, cfg: TrainConfig, resume: bool, tag: str, index: int) -> dict:
     global _training
     if _stopped.is_set():
         raise KeyboardInterrupt  # the command stopped while this run waited its turn: it never starts
     logs.prefix_console(f"[{tag}] ")  # lines of runs side by side say whose they are
     cfg.progress_bar = False  # bars of several processes would tear each other
+    _messages.put(("begin", index, time.time()))
     _training = True
     try:
-        return train(cfg, resume=resume)
+        return train(cfg, resume=resume, report=functools.partial(_report, index))
     finally:
         _training = False
+
+
+def _report(index: int, pace) -> None:
+    _messages.put(("paced", index, pace))
 
 
 def run_tag(cfg: TrainConfig) -> str:
@@ -139,33 +147,47 @@ def run_tag(cfg: TrainConfig) -> str:
     return f"{cfg.preset} seed {cfg.seed}"
 
 
-def train_concurrently(train, configs: list[TrainConfig], plan_: Plan, resume: bool = False,
-                       log_level: str | None = None) -> list[dict]:
-    """Run ``train(cfg, resume=resume)`` (a module-level function: workers import it by name) for each of ``configs``
-    in ``plan_.processes`` worker processes (the costliest first, so that the last to finish is a short one); return
-    their results in the order of ``configs``. A failed run stops the others (each keeps
-    its last checkpoint, so ``--resume`` continues) and its error is raised here; so is Ctrl-C."""
+def queue_order(configs: list[TrainConfig]) -> list[int]:
+    """The order in which runs start: the first run of each kind (`estimate.run_kind`) first, so that the command's
+    estimate comes early, then the costliest first, so that the last to finish is a short one."""
     from ..presets import PRESETS
+    from .estimate import run_kind
 
     def images(i: int) -> int:  # what a run processes: a labeled-only run never reads the unlabeled batch
         c, preset = configs[i], PRESETS[configs[i].preset]
         unlabeled = preset.stability or preset.reconstruction
         return c.max_steps * (c.data.labeled_batch_size + (c.data.unlabeled_batch_size if unlabeled else 0))
 
-    order = sorted(range(len(configs)), key=images, reverse=True)
+    firsts = list({run_kind(c): i for i, c in reversed(list(enumerate(configs)))}.values())[::-1]
+    rest = sorted((i for i in range(len(configs)) if i not in firsts), key=images, reverse=True)
+    return sorted(firsts, key=images, reverse=True) + rest
+
+
+def train_concurrently(train, configs: list[TrainConfig], order: list[int], plan_: Plan, clock,
+                       resume: bool = False, log_level: str | None = None) -> list[dict]:
+    """Run ``train(cfg, resume=resume, report=...)`` (a module-level function: workers import it by name) for each of
+    ``configs``, in ``order``, in ``plan_.processes`` worker processes; return their results in the order of
+    ``configs``. ``clock`` (an `estimate.CommandClock`) hears when each run begins, measures its pace and ends.
+    A failed run stops the others (each keeps its last checkpoint, so ``--resume`` continues) and its error is
+    raised here; so is Ctrl-C."""
     context = multiprocessing.get_context("spawn")  # never fork a process whose torch threads are running
-    stopped = context.Event()
+    stopped, messages = context.Event(), context.Queue()
     pool = ProcessPoolExecutor(plan_.processes, mp_context=context, initializer=_start_worker,
-                               initargs=(plan_.threads, log_level, stopped, os.getpid()))
+                               initargs=(plan_.threads, log_level, stopped, os.getpid(), messages))
     futures = {}
     try:
         for i in order:
-            futures[pool.submit(_train_one, train, configs[i], resume, run_tag(configs[i]))] = i
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [f for f in done if f.exception() is not None]
-        if failed:
-            _stop(futures, stopped)
-            raise failed[0].exception()
+            futures[pool.submit(_train_one, train, configs[i], resume, run_tag(configs[i]), i)] = i
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+            _hear(messages, clock)
+            for future in done:
+                clock.end(futures[future], time.time())
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                _stop(futures, stopped)
+                raise failed[0].exception()
         results: list[dict | None] = [None] * len(configs)
         for future, i in futures.items():
             results[i] = future.result()
@@ -175,6 +197,19 @@ def train_concurrently(train, configs: list[TrainConfig], plan_: Plan, resume: b
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _hear(messages, clock) -> None:
+    """Pass the workers' news (a run began, a run measured its pace) to the command's clock."""
+    while True:
+        try:
+            what, index, value = messages.get_nowait()
+        except queue.Empty:
+            return
+        if what == "begin":
+            clock.begin(index, value)
+        else:
+            clock.paced(index, value)
 
 
 def _stop(futures, stopped) -> None:

@@ -30,6 +30,7 @@ from ..builder import build_from_config
 from ..presets import apply_preset
 from ..serialization import atomic_write_text, save_model
 from .checks import check_data_fits_model, validate
+from .estimate import Pace
 from .evaluation import branch_statistics, collapsed_branch, describe_scores
 from .process import allow_new_precision, has_tensorboard, stop_when_launcher_dies, sync_batchnorm
 from .rundir import (TrainState, check_run_dir, checkpoint_dirs, clean_partial_checkpoints, first_missing,
@@ -194,12 +195,12 @@ class Run:
             if b.step != step:  # the loader's order is what makes resume exact: never train on another step
                 raise TrainingError(f"The data loader gave step {b.step}'s batch at step {step}. Set data.num_workers=0 "
                                     "and report this.")
-            x = self._normalize(b.images.to(dev)).contiguous(memory_format=fmt)
-            x_teacher = (self._normalize(b.teacher_images.to(dev)).contiguous(memory_format=fmt)
+            x = self.normalize(b.images.to(dev)).contiguous(memory_format=fmt)
+            x_teacher = (self.normalize(b.teacher_images.to(dev)).contiguous(memory_format=fmt)
                          if b.teacher_images is not None else None)
             yield b.index.to(dev), x, b.labels.to(dev), x_teacher
 
-    def _normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
+    def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
         return aug.normalize(x_uint8, self.cfg.model.mean, self.cfg.model.std)
 
     def _check_replicas(self) -> None:
@@ -278,15 +279,16 @@ class Run:
         return values, loss, lr, weights, out
 
     # -- the loop ------------------------------------------------------------------------------
-    def fit(self, stop_at: int | None = None) -> dict:
+    def fit(self, stop_at: int | None = None, report=None) -> dict:
         """Train to ``max_steps`` (or pause at ``stop_at`` with a checkpoint: the schedule stays that of
-        the whole run, so resuming later is the uninterrupted run) and return the final metrics."""
+        the whole run, so resuming later is the uninterrupted run) and return the final metrics. ``report``, if
+        given, receives the run's time estimate (`estimate.RunPace`) when it is measured."""
         cfg, acc = self.cfg, self.accelerator
         end = min(cfg.max_steps, stop_at) if stop_at else cfg.max_steps
         from tqdm.auto import tqdm
 
         t0, seconds_before = time.time(), self.state.seconds
-        pace = budget.Pace(self.state.step, cfg.max_steps, logger.info)
+        pace = Pace(self, end, logger.info, report)
         self.model.train()
         # a context: the bar's line is ended also on Ctrl-C, so the message after it starts a line of its own
         with tqdm(total=cfg.max_steps, initial=self.state.step, desc=f"{cfg.preset}", dynamic_ncols=True,
@@ -324,7 +326,7 @@ class Run:
         is then what `hybridwrap eval` and `predict` reproduce from the saved weights, which run in fp32."""
         correct = total = 0
         for x, y in loader:
-            logits = net(self._normalize(x).float())
+            logits = net(self.normalize(x).float())
             pred, y = self.accelerator.gather_for_metrics((logits.argmax(1), y))
             correct += int((pred == y).sum())
             total += len(y)
@@ -349,7 +351,7 @@ class Run:
             # branch statistics on 64 test images, or on validation images when the test split is off limits
             images = (self.data.test_x[:64] if self.eval_loader is not None
                       else self.data.train_x[torch.tensor(self.split.val[:64], dtype=torch.long)])
-            x = self._normalize(images.to(self.accelerator.device))
+            x = self.normalize(images.to(self.accelerator.device))
             res.update({f"branch/{k}": v for k, v in branch_statistics(model(x, reconstruct=True), x).items()})
             weak = collapsed_branch(res.get("branch/energy_share_c"))
             if weak and self.accelerator.is_main_process:

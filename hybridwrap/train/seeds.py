@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import statistics
+import time
 from pathlib import Path
 
 from .. import logs
@@ -13,7 +15,8 @@ from ..config import TrainConfig, apply_overrides
 from ..errors import ConfigError
 from ..presets import apply_preset
 from .checks import check_runs_data, validate
-from .concurrent import plan, train_concurrently
+from .concurrent import plan, queue_order, train_concurrently
+from .estimate import CommandClock, run_kind
 from .loop import Run
 from .rundir import check_run_dir
 
@@ -41,13 +44,14 @@ def check_run(cfg: TrainConfig, resume: bool) -> None:
     check_run_dir(checked, Path(checked.output_dir), resume)
 
 
-def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None) -> dict:
+def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None, report=None) -> dict:
     """Train one run of ``cfg`` into ``cfg.output_dir``.
 
     Args:
         cfg: the run's `TrainConfig` (``hybridwrap.config.load_config`` reads one).
         resume: continue the run in ``cfg.output_dir`` from its last checkpoint; a finished run writes nothing.
         stop_at: pause at this step with a checkpoint (the schedule stays the whole run's).
+        report: called once with the run's time estimate (`estimate.RunPace`) when its pace is measured.
 
     Returns:
         The final metrics (also in ``output_dir/metrics.json``): accuracies of the student and the teacher on the
@@ -69,7 +73,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None) ->
         return done
     run = Run(cfg, resume=resume)
     try:
-        return run.fit(stop_at=stop_at)
+        return run.fit(stop_at=stop_at, report=report)
     except BaseException:
         run.close(failed=True)  # before the first checkpoint: the run directory it created goes, so a rerun starts
         raise
@@ -100,10 +104,11 @@ def baseline_config(cfg: TrainConfig) -> TrainConfig:
     return apply_overrides(base, list(cfg.baseline_overrides))
 
 
-def train_with_baseline(cfg: TrainConfig, resume: bool = False) -> list[dict]:
+def train_with_baseline(cfg: TrainConfig, resume: bool = False, started: float | None = None) -> list[dict]:
     """Train ``cfg`` for each seed and (``compare_baseline``) the labeled-only baseline for each seed: one after
     another, or several at once where the hardware gains by it (``cfg.run_processes``,
-    `concurrent`). Returns the results in that order, HybridNet's seeds first."""
+    `concurrent`). Returns the results in that order, HybridNet's seeds first. ``started``: when the command began
+    (``time.time()`` clock; default now), for the command's time estimate."""
     runs = seed_configs(cfg)
     if cfg.compare_baseline and cfg.preset != "classification":
         runs += seed_configs(baseline_config(cfg))
@@ -112,9 +117,17 @@ def train_with_baseline(cfg: TrainConfig, resume: bool = False) -> list[dict]:
     for run in runs:  # a mistake is one line from this process before any run starts, not one per run after it
         check_run(run, resume)
     check_runs_data(runs)  # the data too, every image file opened once, before a file of any run is written
-    if how.processes == 1:
-        return [train(run, resume=resume) for run in runs]
-    return train_concurrently(train, runs, how, resume=resume, log_level=logs.console_level())
+    order = queue_order(runs)
+    clock = CommandClock([run_kind(run) for run in runs], order, how.processes,
+                         time.time() if started is None else started, logger.info)
+    if how.processes > 1:
+        return train_concurrently(train, runs, order, how, clock, resume=resume, log_level=logs.console_level())
+    results: list[dict | None] = [None] * len(runs)
+    for i in order:
+        clock.begin(i, time.time())
+        results[i] = train(runs[i], resume=resume, report=functools.partial(clock.paced, i))
+        clock.end(i, time.time())
+    return results
 
 
 def _mean_std(values: list[float]) -> str:

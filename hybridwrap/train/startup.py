@@ -33,11 +33,10 @@ def log_start(run, resumed_from: Path | None) -> None:
     logger.info(f"  data: {len(split.labeled)} labeled, {unlabeled}, {len(split.val)} validation{test}; "
                 f"batches of {cfg.data.labeled_batch_size} labeled + {cfg.data.unlabeled_batch_size} unlabeled; "
                 f"images {where}, {run.steps.mode} augmentation, {reading}")
-    estimate_at = run.state.step + 1 + budget.PACE_STEPS
     logger.info(f"  {describe_budget(run)} on {run.accelerator.device} ({run.world} process"
                 f"{'es' if run.world > 1 else ''}); evaluate every {min(cfg.eval_every, cfg.max_steps)}, "
                 f"checkpoint every {min(cfg.checkpoint_every, cfg.max_steps)}"
-                + (f"; time estimate after step {estimate_at}" if estimate_at < cfg.max_steps else ""))
+                + ("; time estimate after its first steps" if run.state.step + 1 < cfg.max_steps else ""))
     warn_below_crossover(run)
     logger.info(f"  precision {'fp32' if run.precision == 'no' else run.precision} ({run.precision_reason})")
     logger.info(f"  run directory {run.run_dir} ({start}); log {run.run_dir / logs.LOG_FILE}")
