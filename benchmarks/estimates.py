@@ -87,6 +87,7 @@ def main() -> None:
     env = dict(os.environ)  # the commands run in fresh directories: a relative PYTHONPATH (the emulation) must hold
     if env.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep) if p)
+    commit = git_commit()  # the code the commands run
     commands = []
     for name, args in COMMANDS.items():
         with tempfile.TemporaryDirectory(prefix="hybridwrap-estimates-") as tmp:
@@ -109,7 +110,7 @@ def main() -> None:
                              "runs": run_estimates(workdir)})
             print(f"{name}: estimated {estimate} s, took {wall:.1f} s ({commands[-1]['error_pct']:+.1f} %)", flush=True)
     record = {"commands": commands, "device": device_name(), "cpu_capability": cpu_capability(),
-              "emulation": os.environ.get("HYBRIDWRAP_CPU_EMULATION") or None, "commit": git_commit(),
+              "emulation": os.environ.get("HYBRIDWRAP_CPU_EMULATION") or None, "commit": commit,
               "python": sys.version.split()[0]}
     path = HERE / "results" / f"estimates{'-' + tag if tag else ''}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")

@@ -67,8 +67,9 @@ def steps_between(first: int, last: int, every: int) -> int:
 
 
 def evaluation_seconds(run) -> float:
-    """One evaluation of ``run`` (a `loop.Run`): one batch of its images read and classified, timed, scaled to
-    every image it scores, by the student and the teacher."""
+    """One evaluation of ``run`` (a `loop.Run`): one batch of its images read and classified, timed (the second
+    time: the first pays for warm-up, as a run's first evaluation does once), scaled to every image it scores, by
+    the student and the teacher."""
     loaders = [loader for loader in (run.eval_loader, run.val_loader) if loader is not None]
     images = sum(len(loader.dataset) for loader in loaders)
     if not images:
@@ -78,12 +79,16 @@ def evaluation_seconds(run) -> float:
     net = run.accelerator.unwrap_model(run.model).backbone
     t0 = time.perf_counter()
     x = torch.stack([dataset[i][0] for i in range(n)]).to(run.accelerator.device)
+    reading = time.perf_counter() - t0
     net.eval()
     with torch.no_grad():
         net(run.normalize(x).float())
+        t0 = time.perf_counter()
+        net(run.normalize(x).float())
+        classifying = time.perf_counter() - t0
     net.train()
     nets = 1 + (run.teacher is not None)
-    return (time.perf_counter() - t0) / n * images * nets
+    return (reading + classifying * nets) / n * images
 
 
 def saving_seconds(run) -> tuple[float, float]:
