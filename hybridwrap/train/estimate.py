@@ -1,6 +1,6 @@
 """How long a run and a command take, measured on this machine as they go, never guessed.
 
-A run measures its own pace over its first steps (the first step pays for warm-up and is left out) and adds what
+A run measures its own pace over its first steps (the median step; the first pays for warm-up and is left out) and adds what
 it has still to do besides steps: its evaluations (one batch of them timed), its checkpoints and its saved model
 (the model's weights serialised once, scaled by the bytes each file holds). Its set-up is the time it has
 already spent. The command's estimate puts those together: the time since the process started, and the runs
@@ -14,6 +14,7 @@ import heapq
 import io
 import json
 import os
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -113,16 +114,18 @@ class Pace:
 
     def __init__(self, run, end: int, log, report=None):
         self.run, self.end, self.log, self.report = run, end, log, report
-        self.first, self.t0 = run.state.step + 1, None
+        self.first, self.times = run.state.step + 1, None
 
     def tick(self, step: int) -> None:
         """Call after each step with the number of steps done."""
         if step == self.first:
-            self.t0 = time.time()
-        elif (self.t0 is not None and step >= self.first + PACE_STEPS and step < self.end
-              and time.time() - self.t0 >= PACE_SECONDS):
-            self.log_estimate(step, (time.time() - self.t0) / (step - self.first))
-            self.t0 = None
+            self.times = [time.time()]
+        elif self.times is not None:
+            self.times.append(time.time())
+            if step >= self.first + PACE_STEPS and step < self.end and self.times[-1] - self.times[0] >= PACE_SECONDS:
+                # the median step: a hiccup of the machine (another process starting beside it) is not its pace
+                self.log_estimate(step, statistics.median(b - a for a, b in zip(self.times, self.times[1:])))
+                self.times = None
 
     def log_estimate(self, step: int, per_step: float) -> None:
         cfg, run = self.run.cfg, self.run
