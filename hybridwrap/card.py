@@ -141,7 +141,7 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, picture_dir: st
     if package == "hybridwrap" and timm_name != "resnet50":
         plugin_import = "hybridwrap_plugins." + ("shakeshake" if "shakeshake" in timm_name else "convlarge")
 
-    from .config import label_names, model_config_from_dict
+    from .saved_configs import label_names, model_config_from_dict
     from .preprocess import describe
 
     saved = model_config_from_dict(model_cfg["model"])  # what the weights expect, as config.json records it

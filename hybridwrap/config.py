@@ -7,6 +7,7 @@ command line.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import hashlib
@@ -20,9 +21,8 @@ import yaml
 from .errors import ConfigError
 
 
-# decoder families (hybridwrap.decoders builds them) and how a decoder undoes a downsampling: upsampling (the
-# paper's D_c), unpooling with switches (the paper's D_u), or the strided transposed blocks of the official HybridNet
-# ResNet code (`mirror` decoder of a registered kind). Here, with the configs, so the CLI lists them without torch.
+# decoder families (hybridwrap.decoders builds them) and how a decoder undoes a downsampling: upsampling (the paper's
+# D_c), unpooling with switches (D_u), or the official ResNet code's strided transposed blocks (`mirror` decoders).
 DECODERS = ("generic", "light", "mirror")
 DECODER_MODES = ("nearest", "bilinear", "unpool", "transposed")
 
@@ -82,20 +82,6 @@ class ModelConfig:
     # --sync-bn, torch's SyncBatchNorm) in the student's branches and the Mean Teacher; the saved weights are the
     # same as without it. Needs several processes on GPUs.
     sync_bn: bool = False
-
-
-def label_names(model_config: ModelConfig) -> list[str]:
-    """A model's class names in label order, or "0", "1", ... for one saved without them (hybridwrap < 0.3)."""
-    if model_config.label_names:
-        return list(model_config.label_names)
-    return [str(i) for i in range(model_config.num_classes)]
-
-
-# What a config.json written before a ModelConfig field existed meant: loading an old checkpoint must rebuild
-# the architecture it was trained with, not today's default.
-LEGACY_MODEL_DEFAULTS = {"decoder_depth": 2, "decoder_tail": "single", "pairs": "downsampling",
-                         "stability_head": False, "decoder": "generic", "mirror_blocks": "resnet"}
-LEGACY_NORMALIZATION = 0.5  # hybridwrap < 0.2 fed every model (x/255 - 0.5) / 0.5
 
 
 # data.dataset values whose images are the user's own: their defaults are sized for their data, not the demo's
@@ -271,7 +257,8 @@ class TrainConfig:
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "loss": LossConfig, "optim": OptimConfig}
 
 
-def _fields(cls) -> dict[str, dataclasses.Field]:
+def fields_of(cls) -> dict[str, dataclasses.Field]:
+    """The fields of a config dataclass by name."""
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
@@ -323,7 +310,7 @@ def _coerce(value: Any, current: Any, name: str):
 
 
 def apply_dict(cfg: TrainConfig, values: dict, source: str = "config") -> TrainConfig:
-    top = _fields(TrainConfig)
+    top = fields_of(TrainConfig)
     for key, value in (values or {}).items():
         if key not in top:
             raise _unknown(key, "", source, top)
@@ -331,7 +318,7 @@ def apply_dict(cfg: TrainConfig, values: dict, source: str = "config") -> TrainC
             if not isinstance(value, dict):
                 raise ConfigError(f"In {source}: {key!r} must be a mapping of fields, got {value!r}.")
             section = getattr(cfg, key)
-            known = _fields(SECTIONS[key])
+            known = fields_of(SECTIONS[key])
             for sub, subval in value.items():
                 if sub not in known:
                     raise _unknown(sub, key, source, known)
@@ -390,56 +377,20 @@ def scaled_to(cfg: TrainConfig, max_steps: int) -> TrainConfig:
     return cfg
 
 
+def replaced(cfg: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
+    """A copy of ``cfg`` with ``changes`` made (``{"seed": 1, "data.labels_seed": 1}``)."""
+    out = copy.deepcopy(cfg)
+    for key, value in changes.items():
+        section, _, name = key.rpartition(".")
+        owner = getattr(out, section) if section else out
+        if name not in fields_of(type(owner)):
+            raise AttributeError(f"{type(owner).__name__} has no field {name!r}")
+        setattr(owner, name, value)
+    return out
+
+
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
-
-
-# What a train_config.json written before a field existed meant: a resumed run keeps the setting it started with.
-LEGACY_TRAIN_DEFAULTS = {"model": {"decoder": "generic", "mirror_blocks": "resnet"},
-                         "data": {"unlabeled_includes_labeled": True},  # hybridwrap < 0.3
-                         "loss": {"teacher_buffers": "ema"}}  # hybridwrap < 0.3
-
-
-def from_dict(values: dict) -> TrainConfig:
-    """A TrainConfig saved as train_config.json (a run's own config)."""
-    values = dict(values)
-    for section, legacy in LEGACY_TRAIN_DEFAULTS.items():
-        if isinstance(values.get(section), dict):
-            values[section] = {**{k: v for k, v in legacy.items() if k not in values[section]}, **values[section]}
-    return apply_dict(TrainConfig(), values, source="saved config")
-
-
-def model_config_from_dict(values: dict) -> ModelConfig:
-    known = _fields(ModelConfig)
-    unknown = set(values) - set(known)
-    if unknown:
-        raise ConfigError(f"Unknown model config keys {sorted(unknown)}: the config comes from a newer hybridwrap; "
-                          "upgrade with `pip install -U hybridwrap`.")
-    legacy = {k: v for k, v in LEGACY_MODEL_DEFAULTS.items() if k not in values}
-    if "mean" not in values:  # before `mean`/`std` existed every model was fed [-1, 1]
-        chans = int(values.get("in_chans", 3))
-        legacy["mean"], legacy["std"] = (LEGACY_NORMALIZATION,) * chans, (LEGACY_NORMALIZATION,) * chans
-    values = {**legacy, **values}
-    for key in ("input_size", "mean", "std", "label_names"):
-        if values.get(key) is not None:
-            values[key] = tuple(values[key])
-    return ModelConfig(**values)
-
-
-# Model fields that the trainer resolves from the data or the backbone when they are left at None: a run
-# resumed with them unset is the same run.
-RESOLVED_MODEL_FIELDS = ("input_size", "mean", "std", "decoder", "label_names", "in_chans", "num_classes")
-
-
-def fill_resolved(cfg: TrainConfig, saved: TrainConfig) -> TrainConfig:
-    """``cfg`` with every resolved model field it leaves at None taken from ``saved``, and the budget ``saved``
-    resolved from ``budget_passes`` (in place)."""
-    for key in RESOLVED_MODEL_FIELDS:
-        if getattr(cfg.model, key) is None:
-            setattr(cfg.model, key, getattr(saved.model, key))
-    if cfg.budget_passes is not None and cfg.budget_passes == saved.budget_passes:
-        scaled_to(cfg, saved.max_steps)  # the budget the run resolved from its unlabeled pool, with its ramps
-    return cfg
 
 
 def fingerprint(cfg: TrainConfig) -> str:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from .config import ModelConfig, label_names
+from .config import ModelConfig
+from .saved_configs import label_names
 from .errors import ConfigError, InputSizeError
 from .decoders import MirrorDecoder
 from .mirror import EncoderLayout, Level, pooling_switches

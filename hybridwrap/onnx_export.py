@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import label_names
+from .saved_configs import label_names
 from .errors import ConfigError, TrainingError
 from .serialization import usual_mode
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from . import preprocess
-from .config import ModelConfig, label_names
+from .config import ModelConfig
+from .saved_configs import label_names
 from .errors import CheckpointError, ConfigError, DataError
 from .onnx_export import ONNX_METADATA_KEY
 from .serialization import CONFIG_NAME

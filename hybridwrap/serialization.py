@@ -10,7 +10,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import ModelConfig, label_names, model_config_from_dict
+from .config import ModelConfig
+from .saved_configs import label_names, model_config_from_dict
 from .errors import CheckpointError
 from .weights import state_dict_mismatch
 

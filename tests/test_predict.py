@@ -12,7 +12,8 @@ from PIL import Image
 import hybridwrap
 from conftest import ENV_TESTS, HUB_TOKEN, cli, write_config
 from hybridwrap import CheckpointError, ConfigError
-from hybridwrap.config import ModelConfig, TrainConfig, label_names, load_config, model_config_from_dict, to_dict
+from hybridwrap.config import ModelConfig, TrainConfig, load_config, to_dict
+from hybridwrap.saved_configs import label_names, model_config_from_dict
 from hybridwrap.hub import push_run
 from hybridwrap.registry import get_backbone
 from hybridwrap.serialization import config_dict, load_model

@@ -9,7 +9,8 @@ import yaml
 
 from conftest import ENV_TESTS, REPO, cli
 from hybridwrap import DataError
-from hybridwrap.config import (SCHEDULE_FIELDS, TrainConfig, from_dict, load_config, scaled_to, to_dict)
+from hybridwrap.config import SCHEDULE_FIELDS, TrainConfig, load_config, scaled_to, to_dict
+from hybridwrap.saved_configs import from_dict
 from hybridwrap.data import load_data, make_split
 from hybridwrap.data.loader import step_batches
 from hybridwrap.losses import linear_rampdown, loss_weights

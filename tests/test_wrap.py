@@ -127,7 +127,7 @@ def test_mirror_decoder_builds_blocks_of_the_backbones_own_kind(name, kinds):
 
 
 def test_old_configs_rebuild_the_resnet_style_mirror_they_were_saved_with():
-    from hybridwrap.config import model_config_from_dict
+    from hybridwrap.saved_configs import model_config_from_dict
 
     cfg = model_config_from_dict({"backbone": "convnext_atto", "num_classes": 10, "decoder": "mirror",
                                   "input_size": [64, 64]})
@@ -152,7 +152,7 @@ def test_convlarge_decoder_is_a_true_mirror():
 
 
 def test_config_without_the_new_fields_rebuilds_the_legacy_architecture():
-    from hybridwrap.config import model_config_from_dict
+    from hybridwrap.saved_configs import model_config_from_dict
 
     old = {"backbone": "convlarge", "num_classes": 10, "in_chans": 1, "input_size": [16, 16],
            "discriminative_decoder": True, "unsupervised_branch": True, "decoder_c_mode": "nearest",
