@@ -46,14 +46,6 @@ def pool_size(cfg) -> int:
     return len(step_batches(data, split, cfg.data, cfg.seed, False).batches.unlabeled)
 
 
-def resolve(cfg) -> None:
-    """``cfg.max_steps`` (and every ramp, scaled) from ``cfg.budget_passes``, in place; nothing when it is None."""
-    from .config import scaled_to
-
-    if cfg.budget_passes is not None:
-        scaled_to(cfg, steps_for_passes(cfg.budget_passes, pool_size(cfg), cfg.data.unlabeled_batch_size))
-
-
 def below_crossover(steps: int, pool: int, unlabeled_batch: int) -> str | None:
     """The warning of a run on own data whose budget stays below the passes from which the budget map found HybridNet
     ahead on every data set it measured (the own-data default), with the budget that reaches them; None at or above."""

@@ -5,6 +5,8 @@ model config checked, the encoder measured and mirrored: ``wrap()`` and ``build_
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn as nn
 
@@ -192,8 +194,11 @@ def validate_model_config(config: ModelConfig) -> None:
 
 
 def build_from_config(config: ModelConfig, pretrained: bool = False, checkpoint_path: str | None = None) -> HybridNet:
-    """Rebuild a HybridNet from its `ModelConfig` (random weights unless ``pretrained``)."""
+    """Rebuild a HybridNet from its `ModelConfig` (random weights unless ``pretrained``). The model holds its own copy
+    of the config, with the fields left at None resolved (decoder, input size, normalisation); ``config`` is left
+    as it is."""
     validate_model_config(config)
+    config = dataclasses.replace(config)
     entry = get_backbone(config.backbone)
     if config.decoder is None:
         config.decoder = entry.decoder

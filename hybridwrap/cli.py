@@ -154,12 +154,20 @@ def _cmd_config(args) -> int:
 
     import yaml
 
-    from .config import RESOLVED_MODEL_FIELDS, to_dict
-    from .presets import apply_preset
+    from .config import to_dict
+    from .resolution import RESOLVED_MODEL_FIELDS, apply_preset
     from .train_cli import config_from_args
 
     cfg = config_from_args(args)
     apply_preset(cfg)  # what the run will use: the preset switches its branches and loss terms
+    if args.dataset:  # the fields the data decides: channels, classes, image size, a budget in passes as steps
+        from . import budget, resolution
+        from .data import load_data
+
+        resolution.before_loading(cfg)
+        data = load_data(cfg.data)
+        resolution.from_data(cfg, data)
+        resolution.from_pool(cfg, data, budget.pool_size(cfg), resume=False)
     resolved = json.loads(json.dumps(to_dict(cfg), default=list))
     if args.keys:
         for section, value in resolved.items():
@@ -168,8 +176,9 @@ def _cmd_config(args) -> int:
                 print(f"--set {name}={json.dumps(v)}")
         return 0
     print("# the resolved config: save it and pass it with --config, or change any field with --set SECTION.FIELD=VALUE")
-    left = ", ".join(f"model.{k}" for k in RESOLVED_MODEL_FIELDS)
-    print(f"# ({left} left null are resolved from the data and the backbone when training starts)")
+    left = ", ".join(f"model.{k}" for k in RESOLVED_MODEL_FIELDS if resolved["model"][k] is None)
+    data = f"resolved from --dataset {args.dataset}'s data; " if args.dataset else ""
+    print(f"# ({data}{left} left null are resolved from the data and the backbone when training starts)")
     print(yaml.safe_dump(resolved, sort_keys=False), end="")
     return 0
 

@@ -53,7 +53,7 @@ PRESETS: dict[str, Preset] = {**_T1, **_T2}
 TABLE1 = tuple(_T1)
 
 
-# the fields a preset sets (apply_preset), and how each follows from the preset's row
+# the fields a preset sets (resolution.apply_preset), and how each follows from the preset's row
 PRESET_FIELDS = {"model.discriminative_decoder": lambda p: p.decoder_c, "model.unsupervised_branch": lambda p: p.branch_u,
                  "loss.reconstruction": lambda p: p.reconstruction, "loss.intermediate": lambda p: p.intermediate,
                  "loss.balance": lambda p: p.balance}
@@ -81,19 +81,3 @@ def check_overrides(preset: str, overrides: list[str]) -> None:
             raise ConfigError(f"--set {item} contradicts the preset {preset!r}, which "
                               f"{'uses' if p.stability else 'has no'} the stability term ({p.description}). Choose a "
                               f"preset {'without' if value == 'none' else 'with'} stability, or drop the --set.")
-
-
-def apply_preset(cfg) -> None:
-    """Set ``cfg.model`` branches and ``cfg.loss`` switches from ``cfg.preset`` (in place)."""
-    if cfg.preset not in PRESETS:
-        raise ConfigError(f"Unknown preset {cfg.preset!r}. Choose one of: {', '.join(PRESETS)}.")
-    p = PRESETS[cfg.preset]
-    cfg.model.discriminative_decoder = p.decoder_c
-    cfg.model.unsupervised_branch = p.branch_u
-    cfg.loss.reconstruction = p.reconstruction
-    cfg.loss.intermediate = p.intermediate
-    cfg.loss.balance = p.balance
-    if not p.stability:
-        cfg.loss.stability = "none"
-    elif cfg.loss.stability == "none":
-        cfg.loss.stability = "mean_teacher"

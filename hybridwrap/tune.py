@@ -30,10 +30,10 @@ from pathlib import Path
 
 import yaml
 
-from .budget import resolve
-from .config import TrainConfig, apply_overrides, to_dict
+from .config import TrainConfig, apply_overrides, replaced, to_dict
 from .errors import ConfigError
-from .presets import PRESETS, apply_preset
+from .presets import PRESETS
+from .resolution import apply_preset, resolve_budget
 from .serialization import atomic_write_text
 
 PAPER_GRID = {"loss.lambda_rec": [0.25, 0.5, 1.0], "loss.lambda_rec_inter": [0.25, 0.5, 1.0]}  # §4.2
@@ -96,14 +96,11 @@ def make_trials(grid: dict[str, list], seeds: list[int]) -> list[Trial]:
 
 
 def trial_config(base: TrainConfig, trial: Trial, tune_dir: Path) -> TrainConfig:
-    cfg = copy.deepcopy(base)
-    apply_overrides(cfg, [f"{k}={v}" for k, v in trial.settings.items()])
-    cfg.seed = cfg.data.labels_seed = trial.seed
-    cfg.output_dir = str(tune_dir / "trials" / trial.name)
-    cfg.evaluate_test = False  # selection never sees the test set
-    cfg.compare_baseline = False
-    cfg.progress_bar = base.progress_bar  # progress within a trial, unless --no-progress
-    return cfg
+    cfg = apply_overrides(copy.deepcopy(base), [f"{k}={v}" for k, v in trial.settings.items()])
+    # selection never sees the test set; progress within a trial, unless --no-progress
+    return replaced(cfg, {"seed": trial.seed, "data.labels_seed": trial.seed, "evaluate_test": False,
+                          "output_dir": str(tune_dir / "trials" / trial.name), "compare_baseline": False,
+                          "progress_bar": base.progress_bar})
 
 
 def default_val_size(num_train: int) -> int:
@@ -210,9 +207,8 @@ def _describe(trial: Trial) -> str:
 
 def best_yaml(base: TrainConfig, best: dict, summary: dict) -> str:
     """The chosen config as YAML for ``hybridwrap train --config``: the base config with the best setting."""
-    cfg = copy.deepcopy(base)
-    apply_overrides(cfg, [f"{k}={v}" for k, v in best.items()])
-    cfg.data.val_size = summary["train_val_size"]  # the final run trains on every training image again
+    cfg = apply_overrides(copy.deepcopy(base), [f"{k}={v}" for k, v in best.items()])
+    cfg = replaced(cfg, {"data.val_size": summary["train_val_size"]})  # the final run trains on every image again
     d = to_dict(cfg)
     for key in ("output_dir", "compare_baseline", "progress_bar", "evaluate_test"):
         d.pop(key, None)
@@ -230,12 +226,12 @@ def best_yaml(base: TrainConfig, best: dict, summary: dict) -> str:
 def tune(base: TrainConfig, grid: dict[str, list], tune_dir: str | Path, seeds: list[int] | None = None,
          metric: str = "val_acc", early_stop: float = 0.5, log=print) -> dict:
     """Run the grid on a validation split of the training images; write trials, tune.json and best.yaml."""
-    apply_preset(base)
+    base = apply_preset(copy.deepcopy(base))
     train_val_size = base.data.val_size
     if base.data.val_size <= 0:
         from .data import load_data
 
-        base.data.val_size = default_val_size(len(load_data(base.data).train_y))
-    resolve(base)  # a budget in passes over the pool (own data) in steps, before the halving point is set from it
+        base = replaced(base, {"data.val_size": default_val_size(len(load_data(base.data).train_y))})
+    resolve_budget(base)  # a budget in passes over the pool (own data) in steps, before the halving point is set from it
     return Tuner(base, grid, Path(tune_dir), seeds if seeds is not None else [base.seed], metric, early_stop, log,
                  train_val_size).run()

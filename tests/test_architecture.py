@@ -1,4 +1,5 @@
-"""Issue 19: the library's imports point one way (no circle, also through imports inside functions)."""
+"""The library's architecture: imports point one way (no circle, also through imports inside functions), no
+private name crosses a module, modules stay small, and only resolution writes to a config."""
 
 import ast
 from pathlib import Path
@@ -97,9 +98,66 @@ def test_dependencies_point_down_from_the_cli_to_training_to_the_model():
         assert not {"hybridwrap.model", "hybridwrap.serialization", "hybridwrap.hub"} & graph[module], module
 
 
-def test_no_library_module_is_over_about_400_lines():
+def test_no_library_module_is_over_400_lines():
     sizes = {p.relative_to(REPO).as_posix(): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
-    assert not {k: v for k, v in sizes.items() if v > 450}, "split these modules by concern"
+    assert not {k: v for k, v in sizes.items() if v > 400}, "split these modules by concern"
+
+
+def private_imports(paths) -> list[str]:
+    """``from hybridwrap.x import _name`` (or a relative one) in any of ``paths``: a private name used across modules."""
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("hybridwrap")):
+                found += [f"{path.name}:{node.lineno} {a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_no_private_name_is_imported_from_another_module(tmp_path):
+    assert private_imports(PACKAGE.rglob("*.py")) == []
+    assert private_imports((REPO / "benchmarks").glob("*.py")) == []
+    bad = tmp_path / "bad.py"
+    bad.write_text("from .hub import _upload\nfrom hybridwrap.ablation import public\n")
+    assert private_imports([bad]) == ["bad.py:1 _upload"]  # the check finds what it looks for
+
+
+# where a config's fields may be assigned: the config itself (its parsing and copies), the resolution of what a run
+# will train, and the command line turning arguments into overrides; every other layer only reads the config
+CONFIG_WRITERS = {"config.py", "resolution.py", "train_cli.py", "cli.py"}
+CONFIG_NAMES = {"cfg", "base", "checked", "c"}  # the names a TrainConfig goes by in the library
+
+
+def config_assignments(path: Path) -> list[str]:
+    """Every ``cfg.section.field = ...`` (also augmented, unpacked, or setattr(cfg..., ...)) in ``path``."""
+
+    def rooted(node) -> bool:
+        while isinstance(node, (ast.Attribute, ast.Call)):
+            node = node.value if isinstance(node, ast.Attribute) else (node.args[0] if node.args else node.func)
+        return isinstance(node, ast.Name) and node.id in CONFIG_NAMES
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])
+        for target in targets:
+            found += [f"{path.name}:{node.lineno} {ast.unparse(t)}" for t in ast.walk(target)
+                      if isinstance(t, ast.Attribute) and isinstance(t.ctx, ast.Store) and rooted(t)]
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr"
+                and node.args and rooted(node.args[0])):
+            found.append(f"{path.name}:{node.lineno} setattr({ast.unparse(node.args[0])}, ...)")
+    return found
+
+
+def test_no_layer_after_resolution_assigns_to_a_config_field(tmp_path):
+    found = [hit for path in PACKAGE.rglob("*.py") if path.name not in CONFIG_WRITERS
+             for hit in config_assignments(path)]
+    assert found == [], "read the config; resolve its open fields in resolution.py, copy it with config.replaced"
+    probe = tmp_path / "probe.py"
+    probe.write_text("cfg.model.in_chans = 3\na.b = 1\nsetattr(getattr(cfg, 'data'), 'path', 'x')\n"
+                     "cfg.seed, x = 1, 2\n")
+    assert sorted(config_assignments(probe)) == ["probe.py:1 cfg.model.in_chans", "probe.py:3 setattr(getattr(cfg, 'data'), ...)",
+                                                 "probe.py:4 cfg.seed"]
 
 
 def test_help_and_the_package_import_need_neither_torch_nor_timm():

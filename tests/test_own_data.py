@@ -173,7 +173,8 @@ def test_own_data_below_the_map_crossover_says_so_and_names_the_steps_that_reach
 
 
 def test_a_budget_in_passes_resumes_with_the_steps_it_resolved():
-    from hybridwrap.config import TrainConfig, fill_resolved, fingerprint, scaled_to
+    from hybridwrap.config import TrainConfig, fingerprint, scaled_to
+    from hybridwrap.resolution import fill_resolved
 
     def fresh():
         cfg = TrainConfig(budget_passes=12)
@@ -204,15 +205,35 @@ def test_max_steps_on_the_command_line_replaces_the_own_data_budget_in_passes(fo
     assert config_from_args(p.parse_args(["--dataset", "mnist5k"])).budget_passes is None
 
 
+def test_config_show_with_a_dataset_prints_what_the_data_resolves(folder, capsys):
+    """`hybridwrap config --show --dataset X` prints the run's config as training will resolve it from the data:
+    channels, classes, class names and the budget in passes as steps."""
+    import yaml
+
+    from hybridwrap.budget import OWN_DATA_PASSES, pool_size, steps_for_passes
+    from hybridwrap.cli import main as cli_main
+    from hybridwrap.saved_configs import from_dict
+
+    assert cli_main(["config", "--show", "--dataset", "imagefolder", "--data-path", str(folder)]) == 0
+    out = capsys.readouterr().out
+    shown = yaml.safe_load(out)
+    assert (shown["model"]["in_chans"], shown["model"]["num_classes"]) == (3, 3)
+    assert shown["model"]["label_names"] == ["apple", "pear", "plum"]
+    pool = pool_size(from_dict(shown))  # the unlabeled pool of the run it shows
+    assert shown["max_steps"] == steps_for_passes(OWN_DATA_PASSES, pool, shown["data"]["unlabeled_batch_size"])
+    assert "resolved from --dataset imagefolder's data" in out
+
+
 def test_tune_sizes_an_own_data_budget_before_it_sets_its_halving_point(folder):
-    from hybridwrap.budget import pool_size, resolve, steps_for_passes
+    from hybridwrap.budget import pool_size, steps_for_passes
+    from hybridwrap.resolution import resolve_budget
     from hybridwrap.config import TrainConfig
 
     cfg = TrainConfig(budget_passes=10)
     cfg.data.dataset, cfg.data.path, cfg.data.num_labels, cfg.data.val_size = "imagefolder", str(folder), 6, 3
     cfg.model.num_classes = 3
     assert pool_size(cfg) == 9  # 18 train images, 3 held out for validation, 6 labeled
-    resolve(cfg)
+    resolve_budget(cfg)
     assert cfg.max_steps == steps_for_passes(10, 9, cfg.data.unlabeled_batch_size)
 
 

@@ -570,7 +570,7 @@ def test_config_show_round_trips_and_keys_lists_every_field(tmp_path, capsys):
 def test_a_set_the_preset_agrees_with_takes_effect():
     import argparse
 
-    from hybridwrap.presets import apply_preset
+    from hybridwrap.resolution import apply_preset
     from hybridwrap.train_cli import add_train_arguments, config_from_args
 
     parser = argparse.ArgumentParser()

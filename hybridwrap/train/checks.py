@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import logs
+from .. import logs, resolution
 from ..config import TrainConfig
 from ..data import augment as aug
 from ..errors import ConfigError, DataError
@@ -56,10 +56,7 @@ def check_runs_data(configs: list[TrainConfig]) -> None:
             note_image_files(loaded[key])
         data = loaded[key]
         checked = copy.deepcopy(cfg)
-        if checked.model.in_chans is None:  # own data: channels and classes are the data's
-            checked.model.in_chans = data.channels
-        if checked.model.num_classes is None:
-            checked.model.num_classes = len(data.class_names)
+        resolution.from_data(checked, data)  # own data: channels and classes are the data's
         check_data_fits_model(checked, data)
         if checked.data.fold is None:
             make_split(data.train_y, checked.model.num_classes, checked.data.num_labels, checked.data.labels_seed,

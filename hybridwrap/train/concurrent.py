@@ -20,7 +20,7 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
 from .. import logs
-from ..config import TrainConfig
+from ..config import TrainConfig, replaced
 from ..errors import ConfigError
 
 
@@ -129,7 +129,7 @@ def _train_one(train, cfg: TrainConfig, resume: bool, tag: str, index: int) -> d
     if _stopped.is_set():
         raise KeyboardInterrupt  # the command stopped while this run waited its turn: it never starts
     logs.prefix_console(f"[{tag}] ")  # lines of runs side by side say whose they are
-    cfg.progress_bar = False  # bars of several processes would tear each other
+    cfg = replaced(cfg, {"progress_bar": False})  # bars of several processes would tear each other
     _messages.put(("begin", index, time.time()))
     _training = True
     try:

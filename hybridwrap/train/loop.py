@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .. import budget, logs, losses
-from ..config import TrainConfig, scaled_to, to_dict
+from .. import logs, losses, resolution
+from ..config import TrainConfig, to_dict
 from ..data import augment as aug
 from ..data import load_data
 from ..data.images import take
@@ -27,11 +27,11 @@ from ..data.semisup import Split, fold_split, make_split
 from ..errors import DataError, TrainingError, process_rank
 from .. import hardware
 from ..builder import build_from_config
-from ..presets import apply_preset
+from ..resolution import apply_preset
 from ..serialization import atomic_write_text, save_model
 from .checks import check_data_fits_model, validate
 from .estimate import Pace
-from .evaluation import branch_statistics, collapsed_branch, describe_scores
+from .evaluation import branch_statistics, describe_scores, evaluate
 from .process import allow_new_precision, has_tensorboard, stop_when_launcher_dies, sync_batchnorm
 from .rundir import (TrainState, check_run_dir, checkpoint_dirs, clean_partial_checkpoints, first_missing,
                      keep_metrics_until, lock_run, save_checkpoint, unlock_run, write_train_config)
@@ -84,7 +84,21 @@ class Run:
             raise
 
     def _setup(self, resume: bool, trackers) -> None:
-        cfg, acc = self.cfg, self.accelerator
+        """Each step builds one thing; the config's fields left to the data and the model are resolved on the way
+        (`resolution`), before anything is built from them."""
+        self._open_run_dir()
+        self._load_data(resume)
+        model = self._build_model()
+        self.teacher, self.ensemble = stability_targets(self.cfg, model, len(self.steps.labels))
+        optimizer = make_optimizer(self.cfg, model)
+        self._build_eval_loaders()
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        latest = self._restore(resume)
+        self._start_records(trackers)
+        log_start(self, latest)
+
+    def _open_run_dir(self) -> None:
+        acc = self.accelerator
         if acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._lock = lock_run(self.run_dir)
@@ -93,21 +107,17 @@ class Run:
             self._log_file = logs.attach_file(self.run_dir)
         acc.wait_for_everyone()
 
-        # data and split (the labeled subset is saved with the run and reused on resume)
-        if cfg.model.pretrained and cfg.data.image_size is None:  # pretrained weights: the size they were made at
-            from ..registry import get_backbone
-
-            cfg.data.image_size = int(get_backbone(cfg.model.backbone).default_input_size[-1])
+    def _load_data(self, resume: bool) -> None:
+        """The data, the split (saved with the run and reused on resume) and the batches of every step."""
+        cfg = self.cfg
+        resolution.before_loading(cfg)
         self.data = load_data(cfg.data)
         skipped = self.data.meta.get("skipped_images")
-        if skipped and acc.is_main_process:  # --skip-bad-images: which files this run trains without
+        if skipped and self.accelerator.is_main_process:  # --skip-bad-images: which files this run trains without
             atomic_write_text(self.run_dir / "skipped_images.txt", "".join(f"{p}\t{why}\n" for p, why in skipped))
             logger.warning(f"  skipped {len(skipped)} unreadable image file(s) (--skip-bad-images); listed in "
                            f"{self.run_dir / 'skipped_images.txt'}")
-        if cfg.model.in_chans is None:  # own data: channels and classes are the data's
-            cfg.model.in_chans = self.data.channels
-        if cfg.model.num_classes is None:
-            cfg.model.num_classes = len(self.data.class_names)
+        resolution.from_data(cfg, self.data)
         split_path = self.run_dir / "labels.json"
         if resume and split_path.exists():
             self.split = Split.load(split_path)
@@ -122,66 +132,61 @@ class Run:
                                     cfg.data.labels_seed, cfg.data.val_size)
         self.steps = step_batches(self.data, self.split, cfg.data, cfg.seed, cfg.loss.stability == "mean_teacher",
                                   self.rank, self.world)
-        if cfg.budget_passes is not None and not resume:  # a resumed run keeps the budget it resolved (fill_resolved)
-            scaled_to(cfg, budget.steps_for_passes(cfg.budget_passes, len(self.steps.batches.unlabeled),
-                                                   cfg.data.unlabeled_batch_size))
+        resolution.from_pool(cfg, self.data, len(self.steps.batches.unlabeled), resume)
         self.workers = (cfg.data.num_workers if cfg.data.num_workers is not None
                         else default_workers(self.data.in_memory, self.world))
-        if cfg.data.normalize == "dataset" and cfg.model.mean is None:
-            sample = self.data.train_x  # read on access: 10k evenly spaced images estimate the statistics
-            if not self.data.in_memory and len(sample) > 10_000:
-                sample = take(sample, torch.linspace(0, len(sample) - 1, 10_000).round().long())
-            cfg.model.mean, cfg.model.std = aug.image_statistics(sample)
 
-        # model, stability target, optimiser
-        if cfg.model.input_size is None:  # unset: the size it trains at, recorded for eval, summary and export
-            cfg.model.input_size = tuple(self.data.image_size)
+    def _build_model(self) -> nn.Module:
+        cfg = self.cfg
         torch.manual_seed(cfg.seed)
         model = build_from_config(cfg.model, pretrained=cfg.model.pretrained, checkpoint_path=cfg.model.checkpoint_path)
         check_data_fits_model(cfg, self.data)  # any image size: the decoders follow the sizes of each pass
-        cfg.model.input_size = tuple(model.layout.input_size)
-        cfg.model.mean, cfg.model.std = model.config.mean, model.config.std
-        cfg.model.decoder = model.config.decoder
-        if cfg.model.label_names is None and len(self.data.class_names) == cfg.model.num_classes:
-            cfg.model.label_names = model.config.label_names = tuple(str(n) for n in self.data.class_names)
+        resolution.from_model(cfg, model)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(memory_format=self.memory_format)
         if cfg.model.sync_bn:  # before the teacher copies the backbone: both share statistics across processes
             model = sync_batchnorm(model)
-        self.teacher, self.ensemble = stability_targets(cfg, model, len(self.steps.labels))
-        optimizer = make_optimizer(cfg, model)
-        test_loader = None
-        if cfg.evaluate_test:  # hybridwrap tune's trials never touch the test split
-            test_loader = eval_loader(self.data.test_x, self.data.test_y, cfg.data.eval_batch_size, self.workers)
-        val_loader = None
+        return model
+
+    def _build_eval_loaders(self) -> None:
+        """The test split (never for `hybridwrap tune`'s trials) and the validation hold-out."""
+        cfg, acc = self.cfg, self.accelerator
+        self.eval_loader = self.val_loader = None
+        if cfg.evaluate_test:
+            self.eval_loader = acc.prepare(eval_loader(self.data.test_x, self.data.test_y, cfg.data.eval_batch_size,
+                                                       self.workers))
         if self.split.val:
             idx = torch.tensor(self.split.val)
-            val_loader = acc.prepare(eval_loader(take(self.data.train_x, idx), self.data.train_y[idx],
-                                                 cfg.data.eval_batch_size, self.workers))
-        self.model, self.optimizer = acc.prepare(model, optimizer)
-        self.eval_loader = acc.prepare(test_loader) if test_loader is not None else None
-        self.val_loader = val_loader
+            self.val_loader = acc.prepare(eval_loader(take(self.data.train_x, idx), self.data.train_y[idx],
+                                                      cfg.data.eval_batch_size, self.workers))
+
+    def _restore(self, resume: bool) -> Path | None:
+        """The step counter and the stability targets checkpointed with the model; the last checkpoint on resume."""
+        acc = self.accelerator
         self.state = TrainState()
         acc.register_for_checkpointing(self.state)
         for extra in (self.teacher, self.ensemble):
             if extra is not None:
                 extra.to(acc.device)
                 acc.register_for_checkpointing(extra)
-
         latest = checkpoint_dirs(self.run_dir)[-1] if resume and checkpoint_dirs(self.run_dir) else None
         if latest is not None:
             acc.load_state(str(latest))
+        return latest
+
+    def _start_records(self, trackers) -> None:
+        """metrics.jsonl kept up to the step resumed at, the resolved config and the split written, the trackers."""
+        cfg, acc = self.cfg, self.accelerator
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self._logged = keep_metrics_until(self.metrics_path, self.state.step) if acc.is_main_process else set()
         if acc.is_main_process:
             write_train_config(self.run_dir, cfg)
-            if not split_path.exists():
-                self.split.save(split_path)
+            if not (self.run_dir / "labels.json").exists():
+                self.split.save(self.run_dir / "labels.json")
         if trackers:
             flat = {f"{s}.{k}": v for s, sec in to_dict(cfg).items() if isinstance(sec, dict)
                     for k, v in sec.items() if isinstance(v, (int, float, str, bool))}
             acc.init_trackers("hybridwrap", config=flat)
-        log_start(self, latest)
 
     # -- pieces of a step ----------------------------------------------------------------------
     def _batches(self, start: int, end: int):
@@ -313,54 +318,15 @@ class Run:
             paused = self.evaluate()
             self._log("eval", paused)
             return {"steps": self.state.step, **paused}
-        final = self.evaluate(final=True)
+        final = self.evaluate()
         self._log("eval", final)
         result = self._finish(final, seconds_before + time.time() - t0, session=time.time() - t0)
         acc.end_training()
         return result
 
     # -- evaluation ----------------------------------------------------------------------------
-    @torch.no_grad()
-    def _accuracy(self, net: nn.Module, loader) -> float:
-        """Top-1 accuracy in fp32 whatever the training precision: every reported accuracy (metrics, tune, card)
-        is then what `hybridwrap eval` and `predict` reproduce from the saved weights, which run in fp32."""
-        correct = total = 0
-        for x, y in loader:
-            logits = net(self.normalize(x).float())
-            pred, y = self.accelerator.gather_for_metrics((logits.argmax(1), y))
-            correct += int((pred == y).sum())
-            total += len(y)
-        return 100.0 * correct / max(total, 1)
-
-    @torch.no_grad()
-    def evaluate(self, final: bool = False) -> dict:
-        model = self.accelerator.unwrap_model(self.model)
-        model.eval()
-        res = {}
-        if self.teacher is not None:
-            self.teacher.model.eval()
-        if self.eval_loader is not None:
-            res["test_acc"] = self._accuracy(model.backbone, self.eval_loader)
-            if self.teacher is not None:
-                res["teacher_test_acc"] = self._accuracy(self.teacher.model, self.eval_loader)
-        if self.val_loader is not None:
-            res["val_acc"] = self._accuracy(model.backbone, self.val_loader)
-            if self.teacher is not None:
-                res["teacher_val_acc"] = self._accuracy(self.teacher.model, self.val_loader)
-        if model.decoder_c is not None:
-            # branch statistics on 64 test images, or on validation images when the test split is off limits
-            images = (self.data.test_x[:64] if self.eval_loader is not None
-                      else self.data.train_x[torch.tensor(self.split.val[:64], dtype=torch.long)])
-            x = self.normalize(images.to(self.accelerator.device))
-            res.update({f"branch/{k}": v for k, v in branch_statistics(model(x, reconstruct=True), x).items()})
-            weak = collapsed_branch(res.get("branch/energy_share_c"))
-            if weak and self.accelerator.is_main_process:
-                share = res["branch/energy_share_c"]
-                logger.warning(f"step {self.state.step}: the {weak} branch produces only "
-                               f"{100 * min(share, 1 - share):.1f}% of x̂'s energy: it has collapsed (§3.2). Enable "
-                               "loss.balance and loss.intermediate, or raise loss.lambda_rec_inter.")
-                res["branch/collapsed"] = weak
-        return res
+    def evaluate(self) -> dict:
+        return evaluate(self)
 
     # -- files ---------------------------------------------------------------------------------
     def _log(self, split: str, values: dict) -> None:

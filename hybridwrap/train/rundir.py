@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import logs
-from ..config import TrainConfig, fill_resolved, fingerprint, from_dict, to_dict
+from ..config import TrainConfig, fingerprint, replaced, to_dict
+from ..resolution import fill_resolved
+from ..saved_configs import from_dict
 from ..errors import CheckpointError, ConfigError
 from ..serialization import atomic_write_text
 
@@ -120,9 +122,8 @@ def saved_run_config(run_dir: Path) -> TrainConfig | None:
     seeds = sorted(run_dir.glob("seed-*/train_config.json"), key=lambda p: int(p.parent.name[len("seed-"):]))
     if not seeds:
         return None
-    cfg = from_dict(json.loads(seeds[0].read_text()))
-    cfg.output_dir = str(run_dir)  # seed k of that config writes to run_dir/seed-k again
-    return cfg
+    # seed k of that config writes to run_dir/seed-k again
+    return replaced(from_dict(json.loads(seeds[0].read_text())), {"output_dir": str(run_dir)})
 
 
 def save_checkpoint(acc, run_dir: Path, state: TrainState, cfg: TrainConfig) -> Path:

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 from .. import logs
-from ..config import TrainConfig, apply_overrides
+from ..config import TrainConfig, apply_overrides, replaced
 from ..errors import ConfigError
-from ..presets import apply_preset
+from ..resolution import apply_preset
 from .checks import check_runs_data, validate
 from .concurrent import plan, queue_order, train_concurrently
 from .estimate import CommandClock, run_kind
@@ -86,21 +86,15 @@ def seed_configs(cfg: TrainConfig) -> list[TrainConfig]:
     get ``output_dir/seed-K``."""
     if cfg.seeds < 1:
         raise ConfigError(f"seeds must be >= 1, got {cfg.seeds}.")
-    out = []
-    for k in range(cfg.seeds):
-        c = copy.deepcopy(cfg)
-        if cfg.seeds > 1:
-            c.seed, c.data.labels_seed = cfg.seed + k, cfg.data.labels_seed + k
-            c.output_dir = str(Path(cfg.output_dir) / f"seed-{c.seed}")
-        out.append(c)
-    return out
+    if cfg.seeds == 1:
+        return [copy.deepcopy(cfg)]
+    return [replaced(cfg, {"seed": cfg.seed + k, "data.labels_seed": cfg.data.labels_seed + k,
+                           "output_dir": str(Path(cfg.output_dir) / f"seed-{cfg.seed + k}")}) for k in range(cfg.seeds)]
 
 
 def baseline_config(cfg: TrainConfig) -> TrainConfig:
     """The labeled-only ``classification`` preset of ``cfg``, with its own ``baseline_overrides``."""
-    base = copy.deepcopy(cfg)
-    base.preset = "classification"
-    base.output_dir = str(Path(cfg.output_dir) / "baseline")
+    base = replaced(cfg, {"preset": "classification", "output_dir": str(Path(cfg.output_dir) / "baseline")})
     return apply_overrides(base, list(cfg.baseline_overrides))
 
 
