@@ -131,6 +131,29 @@ def test_benchmark_shell_scripts_are_valid_bash():
         subprocess.run(["bash", "-n", str(script)], check=True)
 
 
+def test_the_gpu_check_runs_table_1s_four_presets_and_prints_their_table(tmp_path):
+    """The prepared GPU check, as a dry run on the CPU (a tiny network, 4 steps): it trains the four presets the
+    question turns on, keeps each one's JSON where $OUT points as soon as it is written, and prints their table."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "cifar-like.npz"
+    np.savez(data, x_train=rng.integers(0, 256, (200, 32, 32, 3), dtype=np.uint8), y_train=np.arange(200) % 10,
+             x_test=rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8), y_test=np.arange(50) % 10,
+             class_names=np.array([f"c{i}" for i in range(10)]))
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "DRY_RUN": "1", "HYBRIDWRAP_CIFAR10_NPZ": str(data), "OUT": str(out),
+           "RESULTS_DIR": str(tmp_path / "results"), "RUNS_DIR": str(tmp_path / "runs")}
+    done = subprocess.run(["bash", str(BENCH / "gpu_check.sh")], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    presets = ("classification_stability", "full", "autoencoder_stability", "classification")
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"ablation-gpu-dry-{p}-w0.125-n20-it4-s0.json"
+                                                           for p in presets)
+    table = [line for line in done.stdout.splitlines() if " seed 0 it " in line]
+    assert sorted(line.split()[0] for line in table) == sorted(presets)
+
+
 def test_results_md_is_exactly_what_the_committed_json_renders(tmp_path):
     """RESULTS.md is generated, never edited: rendering the committed results again gives it byte for byte."""
     out = tmp_path / "RESULTS.md"
