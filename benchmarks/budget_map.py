@@ -3,6 +3,7 @@
     python benchmarks/budget_map.py --select          # choose the settings on validation (hybridwrap tune), once
     python benchmarks/budget_map.py                   # the whole map (resumable; ~4 CPU hours on 2 cores)
     python benchmarks/budget_map.py --datasets mnist5k --budgets 250 500 --seeds 0
+    python benchmarks/budget_map.py --labels 20 50 100  # the labels x budget study (mnist5k, Table 1's presets)
 
 Each run is a shipped config as it is, run for ``steps`` with every schedule scaled to the budget
 (``hybridwrap.config.scaled_to``, what ``hybridwrap train --max-steps`` does too), seed k on labeled subset k.
@@ -17,6 +18,12 @@ loss, data or model field. The ``classification`` row is the config's labeled-on
 * cifar10 (configs/cifar10_convlarge.yaml at quarter width, 4000 labels, ../shared/data/cifar10.npz):
   classification and full, 2 seeds; the 1000-step runs of the shipped protocol
   (``ablation-protocol-*-it1000``, the same config) count as that budget's row.
+
+The labels x budget study (``--labels``) asks whether reconstruction adds to Mean Teacher: configs/mnist5k.yaml with
+20, 50 or 100 labels (2, 5 and 10 per class, the balanced subsets), Table 1's presets classification,
+classification_stability, autoencoder_stability and full, at 1000, 2000 and 4000 steps, 3 seeds; one JSON per run,
+``labels-mnist5k-n<labels>-<preset>-<steps>-s<seed>.json``. A 100-label cell the map already ran with the same
+config is reused from its ``budget-mnist5k-*`` JSON.
 
 One JSON per run, ``benchmarks/results/budget-<dataset>-<preset>-<steps>-s<seed>.json``; a finished run is
 skipped and an interrupted one resumes from its last checkpoint, so the map can be stopped (Ctrl-C) whenever the
@@ -70,6 +77,11 @@ PLANS = {
                        extra=[f"data.path={DEFAULT_DATA}", "data.eval_batch_size=500", "channels_last=true"], width=0.25,
                        reuse="ablation-protocol-{preset}-w0.25-n4000-it{steps}-s{seed}.json"),
 }
+# the labels x budget study: does reconstruction add to Mean Teacher, and where (RESULTS.md "Does reconstruction add
+# to Mean Teacher?"); each label count's settings are those of the plan it extends unless chosen for it
+STUDY = MapPlan("mnist5k.yaml", ("classification", "classification_stability", "autoencoder_stability", "full"),
+                (1000, 2000, 4000), (0, 1, 2), 500, selected_at=500)
+STUDY_LABELS = (20, 50, 100)
 # How each plan's settings were chosen: `--select` runs these tunes (hybridwrap tune on validation, test unused)
 SELECTIONS = {
     "mnist5k": [("classification", ["--grid", "optim.lr=0.001,0.003,0.01", "--grid", "optim.weight_decay=0,0.0001,0.001"]),
@@ -77,13 +89,16 @@ SELECTIONS = {
 }
 
 
-def result_path(results: Path, dataset: str, preset: str, steps: int, seed: int) -> Path:
+def result_path(results: Path, dataset: str, preset: str, steps: int, seed: int, labels: int | None = None) -> Path:
+    """A map run's JSON, or (``labels``) a run of the labels x budget study."""
+    if labels is not None:
+        return results / f"labels-{dataset}-n{labels}-{preset}-{steps}-s{seed}.json"
     return results / f"budget-{dataset}-{preset}-{steps}-s{seed}.json"
 
 
-def run_config(plan: MapPlan, preset: str, steps: int, seed: int, run_dir: Path):
+def run_config(plan: MapPlan, preset: str, steps: int, seed: int, run_dir: Path, labels: int | None = None):
     """The shipped config at this budget, as `hybridwrap train --max-steps steps --seed seed` (and, for the
-    classification row, `--baseline`) trains it."""
+    classification row, `--baseline`) trains it; with ``labels`` labeled images (the study's variable)."""
     from hybridwrap.config import apply_overrides, load_config, scaled_to
     from hybridwrap.train import baseline_config
 
@@ -94,7 +109,8 @@ def run_config(plan: MapPlan, preset: str, steps: int, seed: int, run_dir: Path)
     else:
         cfg.preset = preset
     bookkeeping = [f"output_dir={run_dir}", f"eval_every={max(1, steps // 2)}", f"checkpoint_every={max(1, steps // 4)}",
-                   "progress_bar=false", "log_level=quiet", f"data.val_size={plan.val_size}"] + plan.extra
+                   "progress_bar=false", "log_level=quiet", f"data.val_size={plan.val_size}"] + plan.extra \
+        + ([f"data.num_labels={labels}"] if labels is not None else [])
     apply_overrides(cfg, bookkeeping)
     if plan.width is not None:
         cfg.model.backbone_kwargs = {**cfg.model.backbone_kwargs, "width": plan.width}
@@ -142,21 +158,33 @@ def reuse_one(plan: MapPlan, dataset: str, preset: str, steps: int, seed: int, r
     return result
 
 
-def run_one(dataset: str, preset: str, steps: int, seed: int, results: Path, runs: Path) -> Path:
+def reuse_map_cell(dataset: str, preset: str, steps: int, seed: int, labels: int, results: Path) -> dict | None:
+    """A study cell the budget map already ran: the same config (its own label count) at this budget."""
+    from hybridwrap.config import load_config
+
+    source = result_path(results, dataset, preset, steps, seed)
+    if labels != load_config(CONFIGS / PLANS[dataset].config).data.num_labels or not source.is_file():
+        return None
+    return {**json.loads(source.read_text()), "reused_from": source.name}
+
+
+def run_one(dataset: str, preset: str, steps: int, seed: int, results: Path, runs: Path,
+            labels: int | None = None) -> Path:
     from hybridwrap.train import checkpoint_dirs, train
 
-    plan = PLANS[dataset]
-    out = result_path(results, dataset, preset, steps, seed)
+    plan = STUDY if labels is not None else PLANS[dataset]
+    out = result_path(results, dataset, preset, steps, seed, labels)
     if out.exists():
         print(f"[skip] {out.name} exists")
         return out
-    reused = reuse_one(plan, dataset, preset, steps, seed, results)
+    reused = (reuse_map_cell(dataset, preset, steps, seed, labels, results) if labels is not None
+              else reuse_one(plan, dataset, preset, steps, seed, results))
     if reused is not None:
         write_json(out, reused)
         print(f"[reuse] {out.name} from {reused['reused_from']}")
         return out
-    run_dir = runs / f"budget-{dataset}-{preset}-{steps}-s{seed}"
-    cfg = run_config(plan, preset, steps, seed, run_dir)
+    run_dir = runs / out.stem
+    cfg = run_config(plan, preset, steps, seed, run_dir, labels)
     resumed = run_dir.exists() and bool(checkpoint_dirs(run_dir))
     if run_dir.exists() and not resumed:  # a start that died before its first checkpoint
         import shutil
@@ -171,7 +199,7 @@ def run_one(dataset: str, preset: str, steps: int, seed: int, results: Path, run
     curve = [{k: c[k] for k in ("step", "test_acc", "teacher_test_acc", "val_acc", "teacher_val_acc") if k in c}
              for _, c in sorted(evals.items())]
     command = (f"python benchmarks/budget_map.py --datasets {dataset} --presets {preset} --budgets {steps} "
-               f"--seeds {seed}")
+               f"--seeds {seed}" + (f" --labels {labels}" if labels is not None else ""))
     result = record(plan, dataset, preset, steps, seed, cfg, metrics, curve, pool, command,
                     commit=git_commit(), resumed=resumed, wall_seconds_this_session=round(time.time() - t0, 1))
     write_json(out, result)
@@ -203,12 +231,22 @@ def main(argv=None) -> None:
     p.add_argument("--budgets", nargs="+", type=int, help="only these budgets (default: each plan's)")
     p.add_argument("--seeds", nargs="+", type=int, help="only these seeds (default: each plan's)")
     p.add_argument("--select", action="store_true", help="run the selection (hybridwrap tune) instead of the map")
+    p.add_argument("--labels", nargs="+", type=int, choices=STUDY_LABELS,
+                   help="run the labels x budget study (mnist5k) at these label counts instead of the map")
     p.add_argument("--results-dir", default=str(RESULTS))
     p.add_argument("--runs-dir", default=str(RUNS), help="run directories (checkpoints; git-ignored)")
     args = p.parse_args(argv)
     results, runs = Path(args.results_dir), Path(args.runs_dir)
     if "cifar10" in args.datasets and not Path(DEFAULT_DATA).is_file() and not args.select:
         sys.exit(f"CIFAR-10 file {DEFAULT_DATA} not found: set HYBRIDWRAP_CIFAR10_NPZ, or leave out --datasets cifar10.")
+    if args.labels:  # the study: label count by label count, then as the map, budget by budget, cheapest first
+        for labels in args.labels:
+            for steps in [b for b in STUDY.budgets if not args.budgets or b in args.budgets]:
+                for seed in [s for s in STUDY.seeds if args.seeds is None or s in args.seeds]:
+                    for preset in [q for q in STUDY.presets if not args.presets or q in args.presets]:
+                        run_one("mnist5k", preset, steps, seed, results, runs, labels)
+        print("study: " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + " finished")
+        return
     for dataset in args.datasets:
         if args.select:
             select(dataset, results, runs)

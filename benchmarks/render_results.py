@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from rendering import common  # this folder is on sys.path when the script runs
-from rendering import budget, first_command
+from rendering import budget, first_command, labels_study
 from rendering.budget import budget_lines
 from rendering.costs import cost_lines
 from rendering.decoders import decoder_lines
@@ -37,6 +37,7 @@ def render(out: Path | None = None) -> Path:
     lines += first_command.measured_lines()
     lines += first_command.frontier_lines(out.parent / common.RESULTS.name)
     lines += budget_lines(out.parent / common.RESULTS.name)
+    lines += labels_study.study_lines(out.parent / common.RESULTS.name)
     lines += ["## Table 1 ablation on CIFAR-10", "",
              "The paper's numbers (Robert et al. 2018, Table 1) come from full-width ConvLarge trained 600 epochs "
              "(300k iterations) on a GPU with the original test set; ours from the budget stated in each heading, "
@@ -84,7 +85,7 @@ def main():
         return
     print(f"wrote {render(Path(args.output) if args.output else None)}")
     if common.RESULTS == common.HERE / "results":  # the committed results: what the library and the README show
-        budget.write_summary(budget.load())
+        budget.write_summary(budget.load(), labels_study.summary(labels_study.load()))
         first_command.update_readme()
         print(f"wrote {budget.SUMMARY} and the first command's output in {first_command.README}")
 

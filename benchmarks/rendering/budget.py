@@ -78,12 +78,14 @@ def summary(runs: list[dict]) -> dict:
                     "labels": first_run["labels"],
                     "full": _stat(paired(presets, HYBRID, BASELINE, "val_acc")), "stability": _stat(stability),
                     "reconstruction": _stat(paired(presets, HYBRID, "classification_stability", "val_acc"))})
-    return {"generated_by": "python benchmarks/render_results.py, from benchmarks/results/budget-*.json",
+    return {"generated_by": "python benchmarks/render_results.py, from benchmarks/results/budget-*.json and "
+                            "labels-*.json",
             "crossovers": crossovers, "gain_sources": sources}
 
 
-def write_summary(runs: list[dict], path: Path = SUMMARY) -> None:
-    path.write_text(json.dumps(summary(runs), indent=2) + "\n")
+def write_summary(runs: list[dict], study: dict | None = None, path: Path = SUMMARY) -> None:
+    """The map's summary and (``study``) the labels x budget study's, for the library."""
+    path.write_text(json.dumps({**summary(runs), **({"reconstruction": study} if study else {})}, indent=2) + "\n")
 
 
 def _minutes(rs: list[dict]) -> float | None:

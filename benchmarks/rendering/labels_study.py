@@ -1,0 +1,145 @@
+"""Does reconstruction add to Mean Teacher? The labels x budget study of benchmarks/budget_map.py --labels."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from . import common
+from .common import table_header
+
+PRESETS = ("classification", "classification_stability", "autoencoder_stability", "full")
+LABELS = (20, 50, 100)
+BUDGETS = (1000, 2000, 4000)
+SEEDS = 3
+FIGURE = Path("figures") / "labels-study.png"
+# the paper's two comparisons (Table 1): reconstruction on top of stability, with and without the hybrid architecture
+PAIRS = (("full", "classification_stability", "full − (classification + stability)"),
+         ("autoencoder_stability", "classification_stability",
+          "(autoencoder + stability) − (classification + stability)"))
+
+
+def load() -> list[dict]:
+    return common.load("labels-mnist5k-*.json")
+
+
+def cells(runs: list[dict]) -> dict[tuple[int, int], list[dict]]:
+    """(labels, steps) -> its runs."""
+    out = defaultdict(list)
+    for r in runs:
+        out[(r["labels"], r["steps"])].append(r)
+    return out
+
+
+def paired(rs: list[dict], a: str, b: str, key: str = "val_acc") -> list[float]:
+    return common._paired(rs, a, b, key)
+
+
+def pays(diffs: list[float]) -> bool:
+    """Reconstruction pays in a cell: every seed of the full count ahead, and the mean beyond its spread."""
+    return (len(diffs) == SEEDS and all(d > 0 for d in diffs)
+            and statistics.fmean(diffs) - statistics.stdev(diffs) > 0)
+
+
+def cost_ratios(runs: list[dict]) -> dict[str, float]:
+    """Each preset's training seconds over classification + stability's, the median over the cells with both."""
+    ratios = defaultdict(list)
+    for rs in cells(runs).values():
+        base = {r["seed"]: r["seconds"] for r in rs if r["preset"] == "classification_stability"}
+        for r in rs:
+            if r["seed"] in base and "reused_from" not in r:  # reused cells were timed by another session
+                ratios[r["preset"]].append(r["seconds"] / base[r["seed"]])
+    return {p: statistics.median(v) for p, v in ratios.items() if v}
+
+
+def conclusion(runs: list[dict]) -> str:
+    """One sentence: where the study found reconstruction paying on top of stability, or that it found none."""
+    found = [f"{labels} labels, {steps} steps" for (labels, steps), rs in sorted(cells(runs).items())
+             if pays(paired(rs, "full", "classification_stability"))]
+    measured = sum(1 for rs in cells(runs).values() if len(paired(rs, "full", "classification_stability")) == SEEDS)
+    if found:
+        return f"Reconstruction pays on top of stability (validation, every seed ahead, beyond the spread) at: {'; '.join(found)}."
+    return (f"None measured at CPU scale: in the {measured} of {len(LABELS) * len(BUDGETS)} cells measured with "
+            f"{SEEDS} seeds, full HybridNet does not lead classification + stability beyond the spread; the gain "
+            "over the labeled-only baseline measured here is Mean Teacher's.")
+
+
+def _stat(diffs: list[float]) -> dict | None:
+    if not diffs:
+        return None
+    return {"mean": round(statistics.fmean(diffs), 2), "std": round(statistics.stdev(diffs), 2) if len(diffs) > 1 else 0.0,
+            "ahead": sum(d > 0 for d in diffs), "seeds": len(diffs)}
+
+
+def summary(runs: list[dict]) -> dict | None:
+    """What the library says of the study (hybridwrap.budget.reconstruction_line): per label count and budget, the
+    paired gains of reconstruction on top of stability, the cost of each preset, and the conclusion."""
+    if not runs:
+        return None
+    rows = [{"labels": labels, "steps": steps,
+             "full": _stat(paired(rs, "full", "classification_stability")),
+             "autoencoder": _stat(paired(rs, "autoencoder_stability", "classification_stability"))}
+            for (labels, steps), rs in sorted(cells(runs).items())]
+    return {"dataset": "mnist5k", "rows": [r for r in rows if r["full"] or r["autoencoder"]],
+            "cost": {p: round(v, 2) for p, v in cost_ratios(runs).items()}, "conclusion": conclusion(runs)}
+
+
+def study_plot(runs: list[dict], path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(PAIRS), figsize=(10, 3.6), sharey=True)
+    for ax, (a, b, title) in zip(axes, PAIRS):
+        for labels in LABELS:
+            points = [(steps, paired(rs, a, b)) for (n, steps), rs in sorted(cells(runs).items()) if n == labels]
+            points = [(s, d) for s, d in points if d]
+            if points:
+                ax.errorbar([s for s, _ in points], [statistics.fmean(d) for _, d in points],
+                            yerr=[statistics.stdev(d) if len(d) > 1 else 0 for _, d in points],
+                            marker="o", capsize=3, label=f"{labels} labels")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xticks(BUDGETS, [str(b) for b in BUDGETS])
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("steps")
+    axes[0].set_ylabel("paired gain, validation (points)")
+    axes[0].legend(fontsize=8)
+    return common.save_figure(fig, path, dpi=110)
+
+
+def study_lines(results: Path) -> list[str]:
+    runs = load()
+    if not runs:
+        return []
+    lines = ["## Does reconstruction add to Mean Teacher?", "",
+             "HybridNet's claim is that reconstruction cooperates with classification (Table 1: classification + "
+             "stability 81.3, autoencoder + stability 84.9, full 86.6 on CIFAR-10). The labels x budget study "
+             "(`python benchmarks/budget_map.py --labels 20 50 100`) runs configs/mnist5k.yaml with 20, 50 and 100 "
+             "labels (2, 5 and 10 per class) at 1000, 2000 and 4000 steps, Table 1's four presets, seed k on labeled "
+             "subset k; the 100-label cells the budget map ran with the same config are reused from it. Each cell "
+             "is the paired difference on the 500 validation images (mean ± std over seeds, seeds ahead); a `-` is a "
+             "cell not measured yet.", ""]
+    by_cell = cells(runs)
+    for a, b, title in PAIRS:
+        lines += [f"**{title}**", ""]
+        lines += table_header("| labels | " + " | ".join(f"{s} steps" for s in BUDGETS) + " |")
+        for labels in LABELS:
+            row = [common._paired_cell(paired(by_cell.get((labels, steps), []), a, b)) for steps in BUDGETS]
+            lines.append(f"| {labels} | " + " | ".join(row) + " |")
+        lines.append("")
+    measured = ", ".join(f"{labels} labels at {steps} steps ({len({r['seed'] for r in rs})} seeds, "
+                         f"{len({r['preset'] for r in rs})} presets)" for (labels, steps), rs in sorted(by_cell.items()))
+    lines += [f"Cells with results: {measured}.", ""]
+    ratios = cost_ratios(runs)
+    if ratios:
+        lines += ["Cost per step against classification + stability (median over the cells timed here): "
+                  + ", ".join(f"{p} {ratios[p]:.2f}x" for p in PRESETS if p in ratios) + ".", ""]
+    settings = sorted({r.get("selected_by") or "" for r in runs} - {""})
+    lines += [f"Settings: {settings[0]}" if len(settings) == 1 else "Settings: " + " / ".join(settings), "",
+              f"**Conclusion so far:** {conclusion(runs)}", ""]
+    if study_plot(runs, results / FIGURE):
+        lines += [f"![paired gains of reconstruction on top of stability]({results.name}/{FIGURE.as_posix()})", ""]
+    return lines
