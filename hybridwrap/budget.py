@@ -77,3 +77,20 @@ def gain_sources(dataset: str, steps: int, unlabeled_batch: int) -> str | None:
             f"the unlabeled pool, validation):"
             f" stability (Mean Teacher) {_paired(row['stability'])}, reconstruction on top of it "
             f"{_paired(row['reconstruction'])}; full HybridNet {_paired(row['full'])}")
+
+
+def reconstruction_line(labels: int | None) -> str | None:
+    """One line: what the labels x budget study (benchmarks/budget_map.py --labels) found of reconstruction on top of
+    stability at the label count nearest ``labels``, what full HybridNet costs, and the study's conclusion; None before
+    the study has results, or for a run whose label count is unknown (every training image labeled)."""
+    study = MAP.get("reconstruction")
+    if not study or not study["rows"] or not labels:
+        return None
+    nearest = min({r["labels"] for r in study["rows"]}, key=lambda n: (abs(math.log(n / labels)), n))
+    cells = ", ".join(f"{r['steps']} steps {_paired(r['full'])}" for r in study["rows"]
+                      if r["labels"] == nearest and r["full"])
+    cost = study["cost"].get("full")
+    return (f"reconstruction on top of Mean Teacher (labels x budget study, {study['dataset']}, {nearest} labels, "
+            f"validation): full − (classification + stability) {cells or 'not measured'}"
+            + (f"; full costs {cost:.1f}x classification + stability per step" if cost else "")
+            + f". {study['conclusion']}")

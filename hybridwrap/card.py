@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from . import budget
 from .presets import PRESETS
 
 TEMPLATE = Path(__file__).parent / "model_cards" / "hybridnet.md"
@@ -163,5 +164,6 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, picture_dir: st
         in_chans=model["in_chans"], input_h=size[0], input_w=size[1],
         inputs_sentence=describe(saved), class_names=", ".join(label_names(saved)),
         unlabeled_phrase=unlabeled_text,
+        reconstruction_note=(budget.MAP.get("reconstruction") or {}).get("conclusion"),
         config_yaml=yaml.safe_dump(cfg, sort_keys=False),
     )

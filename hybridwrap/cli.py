@@ -184,6 +184,7 @@ def _cmd_config(args) -> int:
 
 
 def _cmd_tune(args) -> int:
+    from . import budget
     from .train_cli import config_from_args
     from .tune import parse_grid, tune
 
@@ -216,6 +217,9 @@ def _cmd_tune(args) -> int:
         print(f"{'-':<5} {setting:<50} {row[metric]:>15.2f}% at step {summary['early_stop_step']} (stopped early)")
     print(f"chosen on {summary['val_size']} validation images (test set unused): {args.tune_dir}/best.yaml")
     print(f"train it with: hybridwrap train --config {args.tune_dir}/best.yaml")
+    line = budget.reconstruction_line(summary["labels"])
+    if line:
+        print(line)
     return 0
 
 

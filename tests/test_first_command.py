@@ -83,8 +83,25 @@ def test_the_measured_first_command_holds_what_the_readme_says():
 
 
 def test_the_library_reads_what_the_committed_budget_map_renders():
-    """hybridwrap/budget_map.json is written by render_results.py from the committed JSON, never by hand."""
-    assert budget.MAP == map_render.summary(map_render.load())
+    """hybridwrap/budget_map.json is written by render_results.py from the committed JSON, never by hand: the map's
+    crossovers and gain sources, and the labels x budget study's summary."""
+    from rendering import labels_study
+
+    study = labels_study.summary(labels_study.load())
+    assert budget.MAP == {**map_render.summary(map_render.load()), **({"reconstruction": study} if study else {})}
+
+
+def test_the_reconstruction_line_says_what_the_study_found_at_the_nearest_label_count(monkeypatch):
+    stat = lambda mean, ahead: {"mean": mean, "std": 0.5, "ahead": ahead, "seeds": 3}  # noqa: E731
+    study = {"dataset": "mnist5k", "cost": {"full": 2.7}, "conclusion": "The conclusion.",
+             "rows": [{"labels": 20, "steps": 1000, "full": stat(1.5, 3), "autoencoder": None},
+                      {"labels": 100, "steps": 1000, "full": stat(-0.3, 1), "autoencoder": stat(0.1, 2)}]}
+    monkeypatch.setitem(budget.MAP, "reconstruction", study)
+    line = budget.reconstruction_line(25)
+    assert "mnist5k, 20 labels, validation" in line and "1000 steps +1.50 ± 0.50 (3/3 seeds ahead)" in line
+    assert "full costs 2.7x classification + stability per step" in line and line.endswith("The conclusion.")
+    assert "100 labels" in budget.reconstruction_line(80)
+    assert budget.reconstruction_line(None) is None  # every image labeled: no label count to match
 
 
 def test_the_first_command_ends_with_where_the_gain_comes_from_its_time_and_the_next_command():

@@ -158,10 +158,17 @@ def map_sentence(summary: dict, dataset: str = "mnist5k") -> list[str]:
     def cell(stat):
         return f"{stat['mean']:+.2f} ± {stat['std']:.2f} ({stat['ahead']}/{stat['seeds']} seeds ahead)"
 
-    return [f"On real MNIST with {cross['labels']} labels HybridNet leads its labeled-only baseline beyond the spread "
-            f"on validation from {cross['passes']:.1f} passes over the unlabeled images ({cross['steps']} steps). "
-            f"Where the lead comes from, at {last['passes']:.1f} passes: the stability term (Mean Teacher) "
-            f"{cell(last['stability'])}, reconstruction on top of it {cell(last['reconstruction'])}."]
+    lines = [f"On real MNIST with {cross['labels']} labels HybridNet leads its labeled-only baseline beyond the spread "
+             f"on validation from {cross['passes']:.1f} passes over the unlabeled images ({cross['steps']} steps). "
+             f"Where the lead comes from, at {last['passes']:.1f} passes: the stability term (Mean Teacher) "
+             f"{cell(last['stability'])}, reconstruction on top of it {cell(last['reconstruction'])}."]
+    study = summary.get("reconstruction")
+    if study:
+        cost = study["cost"].get("full")
+        lines += ["", "[Does reconstruction add to Mean Teacher?](benchmarks/RESULTS.md#does-reconstruction-add-to-mean-teacher) "
+                  f"{study['conclusion']}" + (f" Full HybridNet costs {cost:.1f}x classification + stability per step."
+                                              if cost else "")]
+    return lines
 
 
 # the README's generated blocks: name -> what stands between its markers

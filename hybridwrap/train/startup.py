@@ -38,6 +38,10 @@ def log_start(run, resumed_from: Path | None) -> None:
                 f"checkpoint every {min(cfg.checkpoint_every, cfg.max_steps)}"
                 + ("; time estimate after its first steps" if run.state.step + 1 < cfg.max_steps else ""))
     warn_below_crossover(run)
+    if cfg.preset != "classification":  # which preset pays for its cost, where the study measured it
+        line = budget.reconstruction_line(len(split.labeled))
+        if line:
+            logger.info(f"  {line}")
     logger.info(f"  precision {'fp32' if run.precision == 'no' else run.precision} ({run.precision_reason})")
     logger.info(f"  run directory {run.run_dir} ({start}); log {run.run_dir / logs.LOG_FILE}")
 
