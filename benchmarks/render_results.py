@@ -13,17 +13,10 @@ from rendering import common  # this folder is on sys.path when the script runs
 from rendering import budget, first_command, labels_study
 from rendering.budget import budget_lines
 from rendering.costs import cost_lines
-from rendering.decoders import decoder_lines
 from rendering.official_pairs import official_pair_lines
-from rendering.pictures import picture_lines
-from rendering.quickstart import quickstart_lines
-from rendering.regime import regime_lines
-from rendering.rerun import rerun_lines
 from rendering.speed import step_option_lines
 from rendering.streaming_memory import streaming_lines
-from rendering.studies import stability_study_lines, study_lines
-from rendering.table1 import (ablation_tables, curve_plot, diagnosis_lines, protocol_lines, selection_lines,
-                              table3_lines)
+from rendering.table1 import protocol_lines, table3_lines
 
 HERE = common.HERE
 
@@ -42,22 +35,11 @@ def render(out: Path | None = None) -> Path:
              "The paper's numbers (Robert et al. 2018, Table 1) come from full-width ConvLarge trained 600 epochs "
              "(300k iterations) on a GPU with the original test set; ours from the budget stated in each heading, "
              "on the JPEG copy of the test set (`../shared/data/README.md` gives the one measured comparison with "
-             "the original files). Compare our rows with each other, not with the paper's column.", ""]
-    lines += selection_lines(runs)
+             "the original files). Compare our rows with each other, not with the paper's column. The runs of "
+             "hybridwrap 0.1-0.3's recipes are archived in [history/RESULTS.md](history/RESULTS.md).", ""]
     lines += protocol_lines(runs)
     lines += table3_lines(runs)
     lines += official_pair_lines(runs)
-    lines += ablation_tables(runs)
-    if curve_plot(runs, out.parent / common.RESULTS.name / "curves.png"):  # beside the markdown that shows it
-        lines += [f"![accuracy vs iterations]({common.RESULTS.name}/curves.png)", ""]
-    lines += diagnosis_lines(runs)
-    lines += regime_lines(runs)
-    lines += study_lines(runs)
-    lines += stability_study_lines(runs)
-    lines += rerun_lines(runs)
-    lines += decoder_lines(runs)
-    lines += quickstart_lines()
-    lines += picture_lines(runs)
     lines += cost_lines()
     lines += streaming_lines()
     lines += step_option_lines()

@@ -138,7 +138,7 @@ def test_the_quickstart_settings_are_the_ones_tune_chose_on_validation():
     """configs/digits.yaml must hold what benchmarks/quickstart_selection.sh chose, never a hand pick."""
     from conftest import REPO
 
-    results = REPO / "benchmarks" / "results"
+    results = REPO / "benchmarks" / "history" / "results"  # the digits demo's selection, archived with its section
     cfg = load_config(REPO / "configs" / "digits.yaml")
     tunes = {p.stem[len("tune-quickstart-"):]: json.loads(p.read_text()) for p in results.glob("tune-quickstart-*.json")}
     key = f"n{cfg.data.num_labels}-it{cfg.max_steps}-px{cfg.data.image_size}-u{cfg.data.unlabeled_batch_size}"
@@ -149,8 +149,8 @@ def test_the_quickstart_settings_are_the_ones_tune_chose_on_validation():
     assert cfg.baseline_overrides == [f"{k}={v}" for k, v in base["best"].items()]
     assert cfg.max_steps == full["max_steps"] == base["max_steps"]
     assert full["trials"] == base["trials"]  # the baseline was tuned with the same budget
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from rendering.quickstart import budget_gaps, chosen_budget
+    sys.path[:0] = [str(REPO / "benchmarks"), str(REPO / "benchmarks" / "history")]
+    from renderers.quickstart import budget_gaps, chosen_budget
 
     gaps = budget_gaps(tunes)
     assert len(gaps) >= 2 and key == chosen_budget(tunes)  # the budget where HybridNet's validation lead is largest

@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from . import common
-from .common import _mean_std, table_header
+from .common import mean_std, table_header
 
 DATASETS = ("mnist5k", "digits", "cifar10")
 HYBRID, BASELINE = "full", "classification"
@@ -33,7 +33,7 @@ def by_dataset(runs: list[dict]) -> dict[str, dict[int, dict[str, list[dict]]]]:
 
 def paired(presets: dict[str, list[dict]], a: str, b: str, key: str) -> list[float]:
     """Per-seed differences a − b of ``key`` at one budget (``presets``: preset -> runs)."""
-    return common._paired([r for rs in presets.values() for r in rs], a, b, key)
+    return common.paired_diffs([r for rs in presets.values() for r in rs], a, b, key)
 
 
 def leads_beyond_spread(diffs: list[float]) -> bool:
@@ -120,19 +120,19 @@ def dataset_lines(dataset: str, steps: dict[int, dict[str, list[dict]]], runs: l
         for p in presets:
             rs = by_preset.get(p, [])
             minutes = _minutes(rs)
-            cells.append(f"{_mean_std([r['val_acc'] for r in rs if r.get('val_acc') is not None])} / "
-                         f"{_mean_std([r['test_acc'] for r in rs])} ({len(rs)}) | "
+            cells.append(f"{mean_std([r['val_acc'] for r in rs if r.get('val_acc') is not None])} / "
+                         f"{mean_std([r['test_acc'] for r in rs])} ({len(rs)}) | "
                          + ("-" if minutes is None else f"{minutes:.1f}"))
         lines.append(f"| {s} | {'-' if passes is None else f'{passes:.1f}'} | " + " | ".join(cells)
-                     + f" | {common._paired_cell(paired(by_preset, HYBRID, BASELINE, 'val_acc'))} | "
-                       f"{common._paired_cell(paired(by_preset, HYBRID, BASELINE, 'test_acc'))} |")
+                     + f" | {common.paired_cell(paired(by_preset, HYBRID, BASELINE, 'val_acc'))} | "
+                       f"{common.paired_cell(paired(by_preset, HYBRID, BASELINE, 'test_acc'))} |")
     lines.append("")
     if "classification_stability" in presets:
         stab = [(s, paired(steps[s], "classification_stability", BASELINE, "val_acc"),
                  paired(steps[s], HYBRID, "classification_stability", "val_acc")) for s in sorted(steps)]
         lines += ["Where the gain comes from, on validation (paired by seed; seeds ahead in brackets):", "",
                   *table_header("| steps | stability − classification | full − (classification + stability) |")]
-        lines += [f"| {s} | {common._paired_cell(a)} | {common._paired_cell(b)} |" for s, a, b in stab]
+        lines += [f"| {s} | {common.paired_cell(a)} | {common.paired_cell(b)} |" for s, a, b in stab]
         lines.append("")
     first = crossover(runs, dataset)
     first_test = crossover(runs, dataset, "test_acc")

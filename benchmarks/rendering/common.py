@@ -76,11 +76,11 @@ def select(tags: list[str]) -> str:
     return max(scores, key=scores.get)
 
 
-def _fmt(v) -> str:
+def fmt(v) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
-def _mean_std(values: list[float]) -> str:
+def mean_std(values: list[float]) -> str:
     if not values:
         return "-"
     if len(values) == 1:
@@ -105,16 +105,16 @@ def commands_block(rs: list[dict]) -> list[str]:
     return ["```bash", *note, *sorted({repository_relative(r["command"]) for r in rs}), "```"]
 
 
-def _mean(values) -> float | None:
+def mean_or_none(values) -> float | None:
     values = [v for v in values if v is not None]
     return statistics.mean(values) if values else None
 
 
-def _signed(v) -> str:
+def signed(v) -> str:
     return "-" if v is None else f"{v:+.2f}"
 
 
-def _args(command: str) -> dict[str, list[str]]:
+def command_args(command: str) -> dict[str, list[str]]:
     """`--flag value...` pairs of an ablation.py command line (repeated flags such as --set accumulate)."""
     out, flag = defaultdict(list), None
     for token in shlex.split(command)[2:]:
@@ -126,7 +126,7 @@ def _args(command: str) -> dict[str, list[str]]:
     return out
 
 
-def _changed(mine: dict, theirs: dict) -> list[str]:
+def changed_args(mine: dict, theirs: dict) -> list[str]:
     ignore = {"--tag", "--presets", "--seeds", "--eval-every", "--results-dir", "--runs-dir"}
     changed = []
     for flag in sorted(set(mine) | set(theirs)):
@@ -141,15 +141,15 @@ STABILITY_PAIRS = [("classification_stability", "classification"), ("autoencoder
                    ("full", "hybrid_architecture")]
 
 
-def _paired(rs: list[dict], a: str, b: str, key: str) -> list[float]:
+def paired_diffs(rs: list[dict], a: str, b: str, key: str) -> list[float]:
     """Per-seed differences a − b of ``key`` over the seeds both presets have."""
     xa = {r["seed"]: r[key] for r in rs if r["preset"] == a and r.get(key) is not None}
     xb = {r["seed"]: r[key] for r in rs if r["preset"] == b and r.get(key) is not None}
     return [xa[s_] - xb[s_] for s_ in sorted(xa) if s_ in xb]
 
 
-def _paired_cell(diffs: list[float]) -> str:
-    return f"{_mean_std(diffs)} ({sum(d > 0 for d in diffs)}/{len(diffs)})" if diffs else "-"
+def paired_cell(diffs: list[float]) -> str:
+    return f"{mean_std(diffs)} ({sum(d > 0 for d in diffs)}/{len(diffs)})" if diffs else "-"
 
 
 def table_header(line: str) -> list[str]:

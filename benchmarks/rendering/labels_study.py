@@ -33,7 +33,7 @@ def cells(runs: list[dict]) -> dict[tuple[int, int], list[dict]]:
 
 
 def paired(rs: list[dict], a: str, b: str, key: str = "val_acc") -> list[float]:
-    return common._paired(rs, a, b, key)
+    return common.paired_diffs(rs, a, b, key)
 
 
 def pays(diffs: list[float]) -> bool:
@@ -127,7 +127,7 @@ def study_lines(results: Path) -> list[str]:
         lines += [f"**{title}**", ""]
         lines += table_header("| labels | " + " | ".join(f"{s} steps" for s in BUDGETS) + " |")
         for labels in LABELS:
-            row = [common._paired_cell(paired(by_cell.get((labels, steps), []), a, b)) for steps in BUDGETS]
+            row = [common.paired_cell(paired(by_cell.get((labels, steps), []), a, b)) for steps in BUDGETS]
             lines.append(f"| {labels} | " + " | ".join(row) + " |")
         lines.append("")
     measured = ", ".join(f"{labels} labels at {steps} steps ({len({r['seed'] for r in rs})} seeds, "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from .common import _mean_std, _paired_cell, capability, commands_block, table_header
+from .common import mean_std, paired_cell, capability, commands_block, table_header
 
 
 @dataclass(frozen=True)
@@ -93,13 +93,13 @@ def pair_lines(option: Option, title: str, ours: list[dict], official: list[dict
         if not rs:
             lines.append(f"| {value} | - | - | - | - | - | 0 |")
             continue
-        cell = {k: _mean_std([r[k] for r in rs if r.get(k) is not None]) for k in
+        cell = {k: mean_std([r[k] for r in rs if r.get(k) is not None]) for k in
                 ("val_acc", "teacher_val_acc", "test_acc", "teacher_test_acc")}
         lines.append(f"| {value} | {cell['val_acc']} | {cell['teacher_val_acc']} | {cell['test_acc']} | "
                      f"{cell['teacher_test_acc']} | {statistics.mean(r['seconds'] for r in rs):.0f} | {len(rs)} |")
     diffs = {k: paired(ours, official, k) for k, _ in KEYS}
     if diffs["val_acc"]:
-        cells = ", ".join(f"{name} {_paired_cell(diffs[k])}" for k, name in KEYS)
+        cells = ", ".join(f"{name} {paired_cell(diffs[k])}" for k, name in KEYS)
         lines += ["", f"{theirs} − {mine}, paired by seed: {cells} (in parentheses: seeds where {theirs} is ahead). "
                       f"On validation: {verdict(diffs['val_acc'], option.values)} at this budget."]
     return lines + ["", "Reproduce:", "", *commands_block(ours + official), ""]

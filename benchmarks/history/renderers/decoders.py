@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from .common import load, _fmt, commands_block, table_header
+from rendering.common import load, fmt, commands_block, table_header
 
 
 def decoder_lines(runs: list[dict]) -> list[str]:
@@ -20,8 +20,8 @@ def decoder_lines(runs: list[dict]) -> list[str]:
              *table_header("| run | decoder | seed | val acc | test acc | teacher test acc |")]
     for r in sorted(mine, key=lambda r: (r["preset"] != "classification", r["tag"], r["seed"])):
         decoder = "-" if r["preset"] == "classification" else r["tag"][len("decoder-"):]
-        lines.append(f"| {r['preset']} | {decoder} | {r['seed']} | {_fmt(r.get('val_acc'))} | {_fmt(r['test_acc'])} | "
-                     f"{_fmt(r.get('teacher_test_acc'))} |")
+        lines.append(f"| {r['preset']} | {decoder} | {r['seed']} | {fmt(r.get('val_acc'))} | {fmt(r['test_acc'])} | "
+                     f"{fmt(r.get('teacher_test_acc'))} |")
     by = {(r["preset"], "-" if r["preset"] == "classification" else r["tag"][len("decoder-"):], r["seed"]): r
           for r in mine if r.get("val_acc") is not None}
 

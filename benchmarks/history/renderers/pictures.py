@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import is_table_run, run_id
+from rendering.common import is_table_run, run_id
 
 
 def picture_lines(runs: list[dict]) -> list[str]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import re
 
-from . import common
-from .common import _signed, table_header, capability
+from rendering import common
+from rendering.common import signed, table_header, capability
 
 # Issue 17's measurement of the first command as it was then (16 px, 20 + 80 per batch, fp32), the HybridNet runs
 # on a 2-core x86 CPU with AVX2 and no native bf16: the one timing of that CPU we have, to scale ours by.
@@ -67,7 +67,7 @@ def quickstart_lines() -> list[str]:
             best = chosen_budget(tunes)
             tied = [k for k in gaps if k != best and round(gaps[k], 9) == round(gaps[best], 9)]
             lines += ["Best HybridNet minus best baseline, on validation: "
-                      + "; ".join(f"{_signed(g)} points at {describe_budget(c)}" for c, g in gaps.items())
+                      + "; ".join(f"{signed(g)} points at {describe_budget(c)}" for c, g in gaps.items())
                       + f". The quickstart uses the budget where HybridNet's lead is largest ({describe_budget(best)}"
                       + (", tied with " + ", ".join(map(describe_budget, tied)) + " and chosen for its higher HybridNet "
                          "validation accuracy" if tied else "") + ")"

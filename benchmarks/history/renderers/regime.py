@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from .common import TABLE1, run_id, load, budgets, _fmt, _mean, _signed, table_header
+from rendering.common import TABLE1, run_id, load, budgets, fmt, mean_or_none, signed, table_header
 
 
 def regime_lines(runs: list[dict]) -> list[str]:
@@ -15,18 +15,18 @@ def regime_lines(runs: list[dict]) -> list[str]:
         by = {p: [r for r in rs if r["preset"] == p] for p in TABLE1}
         if not by["classification"] or not by["classification_stability"]:
             continue
-        val = {p: _mean(r.get("val_acc") for r in v) for p, v in by.items()}
-        teacher_val = {p: _mean(r.get("teacher_val_acc") for r in v) for p, v in by.items()}
+        val = {p: mean_or_none(r.get("val_acc") for r in v) for p, v in by.items()}
+        teacher_val = {p: mean_or_none(r.get("teacher_val_acc") for r in v) for p, v in by.items()}
         fit = {p: [fits[run_id(r)] for r in v if run_id(r) in fits] for p, v in by.items()}
-        labeled = {p: _mean(f["student_labeled_acc"] for f in v) for p, v in fit.items()}
+        labeled = {p: mean_or_none(f["student_labeled_acc"] for f in v) for p, v in fit.items()}
 
         def diff(a, b, table):
             return None if table[a] is None or table[b] is None else table[a] - table[b]
 
         rows.append({
             "name": f"w{width}, {labels} labels, {iters} it. (`{tag}`)", "seeds": len({r["seed"] for r in rs}),
-            "labeled": labeled["classification"], "val": _mean(f.get("student_val_acc") for f in fit["classification"]),
-            "gap": _mean(f.get("student_gap") for f in fit["classification"]),
+            "labeled": labeled["classification"], "val": mean_or_none(f.get("student_val_acc") for f in fit["classification"]),
+            "gap": mean_or_none(f.get("student_gap") for f in fit["classification"]),
             "stab_val": diff("classification_stability", "classification", val),
             "stab_labeled": diff("classification_stability", "classification", labeled),
             "full_val": diff("full", "classification_stability", val),
@@ -45,9 +45,9 @@ def regime_lines(runs: list[dict]) -> list[str]:
              *table_header("| budget | seeds | classification: labeled acc | val acc | fit gap | stability − classification: val | "
              "labeled | full − classif.+stability: val | val (teacher) | labeled | full − classification: val |")]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['seeds']} | {_fmt(r['labeled'])} | {_fmt(r['val'])} | {_signed(r['gap'])} | "
-                     f"{_signed(r['stab_val'])} | {_signed(r['stab_labeled'])} | {_signed(r['full_val'])} | "
-                     f"{_signed(r['full_teacher_val'])} | {_signed(r['full_labeled'])} | {_signed(r['full_cls_val'])} |")
+        lines.append(f"| {r['name']} | {r['seeds']} | {fmt(r['labeled'])} | {fmt(r['val'])} | {signed(r['gap'])} | "
+                     f"{signed(r['stab_val'])} | {signed(r['stab_labeled'])} | {signed(r['full_val'])} | "
+                     f"{signed(r['full_teacher_val'])} | {signed(r['full_labeled'])} | {signed(r['full_cls_val'])} |")
     ordered = sorted((r for r in rows if r["gap"] is not None and r["stab_val"] is not None), key=lambda r: r["gap"])
     if len(ordered) > 1:
         lines += ["", "Budgets ordered by the fit gap of `classification` (gap → what stability adds on validation): "
@@ -108,8 +108,8 @@ def regime_lines(runs: list[dict]) -> list[str]:
             f = [fits[run_id(r)] for r in rs if r["preset"] == preset and run_id(r) in fits]
             if f:
                 fit_rows.append(f"| w{width}, {labels} labels, {iters} it. | {preset} | {len(f)} | "
-                                f"{_fmt(_mean(x['student_labeled_acc'] for x in f))} | "
-                                f"{_fmt(_mean(x.get('student_val_acc') for x in f))} | {_signed(_mean(x.get('student_gap') for x in f))} |")
+                                f"{fmt(mean_or_none(x['student_labeled_acc'] for x in f))} | "
+                                f"{fmt(mean_or_none(x.get('student_val_acc') for x in f))} | {signed(mean_or_none(x.get('student_gap') for x in f))} |")
     if fit_rows:
         lines += ["", "How well every measured run fits its labeled images (student, mean over seeds):", "",
                   *table_header("| budget | preset | runs | labeled acc | val acc | fit gap |"), *fit_rows,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from .common import TABLE1, PAPER_TABLE1, _mean_std, commands_block, STABILITY_PAIRS, table_header
+from rendering.common import TABLE1, PAPER_TABLE1, mean_std, commands_block, STABILITY_PAIRS, table_header
 
 
 def rerun_lines(runs: list[dict], new: str = "faithful", old: str = "official") -> list[str]:
@@ -29,7 +29,7 @@ def rerun_lines(runs: list[dict], new: str = "faithful", old: str = "official") 
     for preset in TABLE1:
         if not acc(mine, preset, "test_acc"):
             continue
-        cells = [_mean_std(list(acc(rs, preset, key).values())) for key, rs in
+        cells = [mean_std(list(acc(rs, preset, key).values())) for key, rs in
                  (("val_acc", theirs), ("val_acc", mine), ("test_acc", theirs), ("test_acc", mine),
                   ("teacher_test_acc", mine))]
         lines.append(f"| {preset} | {' | '.join(cells)} | {PAPER_TABLE1[preset].get(labels, '-')} |")
@@ -45,7 +45,7 @@ def rerun_lines(runs: list[dict], new: str = "faithful", old: str = "official") 
             if not diffs:
                 cells.append("-")
                 continue
-            cells.append(f"{_mean_std(diffs)} ({sum(d > 0 for d in diffs)}/{len(diffs)})")
+            cells.append(f"{mean_std(diffs)} ({sum(d > 0 for d in diffs)}/{len(diffs)})")
             verdicts[(a, b, key, version)] = diffs
         if any(c != "-" for c in cells):
             lines.append(f"| {a} − {b} | {' | '.join(cells)} |")
@@ -76,6 +76,6 @@ def rerun_lines(runs: list[dict], new: str = "faithful", old: str = "official") 
                       d < 0 for a, b in STABILITY_PAIRS for d in verdicts.get((a, b, "val_acc", "0.1"), [0])) else "")]
     full_vs_cls = verdicts.get(("full", "classification", "val_acc", "0.2"))
     if full_vs_cls:
-        lines += [f"HybridNet (full) is ahead of classification on validation by {_mean_std(full_vs_cls)} points, in "
+        lines += [f"HybridNet (full) is ahead of classification on validation by {mean_std(full_vs_cls)} points, in "
                   f"{sum(d > 0 for d in full_vs_cls)} of {len(full_vs_cls)} seeds."]
     return lines + ["", *commands_block(mine), ""]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .common import TABLE1, is_table_run, run_id, load, _fmt, commands_block, _signed, _args, _changed, table_header
-from .official_pairs import is_pair_tag
+from rendering.common import TABLE1, is_table_run, run_id, load, fmt, commands_block, signed, command_args, changed_args, table_header
+from rendering.official_pairs import is_pair_tag
 
 
 def study_lines(runs: list[dict]) -> list[str]:
@@ -23,19 +23,19 @@ def study_lines(runs: list[dict]) -> list[str]:
              "reference val acc | reference labeled | val difference |")]
     refs = {}
     for r in sorted(studies, key=lambda r: (r["tag"], TABLE1.index(r["preset"]), r["seed"])):
-        mine = _args(r["command"])
+        mine = command_args(r["command"])
         # references of the same kind: a study of a shipped config against runs of a shipped config, a study of
         # hybridwrap 0.2's recipe against that recipe's main-table runs (issue 25's pairs are their own)
         kind = ((lambda x: "config" in x and not x["tag"].startswith("study-") and not is_pair_tag(x["tag"]))
                 if "config" in r else is_table_run)
         same = [x for x in runs if kind(x) and all(x[k] == r[k] for k in ("preset", "width", "labels", "iterations", "seed"))]
-        ref = refs[run_id(r)] = min(same, key=lambda x: len(_changed(mine, _args(x["command"]))), default=None)
-        changed = _changed(mine, _args(ref["command"]) if ref else {})
+        ref = refs[run_id(r)] = min(same, key=lambda x: len(changed_args(mine, command_args(x["command"]))), default=None)
+        changed = changed_args(mine, command_args(ref["command"]) if ref else {})
         ref_val = ref.get("val_acc") if ref else None
         delta = None if ref_val is None or r.get("val_acc") is None else r["val_acc"] - ref_val
         lines.append(f"| {r['tag']} | {', '.join(changed) or '-'} | {r['preset']} | {r['labels']} labels, "
-                     f"{r['iterations']} it. | {r['seed']} | {_fmt(r.get('val_acc'))} | {_fmt(r.get('teacher_val_acc'))} | "
-                     f"{_fmt(labeled(r))} | {ref['tag'] if ref else '-'} | {_fmt(ref_val)} | {_fmt(labeled(ref))} | {_signed(delta)} |")
+                     f"{r['iterations']} it. | {r['seed']} | {fmt(r.get('val_acc'))} | {fmt(r.get('teacher_val_acc'))} | "
+                     f"{fmt(labeled(r))} | {ref['tag'] if ref else '-'} | {fmt(ref_val)} | {fmt(labeled(ref))} | {signed(delta)} |")
     pairs = [("classification_stability", "classification", "stability − classification"),
              ("full", "classification_stability", "full − classification + stability"),
              ("full", "classification", "full − classification")]
@@ -96,8 +96,8 @@ def stability_study_lines(runs: list[dict]) -> list[str]:
             return
         d = cs["val_acc"] - cls["val_acc"]
         diffs[name] = d
-        lines.append(f"| {name} | {cls['val_acc']:.2f} | {cs['val_acc']:.2f} | {_fmt(cs.get('teacher_val_acc'))} | "
-                     f"{_signed(d)} |")
+        lines.append(f"| {name} | {cls['val_acc']:.2f} | {cs['val_acc']:.2f} | {fmt(cs.get('teacher_val_acc'))} | "
+                     f"{signed(d)} |")
 
     row("official (hybridwrap 0.1)", old.get("classification"), old.get("classification_stability"))
     row("faithful", base.get("classification"), base.get("classification_stability"))
@@ -109,7 +109,7 @@ def stability_study_lines(runs: list[dict]) -> list[str]:
         a, b = diffs["official (hybridwrap 0.1)"], diffs["faithful"]
         verdict = ("changes the sign of" if (a < 0) != (b < 0) else "does not change the sign of")
         lines += ["", f"The faithful protocol {verdict} stability − classification on validation "
-                      f"({_signed(a)} -> {_signed(b)} points, one seed)."]
+                      f"({signed(a)} -> {signed(b)} points, one seed)."]
     knobs = {k: v for k, v in diffs.items() if k not in ("official (hybridwrap 0.1)", "faithful")}
     if knobs:
         positive = [k for k, v in knobs.items() if v > 0]
