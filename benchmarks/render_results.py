@@ -36,7 +36,7 @@ def render(out: Path | None = None) -> Path:
              "(300k iterations) on a GPU with the original test set; ours from the budget stated in each heading, "
              "on the JPEG copy of the test set (`../shared/data/README.md` gives the one measured comparison with "
              "the original files). Compare our rows with each other, not with the paper's column. The runs of "
-             "hybridwrap 0.1-0.3's recipes are archived in [history/RESULTS.md](history/RESULTS.md).", ""]
+             "hybridwrap 0.1-0.3's recipes are archived in `benchmarks/history/RESULTS.md`.", ""]
     lines += protocol_lines(runs)
     lines += table3_lines(runs)
     lines += official_pair_lines(runs)

@@ -55,7 +55,9 @@ def test_ablation_and_render_smoke(tmp_path):
     assert "## Table 1 under the shipped protocol" in md and "configs/cifar10_convlarge.yaml` run as it is" in md
     assert "| full |" in md and "| classification_stability |" in md and "python benchmarks/ablation.py" in md
     assert "| full − classification | " in md and "Conclusion, on validation" in md
-    assert "| study-lams | --set loss.lambda_stability=10 | classification_stability |" in md
+    # the one-knob studies of 0.1-0.2's recipe render on the archive's page
+    _run(BENCH / "history" / "render.py", "--results-dir", results, "--output", tmp_path / "H.md")
+    assert "| study-lams | --set loss.lambda_stability=10 | classification_stability |" in (tmp_path / "H.md").read_text()
 
 
 def test_fit_gap_without_runs_names_the_fix(tmp_path):

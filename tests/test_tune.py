@@ -140,7 +140,7 @@ def test_the_quickstart_settings_are_the_ones_tune_chose_on_validation():
 
     results = REPO / "benchmarks" / "history" / "results"  # the digits demo's selection, archived with its section
     cfg = load_config(REPO / "configs" / "digits.yaml")
-    tunes = {p.stem[len("tune-quickstart-"):]: json.loads(p.read_text()) for p in results.glob("tune-quickstart-*.json")}
+    tunes = {p.stem[len("tune-quickstart-"):]: json.loads(p.read_text()) for p in results.glob("tune-quickstart-*-px*.json")}  # 0.3's
     key = f"n{cfg.data.num_labels}-it{cfg.max_steps}-px{cfg.data.image_size}-u{cfg.data.unlabeled_batch_size}"
     full, base = tunes[f"full-{key}"], tunes[f"baseline-{key}"]
     for name, value in full["best"].items():

@@ -165,7 +165,7 @@ def map_sentence(summary: dict, dataset: str = "mnist5k") -> list[str]:
     study = summary.get("reconstruction")
     if study:
         cost = study["cost"].get("full")
-        lines += ["", "[Does reconstruction add to Mean Teacher?](benchmarks/RESULTS.md#does-reconstruction-add-to-mean-teacher) "
+        lines += ["", "Does reconstruction add to Mean Teacher (`benchmarks/RESULTS.md`, the labels x budget study)? "
                   f"{study['conclusion']}" + (f" Full HybridNet costs {cost:.1f}x classification + stability per step."
                                               if cost else "")]
     return lines

@@ -9,6 +9,11 @@ import re
 from rendering import common
 from rendering.common import signed, table_header, capability
 
+
+def measured_runs() -> list:
+    """0.3's measured digits command (0.2's, quickstart-digits-0.2.json, shares the folder and is not this section's)."""
+    return sorted(p for p in common.RESULTS.glob("quickstart-digits*.json") if not p.name.endswith("-0.2.json"))
+
 # Issue 17's measurement of the first command as it was then (16 px, 20 + 80 per batch, fp32), the HybridNet runs
 # on a 2-core x86 CPU with AVX2 and no native bf16: the one timing of that CPU we have, to scale ours by.
 ISSUE17_AVX2_FULL_STEP_S = 0.53
@@ -32,7 +37,7 @@ def describe_budget(key: str) -> str:
 def quickstart_lines() -> list[str]:
     """benchmarks/quickstart_selection.sh (tune on validation) and benchmarks/quickstart.py (the command, on test)."""
     tunes = {p.stem[len("tune-quickstart-"):]: json.loads(p.read_text())
-             for p in sorted(common.RESULTS.glob("tune-quickstart-*.json"))}
+             for p in sorted(common.RESULTS.glob("tune-quickstart-*-px*.json"))}
     final = common.RESULTS / "quickstart-digits.json"
     if not tunes and not final.is_file():
         return []
@@ -73,7 +78,7 @@ def quickstart_lines() -> list[str]:
                          "validation accuracy" if tied else "") + ")"
                       + (": HybridNet leads the baseline there." if gaps[best] > 0 else
                          ": **HybridNet does not lead the baseline on validation at any budget tried.**"), ""]
-    for path in sorted(common.RESULTS.glob("quickstart-digits*.json")):
+    for path in measured_runs():
         q = json.loads(path.read_text())
         where = (f"emulated as {q['cpu_emulation']}" if q.get("cpu_emulation") else capability(q))
         lines += [f"`{q['command']}` ({q['config']}), measured by `benchmarks/quickstart.py`"
@@ -131,7 +136,7 @@ def cost_lines() -> list[str]:
                       f"at {ISSUE17_AVX2_FULL_STEP_S} s in fp32 on a 2-core CPU with AVX2 and no native bf16; the "
                       f"emulation takes {ref['full_s_per_step']:.3f} s for it, so that CPU is "
                       f"{ISSUE17_AVX2_FULL_STEP_S / ref['full_s_per_step']:.2f}x as long as this emulation.", ""]
-            for q_path in sorted(common.RESULTS.glob("quickstart-digits*.json")):
+            for q_path in measured_runs():
                 q = json.loads(q_path.read_text())
                 if q.get("cpu_emulation"):
                     lines += [f"The shipped first command took {q['seconds']:.0f} s under the emulation "
