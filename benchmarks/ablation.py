@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import cpu_capability, device_name, git_commit, write_json
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -35,32 +35,6 @@ DEFAULT_DATA = os.environ.get("HYBRIDWRAP_CIFAR10_NPZ", str(HERE.parent.parent /
 COMMIT = None  # taken once at start: the code this process runs
 TABLE1 = ["classification", "classification_stability", "autoencoder", "autoencoder_stability",
           "hybrid_architecture", "full"]
-
-
-def git_commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip()
-        # pathspecs are relative to cwd: run from the repository root, or the check never sees hybridwrap/
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hybridwrap", "plugins"], cwd=HERE.parent,
-                               capture_output=True, text=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except OSError:
-        return "unknown"
-
-
-def device_name() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
-
-
-def cpu_capability() -> str:
-    """The SIMD level and native bf16 of this CPU as torch sees it (after the emulation, where one is on)."""
-    from hybridwrap import hardware
-
-    return hardware.cpu_capability()
 
 
 def _relative(path: str) -> str:
@@ -126,10 +100,7 @@ def run_one(args, preset: str, seed: int) -> Path:
         "last_train_log": train_log[-1] if train_log else None,  # loss terms and λ at the end (loss scales)
         "command": "python benchmarks/ablation.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     }
-    result_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(result_path)
+    write_json(result_path, result)
     print(f"[done] {run_id}: test {result['test_acc']:.2f}  teacher {result['teacher_test_acc']}  "
           f"val {result['val_acc']}  ({result['seconds']:.0f}s)")
     return result_path

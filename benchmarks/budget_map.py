@@ -42,7 +42,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ablation import DEFAULT_DATA, cpu_capability, device_name, git_commit
+from ablation import DEFAULT_DATA
+from machine import cpu_capability, device_name, git_commit, write_json
 
 from hybridwrap.budget import pool_size
 
@@ -132,13 +133,6 @@ def record(plan: MapPlan, dataset: str, preset: str, steps: int, seed: int, cfg,
         "precision": metrics.get("precision"), "channels_last": cfg.channels_last, "curve": curve,
         "command": command, **extra,
     }
-
-
-def write_json(path: Path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(path)
 
 
 def reuse_one(plan: MapPlan, dataset: str, preset: str, steps: int, seed: int, results: Path) -> dict | None:

@@ -77,16 +77,12 @@ def run_estimates(workdir: Path) -> list[dict]:
 
 def main() -> None:
     sys.path.insert(0, str(HERE))
-    from ablation import cpu_capability, device_name, git_commit
+    from machine import command_env, cpu_capability, device_name, git_commit
 
     own = argparse.ArgumentParser()
     own.add_argument("--tag", choices=["avx2"], help="write results/estimates-avx2.json (the emulated CPU)")
     tag = own.parse_args().tag
-    if bool(os.environ.get("HYBRIDWRAP_CPU_EMULATION")) != (tag == "avx2"):
-        sys.exit("--tag avx2 runs under benchmarks/no_native_bf16; without --tag, run without it.")
-    env = dict(os.environ)  # the commands run in fresh directories: a relative PYTHONPATH (the emulation) must hold
-    if env.get("PYTHONPATH"):
-        env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep) if p)
+    env = command_env(tag)
     commit = git_commit()  # the code the commands run
     commands = []
     for name, args in COMMANDS.items():

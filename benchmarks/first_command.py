@@ -79,7 +79,7 @@ def run_metrics(run_dir: Path) -> dict:
 
 def measure(name: str, tag: str, results: Path) -> dict:
     """Run the candidate's command once, timed as a whole process, and keep each run's validation scores."""
-    from ablation import cpu_capability, git_commit
+    from machine import cpu_capability, git_commit
 
     from hybridwrap.config import load_config
 

@@ -63,7 +63,7 @@ def step_seconds(overrides: list[str], preset: str, steps: int, tmp: Path) -> fl
 
 
 def main() -> None:
-    from ablation import git_commit
+    from machine import git_commit
 
     from hybridwrap.hardware import cpu_capability
 

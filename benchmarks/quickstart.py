@@ -30,7 +30,7 @@ COMMAND = ["hybridwrap", "train", "--baseline"]
 
 def main() -> None:
     sys.path.insert(0, str(HERE))
-    from ablation import cpu_capability, git_commit
+    from machine import command_env, cpu_capability, git_commit
     from first_command import run_metrics, run_plan
 
     from hybridwrap.config import load_config
@@ -38,12 +38,8 @@ def main() -> None:
     own = argparse.ArgumentParser()
     own.add_argument("--tag", choices=["avx2"], help="write results/quickstart-mnist5k-avx2.json (the emulated CPU)")
     tag = own.parse_args().tag
-    if bool(os.environ.get("HYBRIDWRAP_CPU_EMULATION")) != (tag == "avx2"):
-        sys.exit("--tag avx2 runs under benchmarks/no_native_bf16; without --tag, run without it.")
+    env = command_env(tag)
     cfg = load_config(REPO / "configs" / "quickstart.yaml")
-    env = dict(os.environ)  # the command runs in a fresh directory: a relative PYTHONPATH (the emulation) must hold
-    if env.get("PYTHONPATH"):
-        env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep) if p)
     with tempfile.TemporaryDirectory(prefix="hybridwrap-quickstart-") as tmp:
         out = Path(tmp) / "runs" / "quickstart"
         t0 = time.perf_counter()  # the user's command, run from a fresh directory (its runs/ is the default)
