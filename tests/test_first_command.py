@@ -91,6 +91,16 @@ def test_the_library_reads_what_the_committed_budget_map_renders():
     assert budget.MAP == {**map_render.summary(map_render.load()), **({"reconstruction": study} if study else {})}
 
 
+def test_a_run_says_at_start_up_what_the_study_found_for_its_label_count(tmp_path):
+    from conftest import write_config
+    from hybridwrap.train import train
+
+    cfg = load_config(write_config(tmp_path / "c.yaml", max_steps=2), [f"output_dir={tmp_path / 'run'}"])
+    train(cfg)
+    line = budget.reconstruction_line(cfg.data.num_labels)
+    assert line and line in (tmp_path / "run" / "train.log").read_text()
+
+
 def test_the_reconstruction_line_says_what_the_study_found_at_the_nearest_label_count(monkeypatch):
     stat = lambda mean, ahead: {"mean": mean, "std": 0.5, "ahead": ahead, "seeds": 3}  # noqa: E731
     study = {"dataset": "mnist5k", "cost": {"full": 2.7}, "conclusion": "The conclusion.",

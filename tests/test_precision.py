@@ -48,8 +48,18 @@ def test_auto_on_cuda_is_bf16_where_supported_else_fp16(monkeypatch, bf16, expec
     assert precision == expected and "Test GPU" in why
 
 
-def test_the_real_cpu_is_described():
-    assert hardware.cpu_capability().split()[0] in ("AVX2", "AVX512", "DEFAULT", "NEON", "SVE", "VSX", "ZVECTOR", "AVX")
+def test_the_cpu_is_described_as_torch_sees_it(monkeypatch):
+    import torch
+
+    described = hardware.cpu_capability()
+    assert described.split()[0] == torch.backends.cpu.get_cpu_capability()
+    assert ("(no native bf16)" in described) == (not hardware.cpu_native_bf16())
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")  # both cases, on any machine
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    assert hardware.cpu_capability() == "AVX2 (no native bf16)"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert hardware.cpu_capability() == "AVX2 +AVX512-BF16"
 
 
 @pytest.mark.parametrize("native,used,line", [
