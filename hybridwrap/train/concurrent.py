@@ -181,13 +181,13 @@ def train_concurrently(train, configs: list[TrainConfig], order: list[int], plan
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:  # its error alone: an estimate of a command that stops now would mislead
+                _stop(futures, stopped)
+                raise failed[0].exception()
             _hear(messages, clock)
             for future in done:
                 clock.end(futures[future], time.time())
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
-                _stop(futures, stopped)
-                raise failed[0].exception()
         results: list[dict | None] = [None] * len(configs)
         for future, i in futures.items():
             results[i] = future.result()
