@@ -167,7 +167,7 @@ def _cmd_config(args) -> int:
         resolution.before_loading(cfg)
         data = load_data(cfg.data)
         resolution.from_data(cfg, data)
-        resolution.from_pool(cfg, data, budget.pool_size(cfg), resume=False)
+        resolution.from_pool(cfg, data, budget.pool_size(cfg, data), resume=False)
     resolved = json.loads(json.dumps(to_dict(cfg), default=list))
     if args.keys:
         for section, value in resolved.items():
