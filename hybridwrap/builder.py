@@ -186,6 +186,9 @@ def validate_model_config(config: ModelConfig) -> None:
     if config.mirror_blocks not in ("own", "resnet"):
         raise ConfigError(f"mirror_blocks must be 'own' (blocks of the encoder's kind) or 'resnet' (hybridwrap < 0.3), "
                           f"got {config.mirror_blocks!r}.")
+    if config.decoder is not None and config.decoder not in DECODERS:
+        raise ConfigError(f"decoder must be one of {', '.join(DECODERS)} (mirror: the encoder's blocks; light: the "
+                          f"cheapest; generic: full-width convolutions), got {config.decoder!r}.")
     if config.decoder_norm not in ("batch", "none"):
         raise ConfigError(f"decoder_norm must be 'batch' or 'none', got {config.decoder_norm!r}.")
     if config.unsupervised_branch and not config.discriminative_decoder:
@@ -195,21 +198,11 @@ def validate_model_config(config: ModelConfig) -> None:
 
 def build_from_config(config: ModelConfig, pretrained: bool = False, checkpoint_path: str | None = None) -> HybridNet:
     """Rebuild a HybridNet from its `ModelConfig` (random weights unless ``pretrained``). The model holds its own copy
-    of the config, with the fields left at None resolved (decoder, input size, normalisation); ``config`` is left
-    as it is."""
+    of the config, with the fields left at None resolved (`backbone_defaults`); ``config`` is left as it is."""
     validate_model_config(config)
-    config = dataclasses.replace(config)
     entry = get_backbone(config.backbone)
-    if config.decoder is None:
-        config.decoder = entry.decoder
-    if config.decoder not in DECODERS:
-        raise ConfigError(f"decoder must be one of {', '.join(DECODERS)} (mirror: the encoder's blocks; light: the "
-                          f"cheapest; generic: full-width convolutions), got {config.decoder!r}.")
-    if config.input_size is None:
-        config.input_size = tuple(entry.default_input_size[-2:])
     backbone = _create_backbone(entry, config, pretrained, checkpoint_path)
-    if config.mean is None or config.std is None:
-        config.mean, config.std = backbone_normalization(backbone, config.in_chans)
+    config = backbone_defaults(config, backbone)
     layout = analyze_encoder(backbone, config.in_chans, tuple(config.input_size), stages=config.pairs == "stages")
     encoder_u = None
     if config.unsupervised_branch:
@@ -219,6 +212,30 @@ def build_from_config(config: ModelConfig, pretrained: bool = False, checkpoint_
         encoder_u.reset_classifier(0)
         _drop_modules_unused_by_features(encoder_u, config.in_chans, tuple(config.input_size))
     return HybridNet(config, backbone, encoder_u, layout)
+
+
+def backbone_defaults(config: ModelConfig, backbone: nn.Module | None = None) -> ModelConfig:
+    """A copy of ``config`` with the fields it leaves to the backbone filled in.
+
+    Args:
+        config: the model config; ``decoder``, ``input_size``, ``mean`` and ``std`` may be None.
+        backbone: the backbone built from it, whose ``pretrained_cfg`` gives the normalisation (default: one created
+            without weights, only when the normalisation is left to it).
+
+    Returns:
+        The config with the backbone's registered decoder family, its default input size and the normalisation its
+        weights expect (`backbone_normalization`) wherever ``config`` leaves them at None.
+    """
+    config = dataclasses.replace(config)
+    entry = get_backbone(config.backbone)
+    if config.decoder is None:
+        config.decoder = entry.decoder
+    if config.input_size is None:
+        config.input_size = tuple(entry.default_input_size[-2:])
+    if config.mean is None or config.std is None:
+        backbone = backbone if backbone is not None else _create_backbone(entry, config, False, None)
+        config.mean, config.std = backbone_normalization(backbone, config.in_chans)
+    return config
 
 
 def backbone_normalization(backbone: nn.Module, in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:

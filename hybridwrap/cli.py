@@ -154,20 +154,18 @@ def _cmd_config(args) -> int:
 
     import yaml
 
+    from . import resolution
     from .config import to_dict
-    from .resolution import RESOLVED_MODEL_FIELDS, apply_preset
+    from .resolution import RESOLVED_MODEL_FIELDS
     from .train_cli import config_from_args
 
-    cfg = config_from_args(args)
-    apply_preset(cfg)  # what the run will use: the preset switches its branches and loss terms
-    if args.dataset:  # the fields the data decides: channels, classes, image size, a budget in passes as steps
-        from . import budget, resolution
+    cfg = resolution.before_data(config_from_args(args))  # the preset switches the branches and loss terms
+    if args.dataset:  # what a run resolves from the data and the backbone: what it will train
+        from .budget import pool_size
         from .data import load_data
 
-        resolution.before_loading(cfg)
         data = load_data(cfg.data)
-        resolution.from_data(cfg, data)
-        resolution.from_pool(cfg, data, budget.pool_size(cfg, data), resume=False)
+        cfg = resolution.resolve(cfg, data, pool_size(cfg, data))
     resolved = json.loads(json.dumps(to_dict(cfg), default=list))
     if args.keys:
         for section, value in resolved.items():
@@ -177,8 +175,11 @@ def _cmd_config(args) -> int:
         return 0
     print("# the resolved config: save it and pass it with --config, or change any field with --set SECTION.FIELD=VALUE")
     left = ", ".join(f"model.{k}" for k in RESOLVED_MODEL_FIELDS if resolved["model"][k] is None)
-    data = f"resolved from --dataset {args.dataset}'s data; " if args.dataset else ""
-    print(f"# ({data}{left} left null are resolved from the data and the backbone when training starts)")
+    if args.dataset:
+        print(f"# (resolved from --dataset {args.dataset}'s data and the backbone: what a run trains)")
+    elif left:
+        print(f"# ({left} left null are resolved from the data and the backbone when training starts; "
+              "--dataset resolves them here)")
     print(yaml.safe_dump(resolved, sort_keys=False), end="")
     return 0
 

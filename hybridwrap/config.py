@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .config_values import coerce
 from .errors import ConfigError
 
 
@@ -27,8 +28,19 @@ DECODERS = ("generic", "light", "mirror")
 DECODER_MODES = ("nearest", "bilinear", "unpool", "transposed")
 
 
+class Section:
+    """A part of a config that `freeze` makes read-only: a run resolves its config once, then only reads it."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_frozen"):
+            raise dataclasses.FrozenInstanceError(
+                f"cannot assign {type(self).__name__}.{name}: a run's config is resolved once, then read only "
+                "(hybridwrap.config.replaced makes a writable copy)")
+        object.__setattr__(self, name, value)
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(Section):
     """Everything needed to rebuild a HybridNet (saved as ``config.json`` next to the weights): the ``model:``
     section of a config. Each field's comment says what it does.
 
@@ -85,12 +97,12 @@ class ModelConfig:
 
 
 # data.dataset values whose images are the user's own: their defaults are sized for their data, not the demo's
-# (train_cli.OWN_DATA_DEFAULTS), and their budget is checked against the budget map (hybridwrap.budget)
+# (dataset_configs.OWN_DATA_DEFAULTS), and their budget is checked against the budget map (hybridwrap.budget)
 OWN_DATA = ("imagefolder", "npz", "disk")
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Section):
     """The ``data:`` section of a config: which images, how many labeled, the batch of each step, augmentation.
 
     Examples:
@@ -139,7 +151,7 @@ class DataConfig:
 
 
 @dataclass
-class LossConfig:
+class LossConfig(Section):
     """The ``loss:`` section of a config, Eq. 2: which terms are on (set by the preset) and their weights λ, the
     stability target and its ramps.
 
@@ -182,7 +194,7 @@ class LossConfig:
 
 
 @dataclass
-class OptimConfig:
+class OptimConfig(Section):
     """The ``optim:`` section of a config: the optimiser, its learning rate and their schedules.
 
     Examples:
@@ -206,7 +218,7 @@ class OptimConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Section):
     """A whole experiment: the preset, the four sections, the budget, seeds and run directory. YAML files under
     ``configs/`` set any field (nested by section); ``--set section.field=value`` overrides one.
 
@@ -271,44 +283,6 @@ def _unknown(key: str, section: str, source: str, known) -> ConfigError:
                        f"{', '.join(sorted(known))}.")
 
 
-def _coerce(value: Any, current: Any, name: str):
-    """Turn YAML / command-line values into the field's type (checked against the default's type)."""
-    if isinstance(current, bool):
-        if isinstance(value, str):
-            if value.lower() in ("true", "1", "yes"):
-                return True
-            if value.lower() in ("false", "0", "no"):
-                return False
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{name} must be true or false, got {value!r}.")
-    if isinstance(current, (dict, list, tuple)) and isinstance(value, str):  # --set model.backbone_kwargs={width: 0.5}
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{name} must be a YAML {type(current).__name__}, got {value!r}.") from exc
-        if not isinstance(value, (dict, list, tuple)) and value is not None:
-            raise ConfigError(f"{name} must be a {type(current).__name__}, got {value!r}.")
-        return value
-    if isinstance(current, (int, float)) and not isinstance(current, bool) and isinstance(value, str):
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{name} must be a number, got {value!r}.") from exc
-    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(current, int) and not isinstance(current, bool) and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if current is not None and not isinstance(current, (dict, tuple, list)) and not isinstance(value, type(current)):
-        if value is None:
-            return None
-        raise ConfigError(f"{name} must be of type {type(current).__name__}, got {value!r}.")
-    if isinstance(value, str) and current is None:
-        parsed = yaml.safe_load(value)
-        return parsed
-    return value
-
-
 def apply_dict(cfg: TrainConfig, values: dict, source: str = "config") -> TrainConfig:
     top = fields_of(TrainConfig)
     for key, value in (values or {}).items():
@@ -322,9 +296,9 @@ def apply_dict(cfg: TrainConfig, values: dict, source: str = "config") -> TrainC
             for sub, subval in value.items():
                 if sub not in known:
                     raise _unknown(sub, key, source, known)
-                setattr(section, sub, _coerce(subval, getattr(section, sub), f"{key}.{sub}"))
+                setattr(section, sub, coerce(subval, getattr(section, sub), f"{key}.{sub}"))
         else:
-            setattr(cfg, key, _coerce(value, getattr(cfg, key), key))
+            setattr(cfg, key, coerce(value, getattr(cfg, key), key))
     return cfg
 
 
@@ -377,9 +351,22 @@ def scaled_to(cfg: TrainConfig, max_steps: int) -> TrainConfig:
     return cfg
 
 
+def _parts(cfg: TrainConfig) -> tuple[Section, ...]:
+    return cfg, cfg.model, cfg.data, cfg.loss, cfg.optim
+
+
+def freeze(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` read-only, its sections included (in place): what a run resolved, for every later layer to read."""
+    for part in _parts(cfg):
+        object.__setattr__(part, "_frozen", True)
+    return cfg
+
+
 def replaced(cfg: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
-    """A copy of ``cfg`` with ``changes`` made (``{"seed": 1, "data.labels_seed": 1}``)."""
+    """A writable copy of ``cfg`` with ``changes`` made (``{"seed": 1, "data.labels_seed": 1}``)."""
     out = copy.deepcopy(cfg)
+    for part in _parts(out):
+        part.__dict__.pop("_frozen", None)
     for key, value in changes.items():
         section, _, name = key.rpartition(".")
         owner = getattr(out, section) if section else out

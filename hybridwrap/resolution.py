@@ -1,21 +1,48 @@
-"""What a run will train, resolved from its config, its data and its model, here and nowhere else.
+"""What a run will train, resolved from its config, its data and its backbone, here and nowhere else.
 
 A config leaves some fields to be resolved: the preset switches the model's branches and the loss terms, a budget
-in passes over the unlabeled pool becomes steps (every ramp scaled), and own data gives the channels, the classes,
-the image size and the normalisation. These functions fill them in, in place, each once and before anything is
-built from them; every later layer only reads the config, and ``train_config.json`` records it resolved.
+in passes over the unlabeled pool becomes steps (every ramp scaled), own data gives the channels, the classes and
+the image size, and the backbone its decoder family and the normalisation its weights expect. A run resolves its
+config in two steps: `before_data` (what loading the data needs) and `resolve` (everything else, once the data is
+loaded), which returns it frozen (`config.freeze`): every later layer only reads it, and ``train_config.json``
+records it resolved.
 """
 
 from __future__ import annotations
 
 from . import budget
-from .config import TrainConfig, scaled_to
+from .builder import backbone_defaults
+from .config import TrainConfig, freeze, replaced, scaled_to
 from .errors import ConfigError
 from .presets import PRESETS
 
 # Model fields that a run resolves from the data or the backbone when they are left at None: a run resumed with
 # them unset is the same run.
 RESOLVED_MODEL_FIELDS = ("input_size", "mean", "std", "decoder", "label_names", "in_chans", "num_classes")
+
+
+def before_data(cfg: TrainConfig) -> TrainConfig:
+    """A writable copy of ``cfg`` with what loading its data needs resolved: the preset's branches and loss terms
+    (`apply_preset`), and the image size of pretrained weights (`before_loading`). ``cfg`` is left as it is."""
+    cfg = apply_preset(replaced(cfg, {}))
+    before_loading(cfg)
+    return cfg
+
+
+def resolve(cfg: TrainConfig, data, pool: int, resume: bool = False) -> TrainConfig:
+    """``cfg`` (from `before_data`) resolved from its loaded ``data`` (a `data.LoadedData`) and an unlabeled pool of
+    ``pool`` images: channels, classes and class names (`from_data`), the budget, the normalisation and the input
+    size (`from_pool`), the decoder family and the backbone's normalisation (`builder.backbone_defaults`). Returns
+    it frozen: what the run trains, read only from here on."""
+    from_data(cfg, data)
+    from_pool(cfg, data, pool, resume)
+    cfg.model = backbone_defaults(cfg.model)
+    return freeze(cfg)
+
+
+def num_classes(cfg: TrainConfig, data) -> int:
+    """The classes a run of ``cfg`` trains: the config's, or else the data's."""
+    return cfg.model.num_classes if cfg.model.num_classes is not None else len(data.class_names)
 
 
 def apply_preset(cfg: TrainConfig) -> TrainConfig:
@@ -68,8 +95,7 @@ def from_data(cfg: TrainConfig, data) -> None:
     names where the config has none."""
     if cfg.model.in_chans is None:
         cfg.model.in_chans = data.channels
-    if cfg.model.num_classes is None:
-        cfg.model.num_classes = len(data.class_names)
+    cfg.model.num_classes = num_classes(cfg, data)
     if cfg.model.label_names is None and len(data.class_names) == cfg.model.num_classes:
         cfg.model.label_names = tuple(str(n) for n in data.class_names)
 
@@ -91,10 +117,3 @@ def from_pool(cfg: TrainConfig, data, pool: int, resume: bool) -> None:
         cfg.model.mean, cfg.model.std = augment.image_statistics(sample)
     if cfg.model.input_size is None:  # unset: the size it trains at, recorded for eval, summary and export
         cfg.model.input_size = tuple(data.image_size)
-
-
-def from_model(cfg: TrainConfig, model) -> None:
-    """What building the model resolved: input size, normalisation, decoder."""
-    cfg.model.input_size = tuple(model.layout.input_size)
-    cfg.model.mean, cfg.model.std = model.config.mean, model.config.std
-    cfg.model.decoder = model.config.decoder

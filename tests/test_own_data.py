@@ -222,6 +222,7 @@ def test_config_show_with_a_dataset_prints_what_the_data_resolves(folder, capsys
     pool = pool_size(from_dict(shown))  # the unlabeled pool of the run it shows
     assert shown["max_steps"] == steps_for_passes(OWN_DATA_PASSES, pool, shown["data"]["unlabeled_batch_size"])
     assert "resolved from --dataset imagefolder's data" in out
+    assert (shown["model"]["decoder"], len(shown["model"]["mean"])) == ("generic", 3)  # the backbone's, as a run's
 
 
 def test_tune_sizes_an_own_data_budget_before_it_sets_its_halving_point(folder):

@@ -324,6 +324,34 @@ def test_translation_and_normalisation_reach_the_run(tiny_config, tmp_path):
     assert saved["model"]["mean"] == list(run2.cfg.model.mean)  # recorded with the run, reused on resume
 
 
+def test_a_run_resolves_its_own_copy_once_and_then_only_reads_it(tiny_config, tmp_path):
+    import dataclasses
+
+    from hybridwrap.config import replaced, to_dict
+    from hybridwrap.train import Run
+
+    cfg = _cfg(tiny_config(model={"decoder": None}), tmp_path / "r", budget_passes=2.0)
+    given = to_dict(cfg)
+    run = Run(cfg)
+    try:
+        assert to_dict(cfg) == given  # the caller's config: neither preset, budget nor backbone fields written into it
+        resolved = run.cfg
+        assert resolved.max_steps != cfg.max_steps and resolved.budget_passes == 2.0  # the passes, in steps
+        assert resolved.model.decoder == "generic" and resolved.model.mean == (0.5,)  # the backbone's, before building
+        assert resolved.model.decoder == run.model.config.decoder and resolved.model.std == run.model.config.std
+        for owner, name in ((resolved, "max_steps"), (resolved.model, "mean"), (resolved.loss, "balance"),
+                            (resolved.data, "num_labels"), (resolved.optim, "lr")):
+            with pytest.raises(dataclasses.FrozenInstanceError, match="resolved once, then read only"):
+                setattr(owner, name, getattr(owner, name))
+        assert json.loads((tmp_path / "r" / "train_config.json").read_text()) == json.loads(
+            json.dumps(to_dict(resolved), default=list))  # the record is the config the run read
+        again = replaced(resolved, {"seed": 5})  # a writable copy
+        again.model.mean = (0.25,)
+        assert (again.seed, resolved.seed, resolved.model.mean) == (5, 0, (0.5,))
+    finally:
+        run.close()
+
+
 def test_resume_with_resolved_fields_left_unset_is_not_a_difference(tiny_config, tmp_path):
     path = tiny_config(model={"input_size": None}, data={"image_size": 32})  # None: the backbone default, 32
     out = tmp_path / "r"

@@ -27,7 +27,6 @@ from ..data.semisup import Split, fold_split, make_split
 from ..errors import DataError, TrainingError, process_rank
 from .. import hardware
 from ..builder import build_from_config
-from ..resolution import apply_preset
 from ..serialization import atomic_write_text, save_model
 from .checks import check_data_fits_model, validate
 from .estimate import Pace
@@ -49,8 +48,8 @@ class Run:
         from accelerate import Accelerator
         from accelerate.utils import ProjectConfiguration
 
-        apply_preset(cfg)
-        self.cfg = cfg
+        # the caller's config is left as it is: the run resolves its own copy (`resolution`), then only reads it
+        self.cfg = cfg = resolution.before_data(cfg)
         self.run_dir = Path(cfg.output_dir)
         # Checks come first and run on every process: each process reaches the same verdict and exits with
         # the same error, instead of one waiting at a barrier for a process that has already stopped.
@@ -84,8 +83,8 @@ class Run:
             raise
 
     def _setup(self, resume: bool, trackers) -> None:
-        """Each step builds one thing; the config's fields left to the data and the model are resolved on the way
-        (`resolution`), before anything is built from them."""
+        """Each step builds one thing. The config is resolved once its data is loaded (`resolution.resolve`), before
+        anything is built from it, and read only from then on."""
         self._open_run_dir()
         self._load_data(resume)
         model = self._build_model()
@@ -108,16 +107,15 @@ class Run:
         acc.wait_for_everyone()
 
     def _load_data(self, resume: bool) -> None:
-        """The data, the split (saved with the run and reused on resume) and the batches of every step."""
+        """The data, the split (saved with the run and reused on resume), the batches of every step, and the config
+        resolved from them."""
         cfg = self.cfg
-        resolution.before_loading(cfg)
         self.data = load_data(cfg.data)
         skipped = self.data.meta.get("skipped_images")
         if skipped and self.accelerator.is_main_process:  # --skip-bad-images: which files this run trains without
             atomic_write_text(self.run_dir / "skipped_images.txt", "".join(f"{p}\t{why}\n" for p, why in skipped))
             logger.warning(f"  skipped {len(skipped)} unreadable image file(s) (--skip-bad-images); listed in "
                            f"{self.run_dir / 'skipped_images.txt'}")
-        resolution.from_data(cfg, self.data)
         split_path = self.run_dir / "labels.json"
         if resume and split_path.exists():
             self.split = Split.load(split_path)
@@ -128,11 +126,11 @@ class Run:
                 raise DataError(f"data.num_labels={cfg.data.num_labels} but fold {cfg.data.fold} holds "
                                 f"{len(self.split.labeled)} labeled images: set data.num_labels={len(self.split.labeled)}.")
         else:
-            self.split = make_split(self.data.train_y, cfg.model.num_classes, cfg.data.num_labels,
+            self.split = make_split(self.data.train_y, resolution.num_classes(cfg, self.data), cfg.data.num_labels,
                                     cfg.data.labels_seed, cfg.data.val_size)
         self.steps = step_batches(self.data, self.split, cfg.data, cfg.seed, cfg.loss.stability == "mean_teacher",
                                   self.rank, self.world)
-        resolution.from_pool(cfg, self.data, len(self.steps.batches.unlabeled), resume)
+        self.cfg = resolution.resolve(cfg, self.data, len(self.steps.batches.unlabeled), resume)
         self.workers = (cfg.data.num_workers if cfg.data.num_workers is not None
                         else default_workers(self.data.in_memory, self.world))
 
@@ -141,7 +139,6 @@ class Run:
         torch.manual_seed(cfg.seed)
         model = build_from_config(cfg.model, pretrained=cfg.model.pretrained, checkpoint_path=cfg.model.checkpoint_path)
         check_data_fits_model(cfg, self.data)  # any image size: the decoders follow the sizes of each pass
-        resolution.from_model(cfg, model)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = model.to(memory_format=self.memory_format)
         if cfg.model.sync_bn:  # before the teacher copies the backbone: both share statistics across processes
