@@ -18,7 +18,7 @@ from pathlib import Path
 # where the gain comes from at each budget (stability, reconstruction on top of it; paired by seed on validation).
 MAP = json.loads((Path(__file__).with_name("budget_map.json")).read_text())
 CROSSOVERS: dict[str, dict] = MAP["crossovers"]
-# The default budget of a run on the user's own images (train_cli.OWN_DATA_DEFAULTS): the passes from which HybridNet
+# The default budget of a run on the user's own images (dataset_configs.OWN_DATA_DEFAULTS): the passes from which HybridNet
 # led on every data set where the map found it leading (the largest crossover), in whole passes: how many passes a
 # data set needs varies (the digits needed the most), and a default below a data set's crossover would not pay there.
 OWN_DATA_PASSES = math.ceil(max(c["passes"] for c in CROSSOVERS.values()))

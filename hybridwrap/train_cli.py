@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from . import budget, logs
-from .budget import OWN_DATA_PASSES
-from .config import OWN_DATA, TrainConfig, apply_overrides, load_config, scaled_to
+from .config import TrainConfig, apply_overrides, scaled_to
+from .dataset_configs import DEMO_DATASETS, dataset_config, has_own_config
 from .errors import Interrupted, process_rank, run_user_command
 from .presets import check_overrides
 
@@ -52,43 +52,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="override any config field, e.g. --set loss.lambda_rec=0.25 (repeatable)")
 
 
-DATASET_DEFAULTS = {  # what --dataset changes besides the source (on configs/digits.yaml, which is digits-sized)
-    "cifar10": {"model": {"in_chans": 3, "input_size": None}, "data": {"image_size": None, "num_labels": 4000}},
-    "svhn": {"model": {"in_chans": 3, "input_size": None}, "data": {"image_size": None, "num_labels": 1000}},
-    "stl10": {"model": {"in_chans": 3, "input_size": None}, "data": {"image_size": None, "num_labels": 1000}},
-    "mnist": {"model": {"in_chans": 1, "input_size": None}, "data": {"image_size": None, "num_labels": 100}},
-}
-# The config of `hybridwrap train` without --config: the quickstart without --dataset; a --dataset with a shipped
-# config of its own takes that config; any other --dataset starts from the digits demo's (package data)
-QUICKSTART = "quickstart.yaml"
-DATASET_CONFIGS = {"mnist5k": "mnist5k.yaml", "digits": "digits.yaml"}
-OTHER_DATASETS = "digits.yaml"
-DEMO_DATASETS = ("mnist5k", "digits")  # shipped with the package extras: the next step is the user's own images
-
-
-# --dataset sources that hold the user's own images: everything the digits demo chose for its 8x8 digits goes
-# (width, 1 channel, 12 px, 20 + 40 per batch, 100 labels, its selection line, its 240-step budget); channels,
-# classes and size come from the images (or from the backbone's pretrained_cfg with --pretrained), every
-# train/<class>/ image is labeled unless data.num_labels says otherwise, one seed, and the budget is the passes over
-# the unlabeled pool from which the budget map found HybridNet paying (hybridwrap.budget), ramps scaled to it
-OWN_DATA_DEFAULTS = {"model": {"in_chans": None, "num_classes": None, "input_size": None, "backbone_kwargs": {}},
-                     "data": {"image_size": None, "num_labels": None}, "budget_passes": OWN_DATA_PASSES}
-
-
-def forget_digits_selection(cfg: TrainConfig) -> None:
-    """The digits demo's tuned values were chosen on the digits: on another dataset, back to the defaults."""
-    fresh = TrainConfig()
-    for key in ("seeds", "selected_by", "baseline_overrides", "protocol"):
-        setattr(cfg, key, getattr(fresh, key))
-    for section, key in (("loss", "lambda_rec"), ("loss", "lambda_rec_inter"), ("loss", "detach_intermediate_targets"),
-                         ("loss", "teacher_buffers"), ("data", "unlabeled_includes_labeled"), ("data", "translate"),
-                         ("data", "unlabeled_batch_size")):  # 40 fits the digits demo's five minutes; 80 elsewhere
-        setattr(getattr(cfg, section), key, getattr(getattr(fresh, section), key))
-
-
 def config_from_args(args) -> TrainConfig:
-    from .config import apply_dict
-
     if getattr(args, "resume", False) and not args.config and args.output_dir:
         from .train.rundir import saved_run_config
 
@@ -100,21 +64,11 @@ def config_from_args(args) -> TrainConfig:
             if one_run_of_several(saved, run_dir):  # that run alone: never new runs nested inside it
                 cfg.seeds, cfg.compare_baseline, cfg.output_dir = 1, False, str(run_dir)
             return cfg
-    configs = Path(__file__).parent / "configs"  # package data: works installed
-    default = configs / (DATASET_CONFIGS.get(args.dataset, OTHER_DATASETS) if args.dataset else QUICKSTART)
-    cfg = load_config(args.config or [default])
-    if args.dataset and not (args.dataset in DATASET_CONFIGS and not args.config):
-        cfg.data.dataset = args.dataset
-        if args.dataset in DATASET_DEFAULTS:
-            apply_dict(cfg, DATASET_DEFAULTS[args.dataset], source="--dataset")
-            forget_digits_selection(cfg)
-        elif args.dataset in OWN_DATA and not args.config:
-            apply_dict(cfg, OWN_DATA_DEFAULTS, source="--dataset")
-            forget_digits_selection(cfg)
+    cfg = dataset_config(args.dataset, args.config)
     backbone = getattr(args, "backbone", None)
     if backbone and backbone != cfg.model.backbone:
         cfg.model.backbone, cfg.model.backbone_kwargs = backbone, {}  # the config's kwargs were its backbone's
-    if not args.config and not args.output_dir and ((args.dataset and args.dataset not in DATASET_CONFIGS) or backbone):
+    if not args.config and not args.output_dir and ((args.dataset and not has_own_config(args.dataset)) or backbone):
         source = Path(args.data_path).name if args.data_path else cfg.data.dataset
         cfg.output_dir = f"runs/{source}-{cfg.model.backbone}"  # not the demo's own run directory
     cfg = load_config_overrides(cfg, args)

@@ -122,9 +122,10 @@ def test_no_private_name_is_imported_from_another_module(tmp_path):
     assert private_imports([bad]) == ["bad.py:1 _upload"]  # the check finds what it looks for
 
 
-# where a config's fields may be assigned: the config itself (its parsing and copies), the resolution of what a run
-# will train, and the command line turning arguments into overrides; every other layer only reads the config
-CONFIG_WRITERS = {"config.py", "resolution.py", "train_cli.py", "cli.py"}
+# where a config's fields may be assigned: the config itself (its parsing and copies), the config a --dataset starts
+# from, the command line turning arguments into overrides, and the resolution of what a run will train; every other
+# layer only reads the config (and a run's, frozen by resolution.resolve, refuses assignment: tests/test_train.py)
+CONFIG_WRITERS = {"config.py", "dataset_configs.py", "resolution.py", "train_cli.py", "cli.py"}
 CONFIG_NAMES = {"cfg", "base", "checked", "c"}  # the names a TrainConfig goes by in the library
 
 
