@@ -1,9 +1,11 @@
 import inspect
 import os
 import re
+import select
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -102,6 +104,40 @@ def assert_encoders_hold(model, net, skip: str = "fc.") -> None:
         for key, value in net.state_dict().items():
             if not key.startswith(skip):
                 assert torch.equal(got[key], value), key
+
+
+def wait_for_output(stream, *texts: str, timeout: float = 180) -> str:
+    """Read a child's piped output (``proc.stderr``) until it holds each of ``texts``, and return what was read: the
+    child says when it got there, so nothing polls. Fails after ``timeout`` seconds, or when the child closes it."""
+    fd, got, deadline = stream.fileno(), b"", time.monotonic() + timeout
+    while missing := [t for t in texts if t not in got.decode(errors="replace")]:
+        left = deadline - time.monotonic()
+        assert left > 0 and select.select([fd], [], [], left)[0], f"{missing} not printed in {timeout} s: {got[-2000:]}"
+        chunk = os.read(fd, 1 << 16)
+        assert chunk, f"the process ended before printing {missing}: {got[-2000:]}"
+        got += chunk
+    return got.decode(errors="replace")
+
+
+def wait_for_exit(pids: list[int], timeout: float = 30) -> list[int]:
+    """The processes of ``pids`` still running after ``timeout`` seconds; the kernel says when each one exits (a pidfd
+    turns readable), so nothing polls. Any process, not only a child of this one."""
+    fds = {}
+    for pid in pids:
+        try:
+            fds[os.pidfd_open(pid)] = pid
+        except ProcessLookupError:
+            pass  # gone already
+    deadline = time.monotonic() + timeout
+    try:
+        while fds and (left := deadline - time.monotonic()) > 0:
+            for fd in select.select(list(fds), [], [], left)[0]:
+                del fds[fd]
+                os.close(fd)
+        return sorted(fds.values())
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def cli(*args: str) -> list[str]:

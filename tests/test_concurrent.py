@@ -85,9 +85,8 @@ def test_ctrl_c_stops_every_run_and_names_the_resume_command(tmp_path, whole_gro
     import signal
     import subprocess
     import sys
-    import time
 
-    from conftest import ENV_TESTS
+    from conftest import ENV_TESTS, wait_for_output
     from hybridwrap.train import checkpoint_dirs
 
     config = write_config(tmp_path / "c.yaml", seeds=2, run_processes=2, max_steps=100000, checkpoint_every=3,
@@ -97,15 +96,12 @@ def test_ctrl_c_stops_every_run_and_names_the_resume_command(tmp_path, whole_gro
                              str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV_TESTS,
                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline and not all(checkpoint_dirs(out / f"seed-{s}") for s in (0, 1)):
-            time.sleep(0.2)
-        assert all(checkpoint_dirs(out / f"seed-{s}") for s in (0, 1)), "no checkpoint of both runs in time"
+        head = wait_for_output(proc.stderr, *(f"seed-{s}/checkpoints/step-" for s in (0, 1)))  # both runs' lines
         if whole_group:
             os.killpg(proc.pid, signal.SIGINT)
         else:
             proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
+        err = head + proc.communicate(timeout=120)[1]
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # a failed wait must not leave trainings beside the rest of the suite
@@ -124,47 +120,24 @@ def test_a_kill_9_of_the_command_ends_its_workers_too(tmp_path):
     import signal
     import subprocess
     import sys
-    import time
 
-    from conftest import ENV_TESTS
-    from hybridwrap.train import checkpoint_dirs
+    from conftest import ENV_TESTS, wait_for_exit, wait_for_output
 
     config = write_config(tmp_path / "c.yaml", seeds=2, run_processes=2, max_steps=100000, checkpoint_every=3,
                           eval_every=100000)
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "hybridwrap.cli", "train", "--config", str(config), "--output-dir",
-                             str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV_TESTS,
+                             str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV_TESTS,
                             start_new_session=True)
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline and not all(checkpoint_dirs(out / f"seed-{s}") for s in (0, 1)):
-            time.sleep(0.2)
+        wait_for_output(proc.stderr, *(f"seed-{s}/checkpoints/step-" for s in (0, 1)))
         workers = [int((out / f"seed-{s}" / ".lock").read_text()) for s in (0, 1)]  # each run's lock names its worker
         proc.send_signal(signal.SIGKILL)  # the command alone
         proc.wait()
-        deadline = time.time() + 10
-        alive = workers
-        while alive and time.time() < deadline:
-            time.sleep(0.1)
-            alive = [pid for pid in workers if _running(pid)]
+        alive = wait_for_exit(workers, timeout=10)
         assert not alive, f"workers {alive} outlived their command"
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
-
-def _running(pid: int) -> bool:
-    """Whether ``pid`` still runs (a zombie waiting for its reaper has stopped)."""
-    import os
-    from pathlib import Path
-
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.parent.parent.is_dir() and Path("/proc/self").exists():
-        return stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

@@ -142,7 +142,8 @@ def test_a_file_that_is_not_an_npz_gets_no_pickle_advice(tmp_path):
 def test_own_data_default_budget_is_passes_over_its_pool_with_its_ramps_scaled(folder, tmp_path):
     from hybridwrap.budget import OWN_DATA_PASSES, steps_for_passes
 
-    done = _train("--dataset", "imagefolder", "--data-path", folder, "--output-dir", tmp_path / "run", cwd=tmp_path)
+    done = _train("--dataset", "imagefolder", "--data-path", folder, "--output-dir", tmp_path / "run",
+                  "--set", "model.backbone_kwargs={width: 0.125}", cwd=tmp_path)  # narrow: the budget is what is tested
     assert done.returncode == 0, done.stderr[-2000:]
     saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
     steps = steps_for_passes(OWN_DATA_PASSES, 18, 80)  # 18 labeled images, no unlabeled/ folder: the pool is them

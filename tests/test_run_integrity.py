@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import ENV_TESTS, write_config
+from conftest import ENV_TESTS, wait_for_output, write_config
 from hybridwrap.train import checkpoint_dirs
 
 
@@ -69,10 +69,7 @@ def test_a_second_process_on_one_run_is_refused_at_once_and_a_killed_one_leaves_
     first = subprocess.Popen(_cli("train", "--config", config, "--output-dir", out), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=ENV_TESTS, start_new_session=True)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and not checkpoint_dirs(out):
-            time.sleep(0.1)
-        assert checkpoint_dirs(out), "no checkpoint in time"
+        wait_for_output(first.stderr, "checkpoints/step-")
         t0 = time.time()
         second = subprocess.run(_cli("train", "--config", config, "--output-dir", out, "--resume"),
                                 capture_output=True, text=True, env=ENV_TESTS)

@@ -5,14 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import ENV_TESTS, REPO, SHARED_CIFAR, cli
+from conftest import ENV_TESTS, REPO, SHARED_CIFAR, cli, wait_for_exit, wait_for_output
 from hybridwrap import CheckpointError, ConfigError, DataError, TrainingError
 from hybridwrap.config import TrainConfig, load_config
 from hybridwrap.presets import PRESETS, TABLE1
@@ -83,20 +82,20 @@ def test_a_teacher_of_its_own_initialisation_trains_and_resumes_to_the_same_weig
 
 
 def test_kill_9_then_resume_is_bit_identical_to_an_uninterrupted_run(tiny_config, tmp_path):
-    config = tiny_config(max_steps=40, checkpoint_every=5, eval_every=1000, log_every=5)
+    config = tiny_config(max_steps=20, checkpoint_every=5, eval_every=1000, log_every=5)
     base = ["train", "--config", str(config), "--no-progress"]
     subprocess.run(cli(*base, "--output-dir", str(tmp_path / "a")), check=True, capture_output=True, env=ENV)
 
     run_b = tmp_path / "b"
     proc = subprocess.Popen(cli(*base, "--output-dir", str(run_b)), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=ENV)
-    deadline = time.time() + 120
-    while time.time() < deadline and not any(p.name >= "step-00000015" for p in checkpoint_dirs(run_b)):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+                            stderr=subprocess.PIPE, env=ENV)
+    try:
+        wait_for_output(proc.stderr, "checkpoints/step-00000010")  # its console line, once the checkpoint is written
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
     killed_at = checkpoint_dirs(run_b)[-1].name
-    assert killed_at < "step-00000040", "the run finished before it could be killed"
+    assert killed_at < "step-00000020", "the run finished before it could be killed"
     assert not (run_b / "metrics.json").exists()
 
     done = subprocess.run(cli(*base, "--output-dir", str(run_b), "--resume"), capture_output=True, text=True, env=ENV)
@@ -210,8 +209,8 @@ def test_unknown_config_key_is_named(tiny_config):
 
 def test_cli_train_with_baseline_then_eval(tmp_path, tiny_config):
     out = tmp_path / "cli"
-    done = subprocess.run(cli("train", "--config", str(tiny_config()), "--output-dir", str(out), "--baseline",
-                              "--no-progress"), capture_output=True, text=True, env=ENV)
+    done = subprocess.run(cli("train", "--config", str(tiny_config(run_processes=1)), "--output-dir", str(out),
+                              "--baseline", "--no-progress"), capture_output=True, text=True, env=ENV)
     assert done.returncode == 0, done.stderr
     assert "full (digits)" in done.stdout and "classification (digits)" in done.stdout
     full = json.loads((out / "metrics.json").read_text())
@@ -362,7 +361,7 @@ def test_resume_with_resolved_fields_left_unset_is_not_a_difference(tiny_config,
 
 def test_resume_from_the_run_directory_alone(tiny_config, tmp_path):
     out = tmp_path / "own"
-    first = subprocess.run(cli("train", "--config", str(tiny_config(max_steps=2, seeds=2)), "--output-dir", str(out),
+    first = subprocess.run(cli("train", "--config", str(tiny_config(max_steps=2, seeds=2, run_processes=1)), "--output-dir", str(out),
                                "--no-progress"), capture_output=True, text=True, env=ENV)
     assert first.returncode == 0, first.stderr
     # the documented resume: no --config, the run's own one (here a 2-seed run); --max-steps extends it
@@ -420,13 +419,6 @@ def test_resume_logs_each_step_once_and_counts_all_training_time(tiny_config, tm
     assert result["seconds"] > paused_seconds > 0  # the total of both sessions, not the resumed part only
 
 
-def _wait_for_checkpoint(run: Path, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline and not checkpoint_dirs(run):
-        time.sleep(0.1)
-    assert checkpoint_dirs(run), "no checkpoint was written in time"
-
-
 def test_ctrl_c_names_the_last_checkpoint_and_the_resume_command(tiny_config, tmp_path):
     config = tiny_config(max_steps=100000, checkpoint_every=3, eval_every=100000)
     out = tmp_path / "int"
@@ -437,9 +429,9 @@ def test_ctrl_c_names_the_last_checkpoint_and_the_resume_command(tiny_config, tm
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        _wait_for_checkpoint(out)
+        head = wait_for_output(proc.stderr, "checkpoints/step-")
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        err = head + proc.communicate(timeout=60)[1]
     finally:
         proc.kill()  # a failed wait must not leave a training running beside the rest of the suite
     assert proc.returncode == 130, err
@@ -461,14 +453,6 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process parents from /proc (Linux)")
 def test_workers_stop_when_the_launcher_is_killed(tiny_config, tmp_path):
     config = tiny_config(max_steps=100000, checkpoint_every=3, eval_every=100000)
@@ -478,16 +462,13 @@ def test_workers_stop_when_the_launcher_is_killed(tiny_config, tmp_path):
                                  "-m", "hybridwrap.train", "--config", str(config), "--output-dir", str(out),
                                  "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 env={**ENV, "OMP_NUM_THREADS": "1"})
-    _wait_for_checkpoint(out)
+    head = wait_for_output(launcher.stderr, "checkpoints/step-")
     workers = _children(launcher.pid)
     assert len(workers) == 2
     launcher.kill()  # kill -9 of the launcher alone
     launcher.wait()
-    deadline = time.time() + 30
-    while time.time() < deadline and any(_alive(w) for w in workers):
-        time.sleep(0.2)
-    assert not any(_alive(w) for w in workers), "the workers outlived their launcher"
-    assert "the launcher (pid" in launcher.stderr.read()
+    assert wait_for_exit(workers) == [], "the workers outlived their launcher"
+    assert "the launcher (pid" in head + launcher.stderr.read()
 
 
 @pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason="../shared/data/cifar10.npz not present")
@@ -499,8 +480,9 @@ def test_readme_cifar10_command_killed_then_resumed_is_bit_identical(tmp_path):
                 if x.startswith("hybridwrap train --baseline --dataset cifar10 --data-path"))
     readme = shlex.split(line)[1:]
     readme[readme.index("--data-path") + 1] = str(SHARED_CIFAR)
-    shorter = ["--max-steps", "8", "--no-progress", "--set", "checkpoint_every=2", "--set", "eval_every=1000",
-               "--set", "data.max_train_images=2000", "--set", "data.max_eval_images=100", "--set", "data.num_labels=100"]
+    shorter = ["--max-steps", "6", "--no-progress", "--set", "checkpoint_every=2", "--set", "eval_every=1000",
+               "--set", "data.max_train_images=500", "--set", "data.max_eval_images=50", "--set", "data.num_labels=100",
+               "--set", "data.labeled_batch_size=10", "--set", "data.unlabeled_batch_size=20"]
 
     def command(out: Path) -> list[str]:
         args = list(readme)
@@ -510,12 +492,12 @@ def test_readme_cifar10_command_killed_then_resumed_is_bit_identical(tmp_path):
     straight = subprocess.run(command(tmp_path / "a"), capture_output=True, text=True, env=ENV)
     assert straight.returncode == 0, straight.stderr
     run_b = tmp_path / "b"
-    proc = subprocess.Popen(command(run_b), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-    deadline = time.time() + 300
-    while time.time() < deadline and not any(p.name >= "step-00000004" for p in checkpoint_dirs(run_b)):
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc = subprocess.Popen(command(run_b), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+    try:
+        wait_for_output(proc.stderr, "checkpoints/step-00000004", timeout=300)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
     assert not (run_b / "metrics.json").exists(), "the run finished before it could be killed"
     resumed = subprocess.run(command(run_b) + ["--resume"], capture_output=True, text=True, env=ENV)
     assert resumed.returncode == 0, resumed.stderr
@@ -567,9 +549,9 @@ def test_ctrl_c_under_hybridwrap_launch_is_one_line_with_the_resume_command(tiny
                                 "--output-dir", str(out), "--no-progress"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={**ENV, "OMP_NUM_THREADS": "1"})
-    _wait_for_checkpoint(out)
+    head = wait_for_output(proc.stderr, "checkpoints/step-")
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
-    _, err = proc.communicate(timeout=120)
+    err = head + proc.communicate(timeout=120)[1]
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "death signal" not in err
     assert err.count("hybridwrap: error: interrupted. The last checkpoint is") == 1
