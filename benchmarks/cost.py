@@ -120,14 +120,25 @@ def _memory_child(name, size, setup, n, device, width, steps) -> float:
     return _status_mib("VmHWM") - base
 
 
-def measure_memory(name, size, setup, n, device, width, steps) -> float:
-    """`_memory_child` in a fresh process, so that no other setup's memory is counted."""
-    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import cost;"
-            f"print(cost._memory_child({name!r}, {size}, {setup!r}, {n}, {device!r}, {width}, {steps}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"memory measurement of {name}/{setup} failed: {out.stderr[-2000:]}")
-    return float(out.stdout.strip().splitlines()[-1])
+def measure_memory(name, size, setups, n, device, width, steps) -> dict[str, float]:
+    """`_memory_child` of each setup in a fresh process of its own, so that no other setup's memory is counted; two
+    at a time (each process's peak is its own, so running them side by side changes no figure)."""
+    def start(setup):
+        code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import cost;"
+                f"print(cost._memory_child({name!r}, {size}, {setup!r}, {n}, {device!r}, {width}, {steps}))")
+        return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    peaks, waiting = {}, list(setups)
+    while waiting:
+        running = {setup: start(setup) for setup in waiting[:2]}
+        waiting = waiting[2:]
+        for setup, proc in running.items():
+            out, err = proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"memory measurement of {name}/{setup} failed: {err[-2000:]}")
+            peaks[setup] = float(out.strip().splitlines()[-1])
+    return peaks
 
 
 def time_inference(name, size, n, device, width, rounds, reps):
@@ -207,10 +218,10 @@ def main(argv=None):
                 times[s].append((time.perf_counter() - t) / args.steps)
         del steps
         entry = {"name": name, "input": f"{size} px", "batch": n, "setups": {}}
+        peaks = measure_memory(name, size, setups, n, device, args.width, 2)
         for s in setups:
             entry["setups"][s] = {"step_s": statistics.median(times[s]), "rounds_s": times[s], "gflops": gflops[s],
-                                  "parameters_m": params[s],
-                                  "peak_mib": measure_memory(name, size, s, n, device, args.width, 2)}
+                                  "parameters_m": params[s], "peak_mib": peaks[s]}
         entry["inference"] = time_inference(name, size, n, device, args.width, args.inference_rounds,
                                             args.inference_reps)
         result["backbones"].append(entry)

@@ -26,6 +26,9 @@ def folder(tmp_path_factory):
     return root
 
 
+NARROW = ("--set", "model.backbone_kwargs={width: 0.125}")  # where the default backbone's width is not what is tested
+
+
 def _train(*args, cwd, env=ENV_TESTS):
     return subprocess.run(cli("train", *map(str, args), "--no-progress"), capture_output=True, text=True, env=env,
                           cwd=cwd)
@@ -142,8 +145,8 @@ def test_a_file_that_is_not_an_npz_gets_no_pickle_advice(tmp_path):
 def test_own_data_default_budget_is_passes_over_its_pool_with_its_ramps_scaled(folder, tmp_path):
     from hybridwrap.budget import OWN_DATA_PASSES, steps_for_passes
 
-    done = _train("--dataset", "imagefolder", "--data-path", folder, "--output-dir", tmp_path / "run",
-                  "--set", "model.backbone_kwargs={width: 0.125}", cwd=tmp_path)  # narrow: the budget is what is tested
+    done = _train("--dataset", "imagefolder", "--data-path", folder, "--output-dir", tmp_path / "run", *NARROW,
+                  cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
     steps = steps_for_passes(OWN_DATA_PASSES, 18, 80)  # 18 labeled images, no unlabeled/ folder: the pool is them
@@ -159,7 +162,7 @@ def test_own_data_below_the_map_crossover_says_so_and_names_the_steps_that_reach
     from hybridwrap.budget import CROSSOVERS, OWN_DATA_PASSES, steps_for_passes
 
     done = _train("--dataset", "imagefolder", "--data-path", folder, "--max-steps", "1", "--output-dir",
-                  tmp_path / "run", cwd=tmp_path)
+                  tmp_path / "run", *NARROW, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((tmp_path / "run" / "train_config.json").read_text())["budget_passes"] is None  # steps given
     assert "1 steps make 4.4 passes over the 18 unlabeled images: HybridNet may not pay yet" in done.stderr
@@ -169,7 +172,7 @@ def test_own_data_below_the_map_crossover_says_so_and_names_the_steps_that_reach
            f"{steps_for_passes(OWN_DATA_PASSES, 18, 80)}, or leave out --max-steps" in done.stderr
     assert "Warning" not in done.stderr and "warnings.warn" not in done.stderr  # one logged line, no source line
     baseline = _train("--dataset", "imagefolder", "--data-path", folder, "--max-steps", "1", "--preset",
-                      "classification", "--output-dir", tmp_path / "labeled-only", cwd=tmp_path)
+                      "classification", "--output-dir", tmp_path / "labeled-only", *NARROW, cwd=tmp_path)
     assert baseline.returncode == 0 and "may not pay yet" not in baseline.stderr  # no unlabeled term to pay
 
 
@@ -268,7 +271,7 @@ def test_every_unreadable_image_is_named_before_anything_is_written(folder, tmp_
 def test_skip_bad_images_trains_without_them_and_records_which(folder, tmp_path):
     root = _with_broken_files(folder, tmp_path)
     done = _train("--dataset", "imagefolder", "--data-path", root, "--max-steps", "2", "--output-dir",
-                  tmp_path / "run", "--skip-bad-images", cwd=tmp_path)
+                  tmp_path / "run", "--skip-bad-images", *NARROW, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     skipped = (tmp_path / "run" / "skipped_images.txt").read_text().splitlines()
     assert sorted(Path(line.split("\t")[0]).name for line in skipped) == ["broken0.png", "broken1.png"]

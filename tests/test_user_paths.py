@@ -103,8 +103,11 @@ def test_resume_of_something_that_is_no_run_is_refused_and_writes_nothing(images
     assert _files(images) == before and not (tmp_path / "runs").exists()
 
 
-def test_eval_reproduces_the_training_metrics_of_a_bf16_and_an_fp32_run(tmp_path):
-    """Every reported accuracy is computed in fp32: `eval` on the saved weights prints the metrics.jsonl figure."""
+def test_eval_reproduces_the_training_metrics_of_a_bf16_and_an_fp32_run(tmp_path, capsys):
+    """Every reported accuracy is computed in fp32: `eval` on the saved weights prints the metrics.jsonl figure (in
+    this process: the command runs end to end in tests/test_train.py)."""
+    from hybridwrap.cli import main as cli_main
+
     common = ["--set", "model.backbone_kwargs={width: 0.125}", "--max-steps", "3", "--no-progress", "--seeds", "1",
               "--set", "data.max_eval_images=120"]
     for precision in ("bf16", "no"):
@@ -113,10 +116,10 @@ def test_eval_reproduces_the_training_metrics_of_a_bf16_and_an_fp32_run(tmp_path
         assert done.returncode == 0, done.stderr[-3000:]
         final = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
         assert json.loads((run / "metrics.json").read_text())["precision"] == precision
-        shown = _run("eval", run, cwd=tmp_path)
-        assert shown.returncode == 0, shown.stderr[-2000:]
-        assert f"{final['test_acc']:.2f}" in shown.stdout and f"{final['teacher_test_acc']:.2f}" in shown.stdout, \
-            (precision, final, shown.stdout)
+        assert cli_main(["eval", str(run)]) == 0
+        shown = capsys.readouterr().out
+        assert f"{final['test_acc']:.2f}" in shown and f"{final['teacher_test_acc']:.2f}" in shown, \
+            (precision, final, shown)
 
 
 @pytest.mark.parametrize("command", [["predict", "runs/no_such_run", "new_photos"], ["eval", "runs/no_such_run"],
