@@ -14,10 +14,12 @@ def measured_runs() -> list:
     """0.3's measured digits command (0.2's, quickstart-digits-0.2.json, shares the folder and is not this section's)."""
     return sorted(p for p in common.RESULTS.glob("quickstart-digits*.json") if not p.name.endswith("-0.2.json"))
 
-# Issue 17's measurement of the first command as it was then (16 px, 20 + 80 per batch, fp32), the HybridNet runs
-# on a 2-core x86 CPU with AVX2 and no native bf16: the one timing of that CPU we have, to scale ours by.
-ISSUE17_AVX2_FULL_STEP_S = 0.53
-ISSUE17_CANDIDATE = "issue17-16px-20+80"
+
+
+def avx2_reference() -> dict:
+    """The one timing on record of a 2-core CPU with AVX2 and no native bf16 (avx2-cpu-reference.json): a HybridNet
+    step of the first command as it then was, in fp32, to scale the AVX2 emulation's times by."""
+    return json.loads((common.RESULTS / "avx2-cpu-reference.json").read_text())
 
 
 def _setting(settings: dict) -> str:
@@ -90,10 +92,11 @@ def quickstart_lines() -> list[str]:
 
 
 def predicted_seconds(command_seconds: float, cost: dict) -> float | None:
-    """The whole command's time on issue 17's AVX2 CPU: ours under the AVX2 emulation, scaled by that CPU's full
+    """The whole command's time on the AVX2 CPU of avx2-cpu-reference.json: ours under the AVX2 emulation, scaled by that CPU's full
     step of the issue's command over the emulation's (both the same model, batch and precision)."""
-    ref = cost["candidates"].get(ISSUE17_CANDIDATE)
-    return None if ref is None else command_seconds * ISSUE17_AVX2_FULL_STEP_S / ref["full_s_per_step"]
+    avx2 = avx2_reference()
+    ref = cost["candidates"].get(avx2["candidate"])
+    return None if ref is None else command_seconds * avx2["full_s_per_step"] / ref["full_s_per_step"]
 
 
 def budget_gaps(tunes: dict) -> dict[str, float]:
@@ -110,7 +113,7 @@ def chosen_budget(tunes: dict) -> str:
 
 
 def cost_lines() -> list[str]:
-    """benchmarks/first_command_cost.py: fp32 seconds per step of candidate budgets, and the scaling to issue 17's CPU."""
+    """benchmarks/first_command_cost.py: fp32 seconds per step of candidate budgets, and the scaling to the AVX2 CPU on record."""
     files = sorted(common.RESULTS.glob("first-command-cost-*.json"))
     if not files:
         return []
@@ -130,16 +133,17 @@ def cost_lines() -> list[str]:
                          f"{row['full_s_per_step']:.3f} | {row['baseline_s_per_step']:.3f} | "
                          f"{row['predicted_command_s_at_shipped_steps']:.0f} |")
         lines.append("")
-        ref = c["candidates"].get(ISSUE17_CANDIDATE)
+        avx2 = avx2_reference()
+        ref = c["candidates"].get(avx2["candidate"])
         if c.get("cpu_emulation") and ref:
-            lines += [f"Issue 17 measured the HybridNet step of `{ISSUE17_CANDIDATE}` (the first command as it was then) "
-                      f"at {ISSUE17_AVX2_FULL_STEP_S} s in fp32 on a 2-core CPU with AVX2 and no native bf16; the "
+            lines += [f"The HybridNet step of `{avx2['candidate']}` (the first command as it was then) was measured "
+                      f"at {avx2['full_s_per_step']} s in {avx2['precision']} on a {avx2['cpu']} CPU; the "
                       f"emulation takes {ref['full_s_per_step']:.3f} s for it, so that CPU is "
-                      f"{ISSUE17_AVX2_FULL_STEP_S / ref['full_s_per_step']:.2f}x as long as this emulation.", ""]
+                      f"{avx2['full_s_per_step'] / ref['full_s_per_step']:.2f}x as long as this emulation.", ""]
             for q_path in measured_runs():
                 q = json.loads(q_path.read_text())
                 if q.get("cpu_emulation"):
                     lines += [f"The shipped first command took {q['seconds']:.0f} s under the emulation "
-                              f"({q_path.name}); scaled so, about {predicted_seconds(q['seconds'], c):.0f} s on issue 17's "
+                              f"({q_path.name}); scaled so, about {predicted_seconds(q['seconds'], c):.0f} s on that AVX2 "
                               "CPU.", ""]
     return lines
