@@ -45,7 +45,7 @@ from pathlib import Path
 from ablation import DEFAULT_DATA
 from machine import cpu_capability, device_name, git_commit, write_json
 
-from hybridwrap.budget import pool_size
+from hybridwrap.resolution import pool_size
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -33,19 +33,6 @@ def passes(steps: int, pool: int, unlabeled_batch: int) -> float:
     return steps * unlabeled_batch / pool
 
 
-def pool_size(cfg, data=None) -> int:
-    """The images in the unlabeled pool a run of ``cfg`` (a TrainConfig) draws from, as the trainer builds it, from
-    ``data`` (loaded when not given: for callers that need the budget before a run, such as ``hybridwrap tune``)."""
-    from .data import load_data
-    from .data.loader import step_batches
-    from .data.semisup import make_split
-
-    data = load_data(cfg.data) if data is None else data
-    split = make_split(data.train_y, cfg.model.num_classes or len(data.class_names), cfg.data.num_labels,
-                       cfg.data.labels_seed, cfg.data.val_size)
-    return len(step_batches(data, split, cfg.data, cfg.seed, False).batches.unlabeled)
-
-
 def below_crossover(steps: int, pool: int, unlabeled_batch: int) -> str | None:
     """The warning of a run on own data whose budget stays below the passes from which the budget map found HybridNet
     ahead on every data set it measured (the own-data default), with the budget that reaches them; None at or above."""

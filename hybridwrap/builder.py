@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import dataclasses
 
+import huggingface_hub.constants as hf_constants
 import torch
 import torch.nn as nn
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
 from .config import ModelConfig
 from .decoders import DECODER_MODES, DECODERS
-from .errors import ConfigError
+from .errors import ConfigError, HubError
 from .mirror import analyze_encoder
 from .model import HybridNet
+from .network import hub_endpoint, hub_reachable
 from .registry import get_backbone
 
 
@@ -52,11 +55,6 @@ def _create_backbone(entry, config: ModelConfig, pretrained: bool, checkpoint_pa
 def _pretrained_backbone(entry, config: ModelConfig, kwargs: dict) -> nn.Module:
     """Pretrained weights from the Hub, or from the local cache when the Hub cannot be reached (then within
     seconds: without this, an offline machine waits through a minute of retries before a raw error)."""
-    from .errors import HubError
-    from .network import hub_endpoint, hub_reachable
-
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
     if hub_reachable():
         try:
             return entry.factory(**kwargs)
@@ -64,8 +62,6 @@ def _pretrained_backbone(entry, config: ModelConfig, kwargs: dict) -> nn.Module:
             raise HubError(f"The pretrained weights of {config.backbone} could not be downloaded from "
                            f"{hub_endpoint()} ({exc.__class__.__name__}). Check the name and your network, or pass a "
                            "local weights file: model.checkpoint_path=FILE (--checkpoint-path FILE).") from exc
-    import huggingface_hub.constants as hf_constants
-
     offline = hf_constants.HF_HUB_OFFLINE
     hf_constants.HF_HUB_OFFLINE = True  # the cache only
     try:

@@ -6,9 +6,17 @@ import json
 from pathlib import Path
 
 import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from . import budget
+from .data.sources import describe_source
+from .errors import CheckpointError, HybridWrapError
+from .preprocess import describe
 from .presets import PRESETS
+from .registry import get_backbone
+from .saved_configs import label_names, model_config_from_dict
+from .serialization import require_finished_run
+from .visualize import visualize_run
 
 TEMPLATE = Path(__file__).parent / "model_cards" / "hybridnet.md"
 PICTURE = "reconstructions.png"
@@ -57,15 +65,10 @@ def unlabeled_phrase(data: dict, pool: dict | None) -> str:
 
 def render_card(run_dir: str | Path, repo_id: str | None = None, picture_dir: str | Path | None = None):
     """A ``huggingface_hub.ModelCard`` for the run; with ``picture_dir`` the Fig. 4 picture is drawn there."""
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
-
     run_dir = Path(run_dir)
     cfg = _read_json(run_dir / "train_config.json")
     model_cfg = _read_json(run_dir / "model" / "config.json")
     if cfg is None or model_cfg is None:
-        from .errors import CheckpointError
-        from .serialization import require_finished_run
-
         require_finished_run(run_dir)
         raise CheckpointError(f"{run_dir} has a model but no train_config.json, which the card is written from: "
                               "restore it from the run, or pass the run directory itself.")
@@ -76,8 +79,6 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, picture_dir: st
     num_labels = len(labels["labeled"]) if labels.get("labeled") is not None else data["num_labels"]
     repo_id = repo_id or f"your-name/hybridnet-{model['backbone']}-{dataset}-{num_labels or 'all'}"
     name = repo_id.split("/")[-1]
-
-    from .data.sources import describe_source
 
     source = describe_source(data)
     test_images = (metrics or {}).get("test_images") or data.get("max_eval_images")
@@ -122,16 +123,11 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, picture_dir: st
     unlabeled_text = unlabeled_phrase(data, (metrics or {}).get("unlabeled_pool"))
     picture = None
     if picture_dir is not None and model["discriminative_decoder"]:
-        from .errors import HybridWrapError
-        from .visualize import visualize_run
-
         try:
             visualize_run(run_dir, Path(picture_dir) / PICTURE)
             picture = PICTURE
         except HybridWrapError:  # data not available here: the card says nothing about a picture
             picture = None
-
-    from .registry import get_backbone
 
     try:
         entry = get_backbone(model["backbone"])
@@ -141,9 +137,6 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, picture_dir: st
     plugin_import = None
     if package == "hybridwrap" and timm_name != "resnet50":
         plugin_import = "hybridwrap_plugins." + ("shakeshake" if "shakeshake" in timm_name else "convlarge")
-
-    from .saved_configs import label_names, model_config_from_dict
-    from .preprocess import describe
 
     saved = model_config_from_dict(model_cfg["model"])  # what the weights expect, as config.json records it
     fmt_acc = (lambda k: f"{metrics[k]:.2f}%" if metrics and k in metrics else None)

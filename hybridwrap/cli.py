@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
+from pathlib import Path
 
-from .errors import ConfigError, run_user_command
+import yaml
+
+from . import budget, logs
+from .command import run_user_command
+from .config import DECODERS, to_dict
+from .errors import CheckpointError, ConfigError, DataError, Interrupted
+from .launch import main as launch_main
+from .train_cli import add_train_arguments, config_from_args
+from .train_cli import main as train_main
 
 
 def _cmd_backbones(args) -> int:
@@ -36,7 +47,6 @@ def _cmd_summary(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from . import logs
     from .evaluate import evaluate_saved
 
     logs.attach_console("quiet")  # warnings and errors: a test set of another size than the training one is said, not refused
@@ -57,9 +67,6 @@ def _cmd_push(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    import tempfile
-    from pathlib import Path
-
     from .evaluate import resolve_model_dir
     from .export import export_classifier
     from .hub import resolve_token, upload_folder, validate_repo_id
@@ -71,8 +78,6 @@ def _cmd_export(args) -> int:
     model_dir, _ = resolve_model_dir(args.run)
     model, teacher = load_model(model_dir)
     if args.teacher and teacher is None:
-        from .errors import CheckpointError
-
         raise CheckpointError(f"{args.run} has no Mean Teacher weights; export the student (drop --teacher).")
     if args.onnx:
         from .onnx_export import require_onnx
@@ -97,15 +102,10 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    import sys
-
-    from .errors import DataError
     from .prediction import load_classifier, predict, write_predictions
     from .preprocess import find_images
 
     if args.batch_size < 1:
-        from .errors import ConfigError
-
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}.")
     images = find_images(args.inputs)
     classifier = load_classifier(args.source, teacher=args.teacher)
@@ -131,8 +131,6 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_card(args) -> int:
-    from pathlib import Path
-
     from .card import render_card
 
     output = Path(args.output) if args.output else Path(args.run) / "README.md"
@@ -150,22 +148,15 @@ def _cmd_visualize(args) -> int:
 
 
 def _cmd_config(args) -> int:
-    import json
-
-    import yaml
-
     from . import resolution
-    from .config import to_dict
     from .resolution import RESOLVED_MODEL_FIELDS
-    from .train_cli import config_from_args
-
-    cfg = resolution.before_data(config_from_args(args))  # the preset switches the branches and loss terms
+    # the preset switches the branches and loss terms; mixed_precision: auto becomes this machine's precision
+    cfg, precision_reason = resolution.before_data(config_from_args(args))
     if args.dataset:  # what a run resolves from the data and the backbone: what it will train
-        from .budget import pool_size
         from .data import load_data
 
         data = load_data(cfg.data)
-        cfg = resolution.resolve(cfg, data, pool_size(cfg, data))
+        cfg = resolution.resolve(cfg, data, resolution.pool_size(cfg, data))
     resolved = json.loads(json.dumps(to_dict(cfg), default=list))
     if args.keys:
         for section, value in resolved.items():
@@ -180,13 +171,12 @@ def _cmd_config(args) -> int:
     elif left:
         print(f"# ({left} left null are resolved from the data and the backbone when training starts; "
               "--dataset resolves them here)")
+    print(f"# (mixed_precision: {precision_reason}; leave it auto in a config meant for other machines)")
     print(yaml.safe_dump(resolved, sort_keys=False), end="")
     return 0
 
 
 def _cmd_tune(args) -> int:
-    from . import budget
-    from .train_cli import config_from_args
     from .tune import parse_grid, tune
 
     seeds = args.seeds
@@ -203,8 +193,6 @@ def _cmd_tune(args) -> int:
         summary = tune(cfg, grid, args.tune_dir, seeds=[cfg.seed + k for k in range(seeds)],
                        metric=args.metric, early_stop=args.early_stop)
     except KeyboardInterrupt:
-        from .errors import Interrupted
-
         raise Interrupted(f"interrupted. Re-running the same command resumes: finished trials are kept in "
                           f"{args.tune_dir}/trials.jsonl and the interrupted one continues from its last "
                           "checkpoint.") from None
@@ -236,9 +224,6 @@ def build_parser() -> argparse.ArgumentParser:
         >>> build_parser().parse_args(["summary", "resnet18"]).command
         'summary'
     """
-    from .config import DECODERS
-    from .train_cli import add_train_arguments
-
     parser = argparse.ArgumentParser(
         prog="hybridwrap", description="HybridNet around any timm-style CNN.",
         epilog="exit status: 0 done, 2 config or usage error, 3 data, 4 checkpoint, 5 Hub or network, 6 training "
@@ -368,13 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["launch"]:  # its options are accelerate's: parsed there
-        from .launch import main as launch_main
-
         return launch_main(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "train":
-        from .train_cli import main as train_main
-
         return train_main(argv[1:])
     return run_user_command(lambda: args.fn(args))
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .config_values import coerce
+from .config_values import coerce, read_only
 from .errors import ConfigError
 
 
@@ -358,6 +358,9 @@ def _parts(cfg: TrainConfig) -> tuple[Section, ...]:
 def freeze(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` read-only, its sections included (in place): what a run resolved, for every later layer to read."""
     for part in _parts(cfg):
+        for f in dataclasses.fields(part):
+            if not isinstance(getattr(part, f.name), Section):  # dicts and lists too: nothing in it is writable
+                object.__setattr__(part, f.name, read_only(getattr(part, f.name)))
         object.__setattr__(part, "_frozen", True)
     return cfg
 
@@ -367,6 +370,9 @@ def replaced(cfg: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
     out = copy.deepcopy(cfg)
     for part in _parts(out):
         part.__dict__.pop("_frozen", None)
+        for f in dataclasses.fields(part):
+            if f.type == "list" and isinstance(getattr(part, f.name), tuple):
+                setattr(part, f.name, list(getattr(part, f.name)))
     for key, value in changes.items():
         section, _, name = key.rpartition(".")
         owner = getattr(out, section) if section else out

@@ -1,7 +1,10 @@
-"""A config value from YAML or the command line, turned into its field's type (the type of the field's default)."""
+"""A config value from YAML or the command line, turned into its field's type (the type of the field's default);
+and the read-only form of a value inside a frozen config."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from typing import Any
 
 import yaml
@@ -45,3 +48,32 @@ def coerce(value: Any, current: Any, name: str):
         parsed = yaml.safe_load(value)
         return parsed
     return value
+
+
+class ReadOnlyDict(dict):
+    """A dict inside a frozen config (``model.backbone_kwargs``): read like a dict, written never. A copy
+    (``copy.deepcopy``, what `config.replaced` makes) is a plain, writable dict."""
+
+    def _refuse(self, *args, **kwargs):
+        raise dataclasses.FrozenInstanceError(
+            "cannot change a value of a run's config: it is resolved once, then read only "
+            "(hybridwrap.config.replaced makes a writable copy)")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __deepcopy__(self, memo):  # a read-only dict inside copies to a plain one too
+        return {k: copy.deepcopy(v, memo) for k, v in self.items()}
+
+    def __reduce__(self):
+        return dict, (dict(self),)
+
+
+def read_only(value: Any) -> Any:
+    """``value`` with every dict in it read-only and every list a tuple (what `config.freeze` stores)."""
+    if isinstance(value, dict):
+        return ReadOnlyDict({k: read_only(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(read_only(v) for v in value)
+    return value
+

@@ -28,7 +28,7 @@ def resolve_model_dir(run_or_repo: str) -> tuple[Path, Path | None]:
     if p.exists():
         require_finished_run(p)
     if run_or_repo.count("/") == 1 and not run_or_repo.startswith((".", "/")):
-        from .hub import download_model
+        from .hub import download_model  # the Hub client and the card's modules load for a repo id only
 
         return download_model(run_or_repo), None
     raise CheckpointError(f"{run_or_repo!r} is neither a run directory nor a Hub repo id (namespace/name).")

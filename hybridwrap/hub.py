@@ -6,13 +6,21 @@ arguments of huggingface_hub's ``PyTorchModelHubMixin`` (``config.json`` + ``mod
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 import json
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
+from huggingface_hub import HfApi, constants, get_token, hf_hub_download
+from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
+                                    RepositoryNotFoundError, RevisionNotFoundError)
+
+from .card import render_card
 from .errors import CheckpointError, ConfigError, HubError, UnknownBackboneError
+from .network import hub_endpoint, hub_reachable
 from .serialization import CONFIG_NAME, WEIGHTS_NAME, load_model, read_config, require_finished_run, save_model
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -21,8 +29,6 @@ TEACHER_NAME = "teacher.safetensors"
 
 def _network_errors() -> tuple[type[BaseException], ...]:
     """What the Hub client raises when the endpoint cannot be reached (OfflineModeIsEnabled is a ConnectionError)."""
-    import importlib
-
     errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
     for module, name in (("httpx2", "TransportError"), ("httpx", "TransportError"),
                          ("requests", "ConnectionError"), ("requests", "Timeout")):
@@ -35,8 +41,6 @@ def _network_errors() -> tuple[type[BaseException], ...]:
 
 def unreachable(exc: BaseException, action: str, offline_alternative: str) -> HubError:
     """The error for a Hub that cannot be reached: the endpoint, the cause in one line, what works offline."""
-    from huggingface_hub import constants
-
     cause = (str(exc).splitlines() or [type(exc).__name__])[0]
     return HubError(f"{action} failed: the Hugging Face Hub at {constants.ENDPOINT} cannot be reached "
                     f"({type(exc).__name__}: {cause}). Check the network (or HF_ENDPOINT / HF_HUB_OFFLINE); "
@@ -54,8 +58,6 @@ def resolve_token(token: str | None) -> str:
     """The explicit token, else the usual locations (HF_TOKEN, the token file written by `hf auth login`)."""
     if token:
         return token
-    from huggingface_hub import get_token
-
     found = get_token()
     if not found:
         raise ConfigError("No Hugging Face token: pass --token, set HF_TOKEN, or log in once with `hf auth login`.")
@@ -64,18 +66,12 @@ def resolve_token(token: str | None) -> str:
 
 def _download(repo_id: str, filename: str, *, revision, token, cache_dir, local_files_only, force_download,
               optional: bool = False) -> Path | None:
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
-
     try:
         return Path(hf_hub_download(repo_id, filename, revision=revision, token=token, cache_dir=cache_dir,
                                     local_files_only=local_files_only, force_download=force_download))
     except LocalEntryNotFoundError as exc:  # (a subclass of EntryNotFoundError: test it first)
         if optional:
             return None
-        from huggingface_hub import constants
-
         why = "local_files_only=True" if local_files_only else f"the Hub at {constants.ENDPOINT} cannot be reached"
         raise HubError(f"{filename} of {repo_id} is not in the local cache and {why}. Download it once online "
                        "(or check HF_ENDPOINT / HF_HUB_OFFLINE), or load a local directory written by "
@@ -96,8 +92,6 @@ def _download(repo_id: str, filename: str, *, revision, token, cache_dir, local_
 
 def not_local_nor_reachable(name: str) -> HubError:
     """A name that is no local directory and, as a Hub repo id, cannot be reached: both, in one line."""
-    from .network import hub_endpoint
-
     return HubError(f"{name}: no such run directory; as a Hub repo id it cannot be reached (offline: "
                     f"{hub_endpoint()} did not answer within seconds) and it is not in the local cache. Check the "
                     "path, or download the repo once online.")
@@ -110,8 +104,6 @@ def download_model(repo_id: str, *, revision: str | None = None, token: str | No
 
     The Hub is probed first (a connection within seconds, as ``--pretrained`` does): offline, only the cache is
     read, so a wrong local path gets its answer at once instead of after a minute of retries."""
-    from .network import hub_reachable
-
     validate_repo_id(repo_id)
     if not local_files_only and not force_download and not hub_reachable():
         try:
@@ -127,8 +119,6 @@ def download_model(repo_id: str, *, revision: str | None = None, token: str | No
 
 
 def _installed(distribution: str) -> bool:
-    import importlib.metadata
-
     try:
         importlib.metadata.version(distribution)
         return True
@@ -181,9 +171,6 @@ def upload_folder(staging: Path, repo_id: str, token: str, private: bool, commit
                                                         "push it later.") -> str:
     """Create ``repo_id`` if needed and upload the folder ``staging`` to it; returns the commit URL. Hub refusals
     and unreachable networks become a :class:`~hybridwrap.errors.HubError` that says what to do (``offline``)."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
@@ -214,8 +201,6 @@ def push_run(run_dir: str | Path, repo_id: str, *, token: str | None = None, pri
 
     Everything is staged in a temporary folder; the run directory is only read.
     """
-    from .card import render_card
-
     validate_repo_id(repo_id)
     run_dir = Path(run_dir)
     model_dir = run_dir / "model"

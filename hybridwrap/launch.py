@@ -12,15 +12,17 @@ launcher adds nothing and exits with the processes' own status (2 config, 3 data
 from __future__ import annotations
 
 import logging
+import os
 import sys
+
+from .command import peer_error_files, run_user_command
+from .errors import ConfigError
 
 COMMANDS = ("train", "tune", "eval", "config")
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     """(accelerate launch options, hybridwrap command and its options)."""
-    from .errors import ConfigError
-
     for i, token in enumerate(argv):
         if token in COMMANDS:
             return argv[:i], argv[i:]
@@ -49,12 +51,13 @@ def launch(argv: list[str]) -> int:
         return first.exitcode if first.exitcode > 0 else 1
     except (KeyboardInterrupt, SignalException):  # Ctrl-C: the processes say where their last checkpoint is
         return 130
+    finally:  # every rank has ended: the exit status rank 0 left for the others has been read
+        for path in peer_error_files(os.getpid()):
+            path.unlink(missing_ok=True)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import run_user_command
-
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())

@@ -12,6 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .errors import ConfigError
+
 ROOT = "hybridwrap"
 LEVELS = {"quiet": logging.WARNING, "info": logging.INFO, "verbose": logging.DEBUG}
 LOG_FILE = "train.log"
@@ -35,8 +37,6 @@ class _ConsoleHandler(logging.Handler):
 
 
 def check_level(level: str) -> None:
-    from .errors import ConfigError
-
     if level not in LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(LEVELS)}, got {level!r} (--quiet / --verbose set it).")
 

@@ -16,10 +16,11 @@ import torch
 import torch.nn as nn
 
 from .config import ModelConfig
-from .saved_configs import label_names
-from .errors import ConfigError, InputSizeError
+from .data import augment
 from .decoders import MirrorDecoder
+from .errors import ConfigError, InputSizeError
 from .mirror import EncoderLayout, Level, pooling_switches
+from .saved_configs import label_names
 
 
 @dataclass
@@ -205,9 +206,7 @@ class HybridNet(nn.Module):
 
     def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
         """uint8 images -> the model's input: (x/255 - mean) / std with the config's per-channel values."""
-        from .data.augment import normalize
-
-        return normalize(x_uint8, self.config.mean, self.config.std)
+        return augment.normalize(x_uint8, self.config.mean, self.config.std)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.config.in_chans:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
+import torch
 import torch.nn as nn
+
+from .errors import CheckpointError
+from .weights import state_dict_mismatch
 
 
 def timm_factory(timm_name: str) -> Callable[..., nn.Module]:
@@ -22,15 +27,10 @@ def timm_factory(timm_name: str) -> Callable[..., nn.Module]:
     return factory
 
 
-
 def load_backbone_checkpoint(model: nn.Module, path: str) -> None:
     """Load a local timm-style checkpoint (safetensors or a PyTorch file, ``module.`` prefixes and EMA
     weights as timm reads them) into ``model`` with :func:`load_backbone_state`."""
-    from pathlib import Path
-
     from timm.models import load_state_dict
-
-    from .errors import CheckpointError
 
     if not Path(path).is_file():
         raise CheckpointError(f"Checkpoint {path!r} not found. Pass the path of a local .safetensors / .pth file, or "
@@ -49,11 +49,6 @@ def load_backbone_state(model: nn.Module, state: dict, source: str, mismatch: st
     another class count (ImageNet's 1000-way head for a 10-class task), leaves the model's new head as it is.
     BatchNorm's ``num_batches_tracked`` counters may be missing (files older than PyTorch 0.4.1). Anything
     else that does not fit is an error that names the keys: "{source} {mismatch}: ... {fix}"."""
-    import torch
-
-    from .errors import CheckpointError
-    from .weights import state_dict_mismatch
-
     own = model.state_dict()
     head = getattr(model, "pretrained_cfg", {}).get("classifier") or "fc"
     heads = [head] if isinstance(head, str) else list(head)

@@ -8,19 +8,23 @@ mean/std, class names), which the preprocessing follows (:mod:`hybridwrap.prepro
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from . import preprocess
 from .config import ModelConfig
-from .saved_configs import label_names
 from .errors import CheckpointError, ConfigError, DataError
+from .evaluate import resolve_model_dir
 from .onnx_export import ONNX_METADATA_KEY
-from .serialization import CONFIG_NAME
+from .registry import list_backbones
+from .saved_configs import label_names
+from .serialization import CONFIG_NAME, load_model
 
 
 @dataclass
@@ -60,8 +64,6 @@ def _timm_config(pretrained_cfg: dict, num_classes: int) -> ModelConfig:
 def _from_timm(name: str, source: str) -> Classifier:
     import timm
 
-    from .registry import list_backbones
-
     list_backbones()  # first-party and third-party plugins register their timm models
     try:
         net = timm.create_model(name, pretrained=True)
@@ -95,9 +97,6 @@ def _from_onnx(path: Path) -> Classifier:
 
 def load_classifier(source: str, teacher: bool = False) -> Classifier:
     """The :class:`Classifier` of a run, a saved model, a Hub repo id, a timm export or an .onnx file."""
-    from .evaluate import resolve_model_dir
-    from .serialization import load_model
-
     path = Path(source)
     if path.suffix == ".onnx" and path.is_file():
         if teacher:
@@ -152,8 +151,6 @@ def _predict(classifier: Classifier, images: list, top_k: int, batch_size: int, 
     to_tensor = preprocess.transform(cfg)
     names = classifier.label_names
     k = min(top_k, cfg.num_classes)
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=len(images), disable=not progress, desc="predict", unit="image")
     for start in range(0, len(images), batch_size):
         chunk, rows, tensors = images[start:start + batch_size], [], []
@@ -195,8 +192,6 @@ def write_predictions(records: list[dict], path: str | Path) -> Path:
             for r in records:
                 f.write(json.dumps(r) + "\n")
         else:
-            import csv
-
             w = csv.writer(f)
             w.writerow(["image", "label", "index", "probability", "top_k", "converted", "error"])
             for r in records:

@@ -8,7 +8,10 @@ timm's ``resolve_data_config`` keys, so an exported classifier's ``pretrained_cf
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
 
 from .config import ModelConfig
 from .errors import DataError
@@ -41,8 +44,6 @@ def describe(model_config: ModelConfig) -> str:
 
 def load_image(path: str | Path, in_chans: int):
     """The image at ``path`` as a PIL image with the model's channels, and what was converted (or None)."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             im.load()
@@ -75,8 +76,6 @@ def transform(model_config: ModelConfig):
 
 def find_images(inputs: list[str]) -> list[Path]:
     """Image files named by ``inputs``: files, folders (recursive) and glob patterns, in the order given."""
-    import glob
-
     found: list[Path] = []
     for item in inputs:
         matches = sorted(glob.glob(item, recursive=True)) if any(ch in item for ch in "*?[") else [item]

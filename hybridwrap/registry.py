@@ -3,12 +3,15 @@
 Plugins (first- and third-party alike) are found through the Python entry-point group
 ``hybridwrap.backbones``. An entry point names a callable that takes no argument and calls
 `register_backbone` (or a module whose import does so). Discovery is lazy: it runs the first
-time a name is looked up, never at ``import hybridwrap``.
+time a name is looked up, never at ``import hybridwrap``. timm is imported where a timm model is asked for:
+its import takes seconds, and a plugin backbone never needs it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import fnmatch
 import importlib.metadata as metadata
 import warnings
 from dataclasses import dataclass, field
@@ -125,8 +128,6 @@ def discover_plugins(force: bool = False) -> None:
 def _record_distribution(names: set[str], ep) -> None:
     """Fill in the distribution (name, version) that provides backbones an entry point registered without
     saying so: config.json records it, so that from_pretrained elsewhere can say what to install."""
-    import dataclasses
-
     dist = getattr(ep, "dist", None)
     if dist is None:
         return
@@ -146,8 +147,6 @@ def list_backbones(include_timm: bool = False, pattern: str = "") -> list[str]:
 
         names += [n for n in timm.list_models(pattern or "*") if n not in _REGISTRY]
     if pattern and not include_timm:
-        import fnmatch
-
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     return names
 

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+import difflib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .builder import build_from_config
 from .config import ModelConfig
-from .saved_configs import label_names, model_config_from_dict
 from .errors import CheckpointError
+from .registry import get_backbone
+from .saved_configs import label_names, model_config_from_dict
+from .version import __version__
 from .weights import state_dict_mismatch
 
 WEIGHTS_NAME = "model.safetensors"
@@ -46,9 +52,6 @@ def save_state_dict(state: dict[str, torch.Tensor], path: Path, metadata: dict |
 
 
 def config_dict(model_config: ModelConfig, extra: dict | None = None) -> dict:
-    from .version import __version__
-    from .registry import get_backbone
-
     entry = get_backbone(model_config.backbone)
     d = {
         "format_version": FORMAT_VERSION,
@@ -98,8 +101,6 @@ def read_config(directory: str | Path) -> dict:
         cfg = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path} is not valid JSON ({exc}); the save was interrupted or the file edited.") from exc
-    from .version import __version__
-
     written_by = str(cfg.get("hybridwrap_version", "unknown"))
     newer = _version_tuple(written_by) > _version_tuple(__version__)
     if cfg.get("format_version", 0) > FORMAT_VERSION:
@@ -109,8 +110,6 @@ def read_config(directory: str | Path) -> dict:
                f"by hybridwrap {written_by}, which never wrote that format: the file was edited; restore it")
         raise CheckpointError(f"{path} has format_version {cfg.get('format_version')}: {why}.")
     if newer:
-        import warnings
-
         warnings.warn(f"{path} was written by hybridwrap {written_by}, newer than this {__version__}; if loading "
                       "fails, upgrade with `pip install -U hybridwrap`.", stacklevel=2)
     if not isinstance(cfg.get("model"), dict) or not cfg["model"].get("backbone"):
@@ -131,10 +130,6 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 def _check_model_keys(model: dict, path: Path) -> None:
     """Keys this hybridwrap does not know, in a config it could have written: a typo, named with its fix."""
-    import difflib
-
-    from .config import ModelConfig
-
     known = list(ModelConfig.__dataclass_fields__)
     for key in sorted(set(model) - set(known)):
         close = difflib.get_close_matches(key, known, n=1)
@@ -164,8 +159,6 @@ def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source:
 
 def load_model(directory: str | Path):
     """Rebuild the HybridNet saved in ``directory`` (strict) and its teacher backbone if one was saved."""
-    from .builder import build_from_config
-
     directory = Path(directory)
     cfg = read_config(directory)
     model_cfg = model_config_from_dict(cfg["model"])
@@ -173,8 +166,6 @@ def load_model(directory: str | Path):
     load_strict(model, load_weights(directory / WEIGHTS_NAME), str(directory / WEIGHTS_NAME))
     teacher = None
     if (directory / "teacher.safetensors").is_file():
-        import copy
-
         teacher = copy.deepcopy(model.backbone)
         load_strict(teacher, load_weights(directory / "teacher.safetensors"), str(directory / "teacher.safetensors"))
     return model, teacher

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 from . import budget, logs
-from .config import TrainConfig, apply_overrides, scaled_to
+from .command import process_rank, run_user_command
+from .config import TrainConfig, apply_dict, apply_overrides, scaled_to
 from .dataset_configs import DEMO_DATASETS, dataset_config, has_own_config
-from .errors import Interrupted, process_rank, run_user_command
+from .errors import CheckpointError, ConfigError, Interrupted
 from .presets import check_overrides
 
 
@@ -91,8 +92,6 @@ def _value(cfg: TrainConfig, key: str):
 def refuse_other_run(saved: TrainConfig, args, run_dir: Path) -> None:
     """``--resume`` with a flag that asks for another run than the one in ``run_dir`` is refused with the list of
     differences, before anything is written (--max-steps extends a run: not a difference)."""
-    from .errors import CheckpointError
-
     diffs = []
     for flag, key in RESUME_FLAGS.items():
         asked = getattr(args, flag, None)
@@ -124,7 +123,6 @@ def one_run_of_several(saved: TrainConfig, run_dir: Path) -> bool:
 
 def require_run(run_dir: Path) -> None:
     """--resume continues a run that exists; anything else is refused before a file is written."""
-    from .errors import ConfigError
     from .train.rundir import saved_run_config
 
     if saved_run_config(run_dir) is None:
@@ -135,8 +133,6 @@ def require_run(run_dir: Path) -> None:
 
 
 def load_config_overrides(cfg: TrainConfig, args, saved_run: bool = False) -> TrainConfig:
-    from .config import apply_dict
-
     simple = {"preset": args.preset, "output_dir": args.output_dir, "seed": args.seed, "seeds": getattr(args, "seeds", None)}
     apply_dict(cfg, {k: v for k, v in simple.items() if v is not None}, source="command line")
     if args.max_steps is not None or any(item.split("=")[0].strip() == "max_steps" for item in args.set):

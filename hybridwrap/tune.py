@@ -31,10 +31,12 @@ from pathlib import Path
 import yaml
 
 from .config import TrainConfig, apply_overrides, replaced, to_dict
+from .data import load_data
 from .errors import ConfigError
 from .presets import PRESETS
 from .resolution import apply_preset, resolve_budget
 from .serialization import atomic_write_text
+from .train import train
 
 PAPER_GRID = {"loss.lambda_rec": [0.25, 0.5, 1.0], "loss.lambda_rec_inter": [0.25, 0.5, 1.0]}  # §4.2
 METRICS = ("val_acc", "teacher_val_acc")
@@ -145,8 +147,6 @@ class Tuner:
         return r
 
     def _run(self, trial: Trial, stop_at: int | None, k: int, n: int) -> dict:
-        from .train import train
-
         cfg = trial_config(self.base, trial, self.dir)
         step = stop_at or cfg.max_steps
         if (trial.name, step) in self.results:
@@ -229,8 +229,6 @@ def tune(base: TrainConfig, grid: dict[str, list], tune_dir: str | Path, seeds: 
     base = apply_preset(copy.deepcopy(base))
     train_val_size = base.data.val_size
     if base.data.val_size <= 0:
-        from .data import load_data
-
         base = replaced(base, {"data.val_size": default_val_size(len(load_data(base.data).train_y))})
     resolve_budget(base)  # a budget in passes over the pool (own data) in steps, before the halving point is set from it
     return Tuner(base, grid, Path(tune_dir), seeds if seeds is not None else [base.seed], metric, early_stop, log,

@@ -10,10 +10,12 @@ import json
 from pathlib import Path
 
 import torch
+from PIL import Image, ImageDraw
 
 from .config import DataConfig
 from .data import load_data
 from .errors import ConfigError, DataError
+from .serialization import load_model, require_finished_run
 
 ROW_NAMES = {"x": "x", "x_hat_c": "x_c", "x_hat_u": "x_u", "x_hat": "x_hat"}
 
@@ -27,8 +29,6 @@ def _to_uint8(t: torch.Tensor, mean, std) -> torch.Tensor:
 
 @torch.no_grad()
 def reconstruction_grid(model, images_uint8: torch.Tensor, path: str | Path, tile: int = 64) -> Path:
-    from PIL import Image, ImageDraw
-
     model.eval()
     x = model.normalize(images_uint8)
     out = model(x, reconstruct=True)
@@ -60,8 +60,6 @@ def reconstruction_grid(model, images_uint8: torch.Tensor, path: str | Path, til
 def visualize_run(run_dir: str | Path, output: str | Path | None = None, n: int = 8,
                   data_path: str | None = None) -> Path:
     """Draw the grid for ``n`` evenly spaced test images of a run's own dataset (every class of a grouped test set)."""
-    from .serialization import load_model, require_finished_run
-
     if n < 1:
         raise ConfigError(f"--num must be at least 1 test image, got {n}; nothing was written.")
     run_dir = require_finished_run(run_dir)

@@ -168,6 +168,16 @@ CLI_CASES = [
      HUB, r"cannot be reached.*hf upload me/x"),
     ("card-unfinished", ["card", "{unfinished}"], CHECKPOINT, r"has not finished training.*hybridwrap train --resume --output-dir \S*unfinished"),
     ("visualize-num-0", ["visualize", "{run}", "--num", "0"], CONFIG, r"--num"),
+    # predict / config
+    ("predict-no-image", ["predict", "{run}", "{root}/empty_classes"], DATA,
+     r"No image found in \S*empty_classes \(looked for .*\.png"),
+    ("predict-missing-file", ["predict", "{run}", "{root}/scratch/nope.png"], DATA,
+     r"nope\.png does not exist\. Pass image files, folders or glob patterns"),
+    ("predict-pattern-matches-nothing", ["predict", "{run}", "{root}/scratch/*.jpg"], DATA,
+     r"\*\.jpg' matches no file\. .*quote the pattern"),
+    ("predict-batch-0", ["predict", "{run}", "{root}/one_empty_class", "--batch-size", "0"], CONFIG,
+     r"--batch-size must be at least 1, got 0"),
+    ("config-set-typo", ["config", "--show", "--set", "loss.lamda_rec=1"], CONFIG, r"Did you mean loss\.lambda_rec"),
     ("visualize-unfinished", ["visualize", "{unfinished}"], CHECKPOINT, r"has not finished training.*hybridwrap train --resume --output-dir \S*unfinished"),
     ("summary-unknown", ["summary", "resnet05"], CONFIG, r"Did you mean: .*resnet50"),
 ]
@@ -264,25 +274,38 @@ def test_two_processes_one_error_line_no_traceback(argv, code, fix, runs, tmp_pa
     if "--output-dir" not in argv:
         argv += ["--output-dir", str(tmp_path / "out")]
     before = _digest(runs["root"])
+    temporary = tmp_path / "tmp"  # where rank 0 leaves its exit status for rank 1
+    temporary.mkdir()
     done = subprocess.run([sys.executable, "-m", "hybridwrap.cli", "launch", "--multi_gpu", "--num_processes", "2",
                            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *argv],
-                          capture_output=True, text=True, env={**ENV_TESTS, "OMP_NUM_THREADS": "1"}, timeout=300)
+                          capture_output=True, text=True, env={**ENV_TESTS, "OMP_NUM_THREADS": "1", "TMPDIR": str(temporary)},
+                          timeout=300)
     assert done.returncode == code, done.stderr[-3000:]
     assert done.stderr.count("hybridwrap: error:") == 1, done.stderr  # rank 0 speaks, rank 1 exits quietly
     assert fix in done.stderr
     assert "Traceback" not in done.stdout + done.stderr and "ChildFailedError" not in done.stderr
     assert _digest(runs["root"]) == before
     assert not (tmp_path / "out").exists()
+    assert not list(temporary.glob("*.exit"))  # the launcher removes it once every rank has ended
 
 
-def test_the_catalogue_has_at_least_75_cases():
-    assert len(CLI_CASES) + len(API_CASES) + 2 >= 75  # + the two launches of several processes above
+# commands without a bad-input case here: a listing that takes no input, and the launcher (the launches above)
+NO_CASE = {"backbones", "launch"}
+
+
+def test_the_catalogue_covers_every_command_and_every_exit_status():
+    """A command added without a bad-input case, or an exit status that no case checks any more, fails here."""
+    commands = set(_subcommands())
+    assert NO_CASE <= commands
+    assert commands - NO_CASE - {argv[0] for _, argv, _, _ in CLI_CASES} == set()
+    assert {code for _, _, code, _ in CLI_CASES} == {CONFIG, DATA, CHECKPOINT, HUB}
 
 
 def test_a_rank_that_fails_because_rank_0_stopped_exits_quietly_with_its_status(monkeypatch, tmp_path, capsys):
     """Rank 0 stops on a user error; rank 1 then fails at its next collective (a closed connection). Rank 1 must
     not print that traceback: it exits with rank 0's status, which rank 0 left beside the launch."""
-    from hybridwrap.errors import DataError, run_user_command
+    from hybridwrap.command import run_user_command
+    from hybridwrap.errors import DataError
 
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test-run")
@@ -310,7 +333,8 @@ def test_a_rank_that_fails_because_rank_0_stopped_exits_quietly_with_its_status(
         run_user_command(peer_gone)
 
 
-def test_every_option_of_every_command_has_help():
+def _subcommands() -> dict:
+    """The parser of each command, as main() builds them."""
     import argparse
 
     from hybridwrap import cli
@@ -328,9 +352,14 @@ def test_every_option_of_every_command_has_help():
             cli.main(["backbones"])
     finally:
         argparse.ArgumentParser.parse_args = original
-    sub = next(a for a in parsers["main"]._actions if isinstance(a, argparse._SubParsersAction))
+    return next(a for a in parsers["main"]._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_every_option_of_every_command_has_help():
+    import argparse
+
     missing = [f"{name} {'/'.join(action.option_strings) or action.dest}"
-               for name, parser in sub.choices.items() if name != "launch"
+               for name, parser in _subcommands().items() if name != "launch"
                for action in parser._actions
                if not isinstance(action, argparse._HelpAction) and not action.help]
     assert not missing, missing

@@ -1,4 +1,4 @@
-"""Issue 17: a training path that starts from the user's images and backbone, with nothing of the digits demo."""
+"""A training path that starts from the user's images and backbone, with nothing of the digits demo."""
 
 import json
 from pathlib import Path
@@ -140,7 +140,7 @@ def test_a_file_that_is_not_an_npz_gets_no_pickle_advice(tmp_path):
     assert "numpy.savez(path, x_train=" in done.stderr and "pickle" not in done.stderr
 
 
-# -- issue 23, item 5: own data sizes its default budget in passes over its unlabeled pool, from the budget map -----
+# -- own data sizes its default budget in passes over its unlabeled pool, from the budget map -----
 
 def test_own_data_default_budget_is_passes_over_its_pool_with_its_ramps_scaled(folder, tmp_path):
     from hybridwrap.budget import OWN_DATA_PASSES, steps_for_passes
@@ -214,8 +214,9 @@ def test_config_show_with_a_dataset_prints_what_the_data_resolves(folder, capsys
     channels, classes, class names and the budget in passes as steps."""
     import yaml
 
-    from hybridwrap.budget import OWN_DATA_PASSES, pool_size, steps_for_passes
+    from hybridwrap.budget import OWN_DATA_PASSES, steps_for_passes
     from hybridwrap.cli import main as cli_main
+    from hybridwrap.resolution import pool_size
     from hybridwrap.saved_configs import from_dict
 
     assert cli_main(["config", "--show", "--dataset", "imagefolder", "--data-path", str(folder)]) == 0
@@ -230,8 +231,8 @@ def test_config_show_with_a_dataset_prints_what_the_data_resolves(folder, capsys
 
 
 def test_tune_sizes_an_own_data_budget_before_it_sets_its_halving_point(folder):
-    from hybridwrap.budget import pool_size, steps_for_passes
-    from hybridwrap.resolution import resolve_budget
+    from hybridwrap.budget import steps_for_passes
+    from hybridwrap.resolution import pool_size, resolve_budget
     from hybridwrap.config import TrainConfig
 
     cfg = TrainConfig(budget_passes=10)

@@ -1,5 +1,6 @@
 """The precision comes from the hardware this process runs on, and the start-up line says why."""
 
+import json
 import logging
 import re
 
@@ -73,6 +74,9 @@ def test_training_picks_the_precision_from_the_cpu_and_logs_why(cpu, tmp_path, n
     cfg.output_dir = str(tmp_path / "run")
     metrics = train(cfg)
     assert metrics["precision"] == used
+    # the run's resolved config records the precision it trained in; the caller's config still asks for auto
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["mixed_precision"] == used
+    assert cfg.mixed_precision == "auto"
     log = (tmp_path / "run" / "train.log").read_text()
     assert line in log and "evaluate every 2, checkpoint every 2" in log  # intervals capped at max_steps
 

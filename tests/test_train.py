@@ -344,9 +344,17 @@ def test_a_run_resolves_its_own_copy_once_and_then_only_reads_it(tiny_config, tm
                 setattr(owner, name, getattr(owner, name))
         assert json.loads((tmp_path / "r" / "train_config.json").read_text()) == json.loads(
             json.dumps(to_dict(resolved), default=list))  # the record is the config the run read
+        with pytest.raises(dataclasses.FrozenInstanceError, match="resolved once, then read only"):
+            resolved.model.backbone_kwargs["width"] = 0.5  # what a frozen config holds is read only too
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            resolved.model.backbone_kwargs.update(width=0.5)
+        assert resolved.baseline_overrides == () and resolved.model.backbone_kwargs == {"width": 0.125}
         again = replaced(resolved, {"seed": 5})  # a writable copy
         again.model.mean = (0.25,)
+        again.model.backbone_kwargs["width"] = 0.5
+        again.baseline_overrides.append("optim.lr=0.1")
         assert (again.seed, resolved.seed, resolved.model.mean) == (5, 0, (0.5,))
+        assert resolved.model.backbone_kwargs == {"width": 0.125} and resolved.baseline_overrides == ()
     finally:
         run.close()
 
@@ -364,13 +372,17 @@ def test_resume_from_the_run_directory_alone(tiny_config, tmp_path):
     first = subprocess.run(cli("train", "--config", str(tiny_config(max_steps=2, seeds=2, run_processes=1)), "--output-dir", str(out),
                                "--no-progress"), capture_output=True, text=True, env=ENV)
     assert first.returncode == 0, first.stderr
-    # the documented resume: no --config, the run's own one (here a 2-seed run); --max-steps extends it
-    again = subprocess.run(cli("train", "--resume", "--output-dir", str(out), "--max-steps", "4", "--no-progress"),
-                           capture_output=True, text=True, env=ENV)
+    # the documented resume: no --config, the run's own one (here a 2-seed run); --max-steps extends it, and
+    # mixed_precision=auto decides the precision again on this machine (the run recorded the fp32 it trained in)
+    again = subprocess.run(cli("train", "--resume", "--output-dir", str(out), "--max-steps", "4", "--no-progress",
+                               "--set", "mixed_precision=auto"), capture_output=True, text=True, env=ENV)
     assert again.returncode == 0, again.stderr
+    from hybridwrap.hardware import resolve_precision
+
     for seed in (0, 1):
         m = json.loads((out / f"seed-{seed}" / "metrics.json").read_text())
         assert m["steps"] == 4 and m["seed"] == seed
+        assert m["precision"] == resolve_precision("auto", cuda=False)[0]
 
 
 # ----------------------------------------------------------------------------------------- console, log, signals
@@ -569,6 +581,8 @@ def test_config_show_round_trips_and_keys_lists_every_field(tmp_path, capsys):
     (tmp_path / "shown.yaml").write_text(shown)
     again = load_config([tmp_path / "shown.yaml"])  # the printed YAML is a config train takes
     assert again.loss.lambda_rec == 0.5 and "model.decoder" in shown.splitlines()[1]
+    # the precision shown is this machine's, and the comment says where it came from
+    assert again.mixed_precision in ("no", "bf16", "fp16") and shown.splitlines()[2].startswith("# (mixed_precision: auto")
     assert cli_main(["config", "--keys"]) == 0
     keys = {line.split("=", 1)[0][len("--set "):] for line in capsys.readouterr().out.splitlines()}
     fields = to_dict(again)

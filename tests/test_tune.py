@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import hybridwrap.train as train_module
+import hybridwrap.tune as tune_module
 from conftest import ENV_TESTS, SHARED_CIFAR, cli
 from hybridwrap import ConfigError
 from hybridwrap.config import load_config
@@ -63,7 +64,7 @@ def test_tune_resumes_and_matches_an_uninterrupted_tune(tiny_config, tmp_path, m
             raise KeyboardInterrupt
         return real_train(cfg, resume=resume, stop_at=stop_at)
 
-    monkeypatch.setattr(train_module, "train", dies_on_the_third_trial)
+    monkeypatch.setattr(tune_module, "train", dies_on_the_third_trial)  # the name tune trains its trials with
     with pytest.raises(KeyboardInterrupt):
         tune(_cfg(tiny_config, tmp_path), GRID, tmp_path / "b", log=lambda *_: None)
     assert [c[2] for c in calls] == [2, 2, None]  # two trials to the early-stop step, then the finalist

@@ -12,16 +12,17 @@ for unlabeled pools that do not fit on disk. Each process reads its own part of 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 import io
 import itertools
 import os
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from ..errors import DataError
 
@@ -57,8 +58,6 @@ class FileReader:
         return len(self.files)
 
     def __call__(self, i: int) -> torch.Tensor:
-        from PIL import Image
-
         path = os.fsdecode(self.files[i])
         try:
             with Image.open(path) as img:
@@ -76,8 +75,6 @@ HEADER_CHECK_LIMIT = 20_000  # files opened before training; a larger set is sam
 def check_files(files: Sequence[Path | str], limit: int = HEADER_CHECK_LIMIT) -> dict:
     """Open every file (``limit`` evenly spaced ones of a larger set) and check its structure with PIL, without
     decoding the pixels: ``{"bad": [(path, why), ...], "checked": n, "total": N, "modes": {"RGB": n, ...}}``."""
-    from PIL import Image
-
     files = list(files)
     picked = files if len(files) <= limit else [files[round(i * (len(files) - 1) / (limit - 1))] for i in range(limit)]
     bad, modes = [], {}
@@ -270,8 +267,6 @@ class StreamedImages:
         return passes()  # a generator: close() it when done, so that datasets' reader threads stop in order
 
     def decode(self, record: dict) -> torch.Tensor:
-        from PIL import Image
-
         value = record[self.column]
         source = io.BytesIO(value["bytes"]) if value.get("bytes") else value["path"]
         with Image.open(source) as img:

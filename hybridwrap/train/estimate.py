@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+from safetensors.torch import save
 
 from ..config import TrainConfig, to_dict
 
@@ -95,8 +96,6 @@ def evaluation_seconds(run) -> float:
 def saving_seconds(run) -> tuple[float, float]:
     """(a checkpoint, the saved model) of ``run``: its weights serialised once in memory, scaled by the bytes of
     each (a checkpoint also holds the teacher and the optimiser's state)."""
-    from safetensors.torch import save
-
     model = run.accelerator.unwrap_model(run.model)
     weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     t0 = time.perf_counter()

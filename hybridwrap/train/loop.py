@@ -16,17 +16,20 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration
+from tqdm.auto import tqdm
 
-from .. import logs, losses, resolution
+from .. import hardware, logs, losses, resolution
+from ..builder import build_from_config
+from ..command import process_rank
 from ..config import TrainConfig, to_dict
 from ..data import augment as aug
 from ..data import load_data
 from ..data.images import take
 from ..data.loader import default_workers, eval_loader, step_batches, step_loader
 from ..data.semisup import Split, fold_split, make_split
-from ..errors import DataError, TrainingError, process_rank
-from .. import hardware
-from ..builder import build_from_config
+from ..errors import DataError, TrainingError
 from ..serialization import atomic_write_text, save_model
 from .checks import check_data_fits_model, validate
 from .estimate import Pace
@@ -45,28 +48,24 @@ class Run:
     """Everything one training run holds; ``fit()`` is the loop."""
 
     def __init__(self, cfg: TrainConfig, resume: bool = False):
-        from accelerate import Accelerator
-        from accelerate.utils import ProjectConfiguration
-
+        # `accelerate launch --multi_gpu` on a machine without GPUs: run the processes on CPU with gloo
+        # (Accelerate only does so when told cpu=True).
+        cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+        on_cuda = torch.cuda.is_available() and not cpu
         # the caller's config is left as it is: the run resolves its own copy (`resolution`), then only reads it
-        self.cfg = cfg = resolution.before_data(cfg)
+        self.cfg, self.precision_reason = resolution.before_data(cfg, on_cuda)
+        cfg = self.cfg
         self.run_dir = Path(cfg.output_dir)
         # Checks come first and run on every process: each process reaches the same verdict and exits with
         # the same error, instead of one waiting at a barrier for a process that has already stopped.
         validate(cfg, int(os.environ.get("WORLD_SIZE", "1")))
         check_run_dir(cfg, self.run_dir, resume)
         trackers = ["tensorboard"] if has_tensorboard() else None
-        # `accelerate launch --multi_gpu` on a machine without GPUs: run the processes on CPU with gloo
-        # (Accelerate only does so when told cpu=True).
-        cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-        # the precision from the hardware this process runs on (never a number measured on another machine)
-        on_cuda = torch.cuda.is_available() and not cpu
-        self.precision, self.precision_reason = hardware.resolve_precision(cfg.mixed_precision, on_cuda)
-        if hardware.emulated_bf16(self.precision, on_cuda) and process_rank() == 0:
+        if hardware.emulated_bf16(cfg.mixed_precision, on_cuda) and process_rank() == 0:
             logger.warning(f"mixed_precision=bf16 {self.precision_reason}.")
-        allow_new_precision(self.precision)
+        allow_new_precision(cfg.mixed_precision)
         self.accelerator = Accelerator(
-            cpu=cpu, mixed_precision=self.precision, log_with=trackers,
+            cpu=cpu, mixed_precision=cfg.mixed_precision, log_with=trackers,
             project_config=ProjectConfiguration(project_dir=str(self.run_dir), logging_dir=str(self.run_dir / "tensorboard")),
         )
         acc = self.accelerator
@@ -287,8 +286,6 @@ class Run:
         given, receives the run's time estimate (`estimate.RunPace`) when it is measured."""
         cfg, acc = self.cfg, self.accelerator
         end = min(cfg.max_steps, stop_at) if stop_at else cfg.max_steps
-        from tqdm.auto import tqdm
-
         t0, seconds_before = time.time(), self.state.seconds
         pace = Pace(self, end, logger.info, report)
         self.model.train()
@@ -366,7 +363,7 @@ class Run:
             "labels": len(self.split.labeled), "labels_seed": cfg.data.labels_seed, "seed": cfg.seed,
             "steps": self.state.step, "seconds": round(seconds, 2), "processes": self.world,
             **({"test_images": len(self.data.test_y)} if self.eval_loader is not None else {}),
-            "device": str(acc.device), "precision": self.precision, "threads": torch.get_num_threads(), "unlabeled_pool": self.steps.pool_parts, **final,
+            "device": str(acc.device), "precision": cfg.mixed_precision, "threads": torch.get_num_threads(), "unlabeled_pool": self.steps.pool_parts, **final,
         }
         if acc.is_main_process:
             model = acc.unwrap_model(self.model)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 
-from ..errors import launcher_gone, process_rank, watch_launcher
+import torch.nn as nn
+from accelerate.state import AcceleratorState
+
+from ..command import launcher_gone, process_rank, watch_launcher
 
 
 def allow_new_precision(mixed_precision: str) -> None:
     """Accelerate keeps one mixed-precision setting per process and refuses another one; a process that trains
     one run after another (a notebook, a benchmark) may change it. Only the precision part of Accelerate's
     state is forgotten: the process group, if any, stays (this is what Accelerate's own tests do)."""
-    from accelerate.state import AcceleratorState
-
     shared = AcceleratorState._shared_state
     if shared and shared.get("_mixed_precision") not in (None, mixed_precision):
         AcceleratorState._reset_state(reset_partial_state=False)
@@ -29,8 +31,6 @@ def stop_when_launcher_dies() -> None:
     global _watching_launcher
     if _watching_launcher or "TORCHELASTIC_RUN_ID" not in os.environ:
         return
-    import threading
-
     watch_launcher(os.getppid())
 
     def watch():
@@ -58,6 +58,4 @@ def has_tensorboard() -> bool:
 def sync_batchnorm(model):
     """``model`` with every BatchNorm as torch's SyncBatchNorm (statistics over all processes); the parameter and
     buffer names stay the same, so checkpoints and saved weights are unchanged."""
-    import torch.nn as nn
-
     return nn.SyncBatchNorm.convert_sync_batchnorm(model)

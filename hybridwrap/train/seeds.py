@@ -13,7 +13,7 @@ from pathlib import Path
 from .. import logs
 from ..config import TrainConfig, apply_overrides, replaced
 from ..errors import ConfigError
-from ..resolution import apply_preset
+from ..resolution import before_data
 from .checks import check_runs_data, validate
 from .concurrent import plan, queue_order, train_concurrently
 from .estimate import CommandClock, run_kind
@@ -36,10 +36,9 @@ def finished_result(cfg: TrainConfig) -> dict | None:
 
 
 def check_run(cfg: TrainConfig, resume: bool) -> None:
-    """The checks a run's config and directory get before anything of it is written (on a copy: the preset applied
-    to it, the resolved fields of a resumed run filled in)."""
-    checked = copy.deepcopy(cfg)
-    apply_preset(checked)
+    """The checks a run's config and directory get before anything of it is written (on the copy a run resolves
+    before its data, `resolution.before_data`; the resolved fields of a resumed run filled in)."""
+    checked, _ = before_data(cfg)
     validate(checked, int(os.environ.get("WORLD_SIZE", "1")))
     check_run_dir(checked, Path(checked.output_dir), resume)
 

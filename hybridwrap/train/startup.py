@@ -42,7 +42,7 @@ def log_start(run, resumed_from: Path | None) -> None:
         line = budget.reconstruction_line(len(split.labeled))
         if line:
             logger.info(f"  {line}")
-    logger.info(f"  precision {'fp32' if run.precision == 'no' else run.precision} ({run.precision_reason})")
+    logger.info(f"  precision {'fp32' if cfg.mixed_precision == 'no' else cfg.mixed_precision} ({run.precision_reason})")
     logger.info(f"  run directory {run.run_dir} ({start}); log {run.run_dir / logs.LOG_FILE}")
 
 
