@@ -2,6 +2,7 @@ import inspect
 import os
 import re
 import select
+import shutil
 import socket
 import sys
 import tempfile
@@ -18,12 +19,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Everything the session writes outside pytest's tmp_path (the Hub cache, the library's and the launcher's
+# temporary files, in this process and in the CLI processes the tests start) goes under one folder, removed at the
+# end of the session (pytest_sessionfinish): a test run leaves nothing behind in the machine's temporary folder.
+SESSION_TMP = Path(tempfile.mkdtemp(prefix="hybridwrap-tests-"))
+(SESSION_TMP / "tmp").mkdir()
+os.environ["TMPDIR"] = str(SESSION_TMP / "tmp")
+
 # huggingface_hub reads these when it is imported: set them before anything imports it. Every Hub call of
 # the test session goes to the local test server (tests/hub_server.py); the cache and token files live in
 # a throw-away HF_HOME; HF_HUB_OFFLINE stays unset so the real download code runs.
 HUB_PORT = _free_port()
 os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
-os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="hybridwrap-tests-hf-home-")
+os.environ["HF_HOME"] = str(SESSION_TMP / "hf-home")
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
@@ -161,6 +169,20 @@ def hub():
 # the rule reads the test's own source, so a new test of that kind is marked without anyone remembering to.
 SLOW_SOURCE = re.compile(r"subprocess\.(run|Popen)|\b_train\(|\b_run\(|_run_cli\(\[\"launch\"|train_with_baseline\(|"
                          r"mkdocs|killpg|\bcli\(")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def temporary_files_in_the_session_folder(tmp_path_factory):
+    """The library's temporary files of this process (a list of unreadable images, an export folder) go to the
+    session folder too; pytest's own tmp_path tree is placed first, where pytest keeps it."""
+    tmp_path_factory.getbasetemp()
+    tempfile.tempdir = os.environ["TMPDIR"]
+    yield
+    tempfile.tempdir = None
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_TMP, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
