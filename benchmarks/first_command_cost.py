@@ -31,7 +31,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 # name -> overrides of configs/digits.yaml, each shape stated in full so that the names stay true whatever the
-# shipped config holds; "issue17-16px-20+80" is the command issue 17 timed (0.53 s per HybridNet step there),
+# shipped config holds; "issue17-16px-20+80" (a recorded key) is the command the first own-data study timed (0.53 s per HybridNet step there),
 # whose intermediate targets were not detached (more backward work)
 def _shape(px: int, unlabeled: int, *extra: str, channels_last: bool = True) -> list[str]:
     return [f"data.image_size={px}", f"model.input_size=[{px}, {px}]", f"data.unlabeled_batch_size={unlabeled}",

@@ -288,7 +288,7 @@ def test_temporal_ensembling_rampdown_anneals_lr_and_beta1():
 
 def _official_step(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """The official balancing as it ran, rebuilt by hand: the network stores one tensor as both x_hat and x_hat_c
-    and adds x̂_u into it in place; the balancing then reads that tensor as x̂_c (issue 25)."""
+    and adds x̂_u into it in place; the balancing then reads that tensor as x̂_c."""
     x_hat_c_branch, x_hat_u = a * 1.0, b * 1.0  # the two decoders' outputs (non-leaf, as in a network)
     out = {"x_hat": x_hat_c_branch, "x_hat_c": x_hat_c_branch}
     out["x_hat"] += x_hat_u  # in place: out["x_hat_c"] now holds x̂_c + x̂_u too
@@ -385,7 +385,7 @@ def _official_pairs():
 
 
 def test_the_balance_measurement_renders_paired_by_seed_with_its_conclusion():
-    """Issue 25: RESULTS.md's paper vs official_code rows, from the JSON the two sides wrote."""
+    """RESULTS.md's paper vs official_code rows, from the JSON the two sides wrote."""
     pairs = _official_pairs()
 
     def balance_lines(runs):

@@ -1,4 +1,4 @@
-"""Issue 18: use the trained model: class names, `hybridwrap predict`, ONNX export, a card that states the inputs."""
+"""Use the trained model: class names, `hybridwrap predict`, ONNX export, a card that states the inputs."""
 
 import csv
 import json

@@ -1,4 +1,4 @@
-"""Issue 16: each shipped config is its source's protocol, and its defaults are what the benchmarks measure."""
+"""Each shipped config is its source's protocol, and its defaults are what the benchmarks measure."""
 
 import json
 import subprocess

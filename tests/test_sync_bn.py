@@ -1,4 +1,4 @@
-"""Issue 19: --sync-bn (timm's), refused where torch's SyncBatchNorm cannot run."""
+"""--sync-bn (timm's), refused where torch's SyncBatchNorm cannot run."""
 
 import subprocess
 

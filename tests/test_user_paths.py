@@ -1,4 +1,4 @@
-"""Issue 24: what a new user hit on a fresh clone, each path end to end through the CLI: its exit status, its one
+"""What a new user hit on a fresh clone, each path end to end through the CLI: its exit status, its one
 line, and that nothing was written (these join the bad-input catalogue's rules)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 25: the official code's differences that are options, each measured as pairs of runs that differ in that
+"""The official code's differences that are options, each measured as pairs of runs that differ in that
 option alone (same config, budget and seed, on the same machine): Eq. 6's balancing and the teacher's start."""
 
 from __future__ import annotations

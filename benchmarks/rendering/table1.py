@@ -89,7 +89,7 @@ def protocol_lines(runs: list[dict], tag: str = "protocol", literal: str = "lite
 
 def table3_lines(runs: list[dict], config: str = "configs/cifar10_shakeshake.yaml", tag: str = "table3") -> list[str]:
     """Table 3's network (configs/cifar10_shakeshake.yaml run as it is) at a CPU budget: full against
-    classification + Mean Teacher, paired by seed (issue 25's pairs of the same config are rendered apart)."""
+    classification + Mean Teacher, paired by seed (the official-code pairs of the same config are rendered apart)."""
     mine = [r for r in runs if r.get("config") == [config] and r["tag"] == tag]
     if not mine:
         return []
