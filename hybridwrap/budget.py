@@ -48,6 +48,8 @@ def below_crossover(steps: int, pool: int, unlabeled_batch: int) -> str | None:
 
 
 def _paired(stat: dict) -> str:
+    if stat["seeds"] == 1:  # a cell measured so far with one seed: no spread to state
+        return f"{stat['mean']:+.2f} (1 seed so far)"
     return f"{stat['mean']:+.2f} ± {stat['std']:.2f} ({stat['ahead']}/{stat['seeds']} seeds ahead)"
 
 

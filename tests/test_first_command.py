@@ -105,10 +105,13 @@ def test_the_reconstruction_line_says_what_the_study_found_at_the_nearest_label_
     stat = lambda mean, ahead: {"mean": mean, "std": 0.5, "ahead": ahead, "seeds": 3}  # noqa: E731
     study = {"dataset": "mnist5k", "cost": {"full": 2.7}, "conclusion": "The conclusion.",
              "rows": [{"labels": 20, "steps": 1000, "full": stat(1.5, 3), "autoencoder": None},
+                      {"labels": 20, "steps": 4000, "full": {"mean": 4.2, "std": 0.0, "ahead": 1, "seeds": 1},
+                       "autoencoder": None},
                       {"labels": 100, "steps": 1000, "full": stat(-0.3, 1), "autoencoder": stat(0.1, 2)}]}
     monkeypatch.setitem(budget.MAP, "reconstruction", study)
     line = budget.reconstruction_line(25)
     assert "mnist5k, 20 labels, validation" in line and "1000 steps +1.50 ± 0.50 (3/3 seeds ahead)" in line
+    assert "4000 steps +4.20 (1 seed so far)" in line  # a cell of one seed states no spread
     assert "full costs 2.7x classification + stability per step" in line and line.endswith("The conclusion.")
     assert "100 labels" in budget.reconstruction_line(80)
     assert budget.reconstruction_line(None) is None  # every image labeled: no label count to match

@@ -152,6 +152,11 @@ def paired_cell(diffs: list[float]) -> str:
     return f"{mean_std(diffs)} ({sum(d > 0 for d in diffs)}/{len(diffs)})" if diffs else "-"
 
 
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless one: "1 seed", "3 seeds"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def table_header(line: str) -> list[str]:
     """A markdown table's header line and its separator (one ``---`` per column): the one table helper of every
     section, so all of RESULTS.md's tables share their form."""

@@ -157,7 +157,7 @@ def study_lines(results: Path) -> list[str]:
             row = [common.paired_cell(paired(by_cell.get((labels, steps), []), a, b)) for steps in BUDGETS]
             lines.append(f"| {labels} | " + " | ".join(row) + " |")
         lines.append("")
-    measured = ", ".join(f"{labels} labels at {steps} steps ({len({r['seed'] for r in rs})} seeds, "
+    measured = ", ".join(f"{labels} labels at {steps} steps ({common.count(len({r['seed'] for r in rs}), 'seed')}, "
                          f"{len({r['preset'] for r in rs})} presets)" for (labels, steps), rs in sorted(by_cell.items()))
     lines += [f"Cells with results: {measured}.", ""]
     ratios = cost_ratios(runs)
