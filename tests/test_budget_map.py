@@ -149,7 +149,7 @@ def test_the_study_selection_renders_each_preset_at_its_best_with_its_trials():
     from rendering import labels_study
 
     def tune(preset, best, score, ranked, stopped):
-        return {"labels": 20, "preset": preset, "max_steps": 1000, "metric": "val_acc", "best": best,
+        return {"labels": 20, "preset": preset, "max_steps": 1000, "metric": "val_acc", "best": best, "seeds": [0, 1],
                 "ranking": [{"settings": best, "val_acc": score}] + [{"settings": {}, "val_acc": 1.0}] * (ranked - 1),
                 "stopped_early": [{"settings": {}, "val_acc": 0.5}] * stopped}
 
@@ -157,8 +157,8 @@ def test_the_study_selection_renders_each_preset_at_its_best_with_its_trials():
         tune("full", {"loss.lambda_rec": 0.5, "loss.lambda_rec_inter": 1.0}, 88.25, 5, 4),
         tune("classification_stability", {"optim.lr": 0.003, "loss.lambda_stability": 300}, 80.0, 5, 4)])
     rows = [line for line in lines if line.startswith("| 20 ")]
-    assert rows == ["| 20 | classification_stability | 1000 | 9 | lr=0.003, lambda_stability=300 | 80.0 |",
-                    "| 20 | full | 1000 | 9 | lambda_rec=0.5, lambda_rec_inter=1 | 88.2 |"]  # Table 1's order
+    assert rows == ["| 20 | classification_stability | 1000 | 9 x 2 | lr=0.003, lambda_stability=300 | 80.0 |",
+                    "| 20 | full | 1000 | 9 x 2 | lambda_rec=0.5, lambda_rec_inter=1 | 88.2 |"]  # Table 1's order
 
 
 def _row(dataset, preset, steps, seed, val, test, **extra):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -203,6 +204,8 @@ def selection_lines(dataset: str) -> list[str]:
     """The `budget_map.py --select` tunes of a data set (results/tune-<dataset>-<preset>-it<steps>.json)."""
     lines = []
     for path in sorted(common.RESULTS.glob(f"tune-{dataset}-*.json")):
+        if re.match(rf"tune-{dataset}-n\d+-", path.name):  # the labels x budget study's own (labels_study.py)
+            continue
         t = json.loads(path.read_text())
         ranking = [f"{' '.join(f'`{k}={v}`' for k, v in row['settings'].items())} {row[t['metric']]:.2f}"
                    for row in t["ranking"]]

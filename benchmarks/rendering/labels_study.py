@@ -125,15 +125,16 @@ def selections() -> list[dict]:
 def selection_lines(tunes: list[dict]) -> list[str]:
     """Per label count, each preset's chosen setting and its validation score at the selection's budget: the
     same trials for every preset, so the scores compare the presets each at its best."""
-    lines = ["**Selection on validation** (hybridwrap tune, 2 seeds per setting, the test set unused; the score is "
-             "the student's validation accuracy averaged over the seeds, at the selection's budget):", ""]
+    lines = ["**Selection on validation** (hybridwrap tune, the test set unused; trials = settings x seeds, the "
+             "lower half of the settings stopped at half the budget; the score is the chosen setting's student "
+             "validation accuracy averaged over its seeds, at the selection's budget):", ""]
     lines += table_header("| labels | preset | steps | trials | chosen | validation |")
     order = {p: i for i, p in enumerate(PRESETS)}
     for t in sorted(tunes, key=lambda t: (t["labels"], order.get(t["preset"], len(order)))):
-        trials = len(t["ranking"]) + len(t.get("stopped_early") or [])
+        settings = len(t["ranking"]) + len(t.get("stopped_early") or [])
         chosen = ", ".join(f"{k.split('.')[-1]}={v:g}" for k, v in t["best"].items())
-        lines.append(f"| {t['labels']} | {t['preset']} | {t['max_steps']} | {trials} | {chosen} | "
-                     f"{t['ranking'][0][t['metric']]:.1f} |")
+        lines.append(f"| {t['labels']} | {t['preset']} | {t['max_steps']} | {settings} x {len(t['seeds'])} | "
+                     f"{chosen} | {t['ranking'][0][t['metric']]:.1f} |")
     return lines + [""]
 
 
@@ -173,7 +174,8 @@ def study_lines(results: Path) -> list[str]:
               + (f" At {' and '.join(map(str, held))} labels the cells run the settings held from that "
                  f"{MAP_LABELS}-label selection." if held else "")
               + (f" The selection with the same trials for every preset has been run at "
-                 f"{' and '.join(map(str, selected))} labels (below); no cell runs its choices yet." if selected else
+                 f"{' and '.join(map(str, selected))} labels (below); the cells still run the settings above, not "
+                 "its choices." if selected else
                  " The selection at each label count, with the same trials for every preset, has not been run yet."),
               ""]
     if tunes:
