@@ -24,7 +24,9 @@ The labels x budget study (``--labels``) asks whether reconstruction adds to Mea
 20, 50 or 100 labels (2, 5 and 10 per class, the balanced subsets), Table 1's presets classification,
 classification_stability, autoencoder_stability and full, at 1000, 2000 and 4000 steps, 3 seeds; one JSON per run,
 ``labels-mnist5k-n<labels>-<preset>-<steps>-s<seed>.json``. A 100-label cell the map already ran with the same
-config is reused from its ``budget-mnist5k-*`` JSON.
+config is reused from its ``budget-mnist5k-*`` JSON. Once ``--select --labels N`` has chosen a preset's settings
+at N labels, its cells train the choice and record it (``settings``, ``selection``); a cell that ran other settings
+(the budget map's, held before the selection) runs again in a run directory of its own, and its JSON is replaced.
 
 One JSON per run, ``benchmarks/results/budget-<dataset>-<preset>-<steps>-s<seed>.json``; a finished run is
 skipped and an interrupted one resumes from its last checkpoint, so the map can be stopped (Ctrl-C) whenever the
@@ -35,6 +37,7 @@ Render with ``python benchmarks/render_results.py`` (RESULTS.md "Where HybridNet
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shlex
 import subprocess
@@ -110,9 +113,11 @@ def result_path(results: Path, dataset: str, preset: str, steps: int, seed: int,
     return results / f"budget-{dataset}-{preset}-{steps}-s{seed}.json"
 
 
-def run_config(plan: MapPlan, preset: str, steps: int, seed: int, run_dir: Path, labels: int | None = None):
+def run_config(plan: MapPlan, preset: str, steps: int, seed: int, run_dir: Path, labels: int | None = None,
+               settings: dict | None = None):
     """The shipped config at this budget, as `hybridwrap train --max-steps steps --seed seed` (and, for the
-    classification row, `--baseline`) trains it; with ``labels`` labeled images (the study's variable)."""
+    classification row, `--baseline`) trains it; with ``labels`` labeled images (the study's variable) and the
+    ``settings`` its label count's selection chose (``--set key=value`` for each)."""
     from hybridwrap.config import apply_overrides, load_config, scaled_to
     from hybridwrap.train import baseline_config
 
@@ -122,6 +127,7 @@ def run_config(plan: MapPlan, preset: str, steps: int, seed: int, run_dir: Path,
         cfg = baseline_config(cfg)  # the labeled-only baseline with its own settings
     else:
         cfg.preset = preset
+    apply_overrides(cfg, [f"{k}={v}" for k, v in (settings or {}).items()])
     bookkeeping = [f"output_dir={run_dir}", f"eval_every={max(1, steps // 2)}", f"checkpoint_every={max(1, steps // 4)}",
                    "progress_bar=false", "log_level=quiet", f"data.val_size={plan.val_size}"] + plan.extra \
         + ([f"data.num_labels={labels}"] if labels is not None else [])
@@ -181,17 +187,24 @@ def run_one(dataset: str, preset: str, steps: int, seed: int, results: Path, run
 
     plan = STUDY if labels is not None else PLANS[dataset]
     out = result_path(results, dataset, preset, steps, seed, labels)
+    choice = study_choice(results, labels, preset) if labels is not None else None
     if out.exists():
-        print(f"[skip] {out.name} exists")
-        return out
+        if choice is None or is_current(json.loads(out.read_text()), choice):
+            print(f"[skip] {out.name} exists")
+            return out
+        print(f"[stale] {out.name} ran {ran_with(json.loads(out.read_text()))}; the selection at {labels} labels "
+              f"chose {choice}: running it again")
     reused = (reuse_map_cell(dataset, preset, steps, seed, labels, results) if labels is not None
               else reuse_one(plan, dataset, preset, steps, seed, results))
-    if reused is not None:
+    if reused is not None and is_current(reused, choice):
         write_json(out, reused)
         print(f"[reuse] {out.name} from {reused['reused_from']}")
         return out
-    run_dir = runs / out.stem
-    cfg = run_config(plan, preset, steps, seed, run_dir, labels)
+    # a choice other than the held settings trains in its own directory: the held run's checkpoints are not its own
+    chosen = choice is not None and not is_current({"preset": preset}, choice)
+    run_dir = runs / (out.stem + ("-" + "-".join(f"{k.split('.')[-1]}{v:g}" for k, v in sorted(choice.items()))
+                                  if chosen else ""))
+    cfg = run_config(plan, preset, steps, seed, run_dir, labels, choice)
     resumed = run_dir.exists() and bool(checkpoint_dirs(run_dir))
     if run_dir.exists() and not resumed:  # a start that died before its first checkpoint
         import shutil
@@ -207,8 +220,17 @@ def run_one(dataset: str, preset: str, steps: int, seed: int, results: Path, run
              for _, c in sorted(evals.items())]
     command = (f"python benchmarks/budget_map.py --datasets {dataset} --presets {preset} --budgets {steps} "
                f"--seeds {seed}" + (f" --labels {labels}" if labels is not None else ""))
+    study = {}
+    if labels is not None:  # what the cell trained with, and which selection chose it
+        study["settings"] = {key: functools.reduce(getattr, key.split("."), cfg) for key in grid_keys(preset)}
+        if choice is not None:
+            name = tune_path(results, dataset, preset, STUDY_SELECT_STEPS, labels).name
+            study["selection"], study["selected_at"] = name, STUDY_SELECT_STEPS
+            study["selected_by"] = (f"hybridwrap tune at {labels} labels on the 500 validation images "
+                                    f"({STUDY_SELECT_STEPS} steps, test set unused; {name}), held at every budget")
     result = record(plan, dataset, preset, steps, seed, cfg, metrics, curve, pool, command,
-                    commit=git_commit(), resumed=resumed, wall_seconds_this_session=round(time.time() - t0, 1))
+                    commit=git_commit(), resumed=resumed, wall_seconds_this_session=round(time.time() - t0, 1),
+                    **study)
     write_json(out, result)
     print(f"[done] {out.name}: val {result['val_acc']} test {result['test_acc']} teacher test "
           f"{result['teacher_test_acc']} ({result['seconds']:.0f} s, {result['unlabeled_passes']} passes)")
@@ -235,6 +257,38 @@ def tune_path(results: Path, dataset: str, preset: str, steps: int, labels: int 
     """The tune.json of a plan's selection, or (``labels``) of the study's selection at that label count."""
     count = f"-n{labels}" if labels is not None else ""
     return results / f"tune-{dataset}{count}-{preset}-it{steps}.json"
+
+
+def grid_keys(preset: str) -> list[str]:
+    """The settings the study's selection tunes for ``preset`` (STUDY_GRIDS)."""
+    grid = STUDY_GRIDS[preset]
+    return [grid[i + 1].split("=")[0] for i, a in enumerate(grid) if a == "--grid"]
+
+
+@functools.cache
+def held_settings(preset: str) -> dict:
+    """The values of ``preset``'s selection keys that the study runs when its label count has no selection: the
+    shipped config's (for classification, its baseline's), chosen by the budget map's selection at 100 labels."""
+    cfg = run_config(STUDY, preset, STUDY_SELECT_STEPS, 0, RUNS / "unused")
+    return {key: functools.reduce(getattr, key.split("."), cfg) for key in grid_keys(preset)}
+
+
+def study_choice(results: Path, labels: int, preset: str) -> dict | None:
+    """The settings the study's selection at ``labels`` chose for ``preset``; None before it has run."""
+    path = tune_path(results, "mnist5k", preset, STUDY_SELECT_STEPS, labels)
+    return json.loads(path.read_text())["best"] if path.is_file() else None
+
+
+def ran_with(result: dict) -> dict:
+    """The selection keys' values a study cell trained with (recorded since the selection existed; the held
+    settings before)."""
+    return result.get("settings") or held_settings(result["preset"])
+
+
+def is_current(result: dict, choice: dict | None) -> bool:
+    """A study cell counts when it ran its label count's choice (or, before that selection, the held settings)."""
+    ran = ran_with(result)
+    return choice is None or all(ran.get(k) == v for k, v in choice.items())
 
 
 def select_study(labels: int, presets: list[str], results: Path, runs: Path) -> None:

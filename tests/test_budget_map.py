@@ -145,6 +145,67 @@ def test_the_study_selects_every_preset_with_the_same_trials_at_each_label_count
     assert calls == []  # selected already: nothing runs again
 
 
+def test_a_study_cell_runs_its_label_counts_choice_and_a_held_run_is_made_again(tmp_path, monkeypatch):
+    """Once the selection at N labels has run, a cell trains its choice (in a run directory of its own, never
+    resuming the held run's checkpoints) and records it; a cell whose held settings are the choice is kept."""
+    import budget_map
+    import hybridwrap.train as train_module
+
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    results.mkdir()
+    choice = {"loss.lambda_stability": 30, "optim.lr": 0.003}
+    (results / "tune-mnist5k-n20-classification_stability-it1000.json").write_text(json.dumps({"best": choice}))
+    held = budget_map.held_settings("classification")
+    (results / "tune-mnist5k-n20-classification-it1000.json").write_text(json.dumps({"best": held}))
+    for preset in ("classification", "classification_stability"):  # two cells run before the selection
+        (results / f"labels-mnist5k-n20-{preset}-1000-s0.json").write_text(json.dumps(
+            {"preset": preset, "labels": 20, "steps": 1000, "seed": 0, "val_acc": 1.0}))
+    trained = []
+
+    def fake_train(cfg, resume):
+        trained.append(cfg)
+        Path(cfg.output_dir).mkdir(parents=True)
+        (Path(cfg.output_dir) / "metrics.jsonl").write_text(json.dumps({"split": "eval", "step": 1000, "val_acc": 2.0}))
+        return {"val_acc": 2.0, "seconds": 1.0, "unlabeled_pool": {"unlabeled_train": 3400, "labeled_train": 0,
+                                                                     "extra": 0}}
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    for preset in ("classification", "classification_stability"):
+        budget_map.run_one("mnist5k", preset, 1000, 0, results, runs, labels=20)
+    assert [(c.preset, c.loss.lambda_stability, c.optim.lr) for c in trained] == \
+        [("classification_stability", 30, 0.003)]  # the held classification cell is the choice: kept
+    assert Path(trained[0].output_dir).name == "labels-mnist5k-n20-classification_stability-1000-s0-lambda_stability30-lr0.003"
+    saved = json.loads((results / "labels-mnist5k-n20-classification_stability-1000-s0.json").read_text())
+    assert saved["settings"] == {"optim.lr": 0.003, "loss.lambda_stability": 30}
+    assert saved["selection"] == "tune-mnist5k-n20-classification_stability-it1000.json" and saved["selected_at"] == 1000
+    assert budget_map.is_current(saved, choice) and saved["val_acc"] == 2.0
+    budget_map.run_one("mnist5k", "classification_stability", 1000, 0, results, runs, labels=20)
+    assert len(trained) == 1  # run with its choice: not again
+
+
+def test_the_study_leaves_out_runs_of_other_settings_than_the_choice_and_names_them():
+    from rendering import labels_study
+
+    def run(preset, seed, val, **extra):
+        return {"preset": preset, "labels": 20, "steps": 1000, "seed": seed, "val_acc": val, "seconds": 1.0, **extra}
+
+    chosen = {"loss.lambda_stability": 30.0, "optim.lr": 0.003}
+    tunes = [{"labels": 20, "preset": p, "best": chosen if p == "classification_stability" else {}}
+             for p in labels_study.PRESETS]
+    stale = [run("classification_stability", s, 90.0) for s in range(3)]  # before the selection: the held 100
+    fresh = [run("classification_stability", s, 80.0, settings=chosen) for s in range(3)]
+    full = [run("full", s, 81.0 + s) for s in range(3)]
+    current, left_out = labels_study.split(stale + fresh + full, tunes)
+    assert left_out == stale and current == fresh + full
+    assert labels_study.paired(current, "full", "classification_stability") == [1.0, 2.0, 3.0]
+    text = "\n".join(labels_study.settings_lines(current, left_out, tunes))
+    assert "At 20 labels the cells run the choices of that label count's selection" in text
+    assert "20 labels, classification_stability (3 runs, lr=0.003, lambda_stability=100)" in text
+    assert "Full HybridNet leads classification + stability" in labels_study.conclusion(current, tunes, left_out)
+    assert "1 cell at 20 labels to be run again with the choices of their selection" in \
+        labels_study.conclusion(current, tunes, left_out)
+
+
 def test_the_study_selection_renders_each_preset_at_its_best_with_its_trials():
     from rendering import labels_study
 

@@ -6,6 +6,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from budget_map import is_current, ran_with  # the rule the study runs by: which cells ran their selection's choice
+
 from . import common
 from .common import table_header
 
@@ -22,7 +24,28 @@ PAIRS = (("full", "classification_stability", "full − (classification + stabil
 
 
 def load() -> list[dict]:
-    return common.load("labels-mnist5k-*.json")
+    """The study's cells that count: each ran its label count's choice (or, before that selection, the held
+    settings)."""
+    return split(common.load("labels-mnist5k-*.json"), selections())[0]
+
+
+def choices(tunes: list[dict]) -> dict[tuple[int, str], dict]:
+    """(labels, preset) -> the settings the study's selection chose."""
+    return {(t["labels"], t["preset"]): t["best"] for t in tunes}
+
+
+def split(runs: list[dict], tunes: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The runs that count, and those that ran settings other than their label count's selection chose (to be run
+    again with the choice)."""
+    chosen = choices(tunes)
+    current = [r for r in runs if is_current(r, chosen.get((r["labels"], r["preset"])))]
+    return current, [r for r in runs if r not in current]
+
+
+def selected_labels(tunes: list[dict]) -> list[int]:
+    """The label counts whose selection has run for every preset."""
+    return sorted(n for n in {t["labels"] for t in tunes} if set(PRESETS) <= {t["preset"] for t in tunes
+                                                                               if t["labels"] == n})
 
 
 def cells(runs: list[dict]) -> dict[tuple[int, int], list[dict]]:
@@ -54,21 +77,30 @@ def cost_ratios(runs: list[dict]) -> dict[str, float]:
     return {p: statistics.median(v) for p, v in ratios.items() if v}
 
 
-def conclusion(runs: list[dict]) -> str:
+def conclusion(runs: list[dict], tunes: list[dict] | None = None, stale: list[dict] | None = None) -> str:
     """One sentence: where the study found reconstruction paying on top of stability, or that it found none, with
-    how much of the study stands behind it."""
+    how much of the study stands behind it (``runs``: the runs that count; ``stale``: those to be made again with
+    their selection's choice; both default to the committed results)."""
+    tunes = selections() if tunes is None else tunes
+    stale = split(common.load("labels-mnist5k-*.json"), tunes)[1] if stale is None else stale
     found = [f"{labels} labels, {steps} steps" for (labels, steps), rs in sorted(cells(runs).items())
              if pays(paired(rs, "full", "classification_stability"))]
     measured = sum(1 for rs in cells(runs).values() if len(paired(rs, "full", "classification_stability")) == SEEDS)
-    held = sorted({r["labels"] for r in runs} - {MAP_LABELS})
+    held = sorted({r["labels"] for r in runs} - set(selected_labels(tunes)))
+    waiting = sorted({(r["labels"], r["steps"]) for r in stale})
     extent = (f" ({measured} of {len(LABELS) * len(BUDGETS)} cells measured"
-              + (f"; at {' and '.join(map(str, held))} labels with the settings chosen at {MAP_LABELS}, not re-chosen"
-                 if held else "") + ")")
+              + (f"; {common.count(len(waiting), 'cell')} at "
+                 f"{' and '.join(map(str, sorted({n for n, _ in waiting})))} labels to be run again with the choices "
+                 "of their selection" if waiting else "")
+              + (f"; at {' and '.join(map(str, held))} labels with the settings held from the budget map's "
+                 f"selection at {MAP_LABELS} labels, not re-chosen" if held else "") + ")")
     if found:
         return ("Full HybridNet leads classification + stability (validation, every seed ahead, beyond the spread) at "
                 f"{'; '.join(found)}{extent}; elsewhere the gain over the labeled-only baseline is Mean Teacher's.")
-    return (f"None measured at CPU scale{extent}: full HybridNet does not lead classification + stability beyond the "
-            "spread; the gain over the labeled-only baseline measured here is Mean Teacher's.")
+    complete = measured == len(LABELS) * len(BUDGETS) and not waiting and not held
+    return (f"{'None measured at CPU scale' if complete else 'None found yet'}{extent}: full HybridNet does not "
+            "lead classification + stability beyond the spread; the gain over the labeled-only baseline measured "
+            "here is Mean Teacher's.")
 
 
 def _stat(diffs: list[float]) -> dict | None:
@@ -122,6 +154,11 @@ def selections() -> list[dict]:
     return common.load("tune-mnist5k-n*-*-it*.json")
 
 
+def settings_text(settings: dict) -> str:
+    """"lr=0.003, lambda_stability=30": the settings by their short names."""
+    return ", ".join(f"{k.split('.')[-1]}={v:g}" for k, v in settings.items())
+
+
 def selection_lines(tunes: list[dict]) -> list[str]:
     """Per label count, each preset's chosen setting and its validation score at the selection's budget: the
     same trials for every preset, so the scores compare the presets each at its best."""
@@ -132,15 +169,43 @@ def selection_lines(tunes: list[dict]) -> list[str]:
     order = {p: i for i, p in enumerate(PRESETS)}
     for t in sorted(tunes, key=lambda t: (t["labels"], order.get(t["preset"], len(order)))):
         settings = len(t["ranking"]) + len(t.get("stopped_early") or [])
-        chosen = ", ".join(f"{k.split('.')[-1]}={v:g}" for k, v in t["best"].items())
+        chosen = settings_text(t["best"])
         lines.append(f"| {t['labels']} | {t['preset']} | {t['max_steps']} | {settings} x {len(t['seeds'])} | "
                      f"{chosen} | {t['ranking'][0][t['metric']]:.1f} |")
     return lines + [""]
 
 
+def settings_lines(runs: list[dict], stale: list[dict], tunes: list[dict]) -> list[str]:
+    """Which settings each label count's cells ran: its own selection's choices, or those held from the budget
+    map's; and the runs still to be made again with a choice."""
+    selected = selected_labels(tunes)
+    held = sorted({r["labels"] for r in runs + stale} - set(selected))
+    held_by = sorted({r.get("selected_by") or "" for r in runs + stale if r["labels"] in held} - {""})
+    text = []
+    if selected:
+        text.append(f"At {' and '.join(map(str, selected))} labels the cells run the choices of that label count's "
+                    "selection (below), the same trials for every preset.")
+    if held:
+        text.append(f"At {' and '.join(map(str, held))} labels the selection has not run yet, and the cells run the "
+                    f"settings held from the budget map's selection at {MAP_LABELS} labels"
+                    + (": " + " / ".join(held_by) if held_by else "") + ".")
+    lines = ["Settings: " + " ".join(text), ""]
+    if stale:
+        pending = defaultdict(list)
+        for r in stale:
+            pending[(r["labels"], r["preset"])].append(r)
+        lines += ["Runs that trained settings other than their selection's choice, left out of the tables above "
+                  "until `python benchmarks/budget_map.py --labels N` runs them again with the choice: "
+                  + "; ".join(f"{labels} labels, {preset} ({common.count(len(rs), 'run')}, "
+                              f"{settings_text(ran_with(rs[0]))})" for (labels, preset), rs in sorted(pending.items()))
+                  + ".", ""]
+    return lines
+
+
 def study_lines(results: Path) -> list[str]:
-    runs = load()
-    if not runs:
+    tunes = selections()
+    runs, stale = split(common.load("labels-mnist5k-*.json"), tunes)
+    if not runs and not stale:
         return []
     lines = ["## Does reconstruction add to Mean Teacher?", "",
              "HybridNet's claim is that reconstruction cooperates with classification (Table 1: classification + "
@@ -165,22 +230,10 @@ def study_lines(results: Path) -> list[str]:
     if ratios:
         lines += ["Cost per step against classification + stability (median over the cells timed here): "
                   + ", ".join(f"{p} {ratios[p]:.2f}x" for p in PRESETS if p in ratios) + ".", ""]
-    settings = sorted({r.get("selected_by") or "" for r in runs} - {""})
-    held = sorted({r["labels"] for r in runs} - {MAP_LABELS})
-    tunes = selections()
-    selected = sorted({t["labels"] for t in tunes if {u["preset"] for u in tunes if u["labels"] == t["labels"]}
-                       >= set(PRESETS)})
-    lines += [("Settings: " + " / ".join(settings) + "." if settings else "Settings: the config's.")
-              + (f" At {' and '.join(map(str, held))} labels the cells run the settings held from that "
-                 f"{MAP_LABELS}-label selection." if held else "")
-              + (f" The selection with the same trials for every preset has been run at "
-                 f"{' and '.join(map(str, selected))} labels (below); the cells still run the settings above, not "
-                 "its choices." if selected else
-                 " The selection at each label count, with the same trials for every preset, has not been run yet."),
-              ""]
+    lines += settings_lines(runs, stale, tunes)
     if tunes:
         lines += selection_lines(tunes)
-    lines += [f"**Conclusion so far:** {conclusion(runs)}", ""]
+    lines += [f"**Conclusion so far:** {conclusion(runs, tunes, stale)}", ""]
     if study_plot(runs, results / FIGURE):
         lines += [f"![paired gains of reconstruction on top of stability]({results.name}/{FIGURE.as_posix()})", ""]
     return lines
