@@ -14,7 +14,7 @@ from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
 from .config import ModelConfig
 from .decoders import DECODER_MODES, DECODERS
-from .errors import ConfigError, HubError
+from .errors import ConfigError, HubError, HybridWrapError
 from .mirror import analyze_encoder
 from .model import HybridNet
 from .network import hub_endpoint, hub_reachable
@@ -66,6 +66,8 @@ def _pretrained_backbone(entry, config: ModelConfig, kwargs: dict) -> nn.Module:
     hf_constants.HF_HUB_OFFLINE = True  # the cache only
     try:
         return entry.factory(**kwargs)
+    except HybridWrapError:  # the backbone's own advice (a plugin whose weights are a file to pass) stands offline too
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure to find the weights offline is the same advice
         raise HubError(f"The pretrained weights of {config.backbone} are not in the local cache and the Hub "
                        f"({hub_endpoint()}) cannot be reached. Offline, pass a local weights file: "

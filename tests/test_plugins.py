@@ -129,7 +129,12 @@ def test_places365_checkpoint_loads_into_both_encoders(tmp_path):
     assert model.backbone.fc.out_features == 10
 
 
-def test_places365_missing_file():
+@pytest.mark.parametrize("hub_up", [True, False], ids=["hub-reachable", "offline"])
+def test_places365_missing_file(hub_up, monkeypatch):
+    """The plugin's own advice, whether or not the Hub answers (offline, the library looks in the cache first)."""
+    from hybridwrap import builder
+
+    monkeypatch.setattr(builder, "hub_reachable", lambda: hub_up)
     with pytest.raises(CheckpointError, match="not found.*resnet50_places365.pth.tar"):
         hybridwrap.wrap("places365_resnet50", input_size=64, checkpoint_path="/nonexistent/places.pth.tar")
     with pytest.raises(CheckpointError, match="pass checkpoint_path="):
