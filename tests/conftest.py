@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nothing listens on now: the test Hub's, and each multi-process launch's rendezvous."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -29,7 +30,7 @@ os.environ["TMPDIR"] = str(SESSION_TMP / "tmp")
 # huggingface_hub reads these when it is imported: set them before anything imports it. Every Hub call of
 # the test session goes to the local test server (tests/hub_server.py); the cache and token files live in
 # a throw-away HF_HOME; HF_HUB_OFFLINE stays unset so the real download code runs.
-HUB_PORT = _free_port()
+HUB_PORT = free_port()
 os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
 os.environ["HF_HOME"] = str(SESSION_TMP / "hf-home")
 os.environ["HF_HUB_DISABLE_XET"] = "1"

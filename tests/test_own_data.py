@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ENV_TESTS, _free_port, cli
+from conftest import ENV_TESTS, free_port, cli
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_pretrained_inside_backbone_kwargs_is_refused_with_the_right_key(folder,
 
 
 def test_pretrained_offline_fails_within_seconds_with_the_hub_error(folder, tmp_path):
-    env = {**ENV_TESTS, "HF_ENDPOINT": f"http://127.0.0.1:{_free_port()}", "HF_HOME": str(tmp_path / "hf")}
+    env = {**ENV_TESTS, "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}", "HF_HOME": str(tmp_path / "hf")}
     start = time.time()
     done = _train("--dataset", "imagefolder", "--data-path", folder, "--backbone", "resnet18", "--pretrained",
                   "--max-steps", "1", cwd=tmp_path, env=env)
