@@ -189,11 +189,12 @@ def run_one(dataset: str, preset: str, steps: int, seed: int, results: Path, run
     out = result_path(results, dataset, preset, steps, seed, labels)
     choice = study_choice(results, labels, preset) if labels is not None else None
     if out.exists():
-        if choice is None or is_current(json.loads(out.read_text()), choice):
+        existing = json.loads(out.read_text())
+        if choice is None or is_current(existing, choice):
             print(f"[skip] {out.name} exists")
             return out
-        print(f"[stale] {out.name} ran {ran_with(json.loads(out.read_text()))}; the selection at {labels} labels "
-              f"chose {choice}: running it again")
+        print(f"[stale] {out.name} ran {ran_with(existing)}; the selection at {labels} labels chose {choice}: "
+              "running it again")
     reused = (reuse_map_cell(dataset, preset, steps, seed, labels, results) if labels is not None
               else reuse_one(plan, dataset, preset, steps, seed, results))
     if reused is not None and is_current(reused, choice):
@@ -222,7 +223,7 @@ def run_one(dataset: str, preset: str, steps: int, seed: int, results: Path, run
                f"--seeds {seed}" + (f" --labels {labels}" if labels is not None else ""))
     study = {}
     if labels is not None:  # what the cell trained with, and which selection chose it
-        study["settings"] = {key: functools.reduce(getattr, key.split("."), cfg) for key in grid_keys(preset)}
+        study["settings"] = grid_values(cfg, preset)
         if choice is not None:
             name = tune_path(results, dataset, preset, STUDY_SELECT_STEPS, labels).name
             study["selection"], study["selected_at"] = name, STUDY_SELECT_STEPS
@@ -269,7 +270,11 @@ def grid_keys(preset: str) -> list[str]:
 def held_settings(preset: str) -> dict:
     """The values of ``preset``'s selection keys that the study runs when its label count has no selection: the
     shipped config's (for classification, its baseline's), chosen by the budget map's selection at 100 labels."""
-    cfg = run_config(STUDY, preset, STUDY_SELECT_STEPS, 0, RUNS / "unused")
+    return grid_values(run_config(STUDY, preset, STUDY_SELECT_STEPS, 0, RUNS / "unused"), preset)
+
+
+def grid_values(cfg, preset: str) -> dict:
+    """The values ``cfg`` holds for the settings the study's selection tunes for ``preset``."""
     return {key: functools.reduce(getattr, key.split("."), cfg) for key in grid_keys(preset)}
 
 

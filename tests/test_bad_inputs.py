@@ -277,7 +277,8 @@ def test_two_processes_one_error_line_no_traceback(argv, code, fix, runs, tmp_pa
     temporary = tmp_path / "tmp"  # where rank 0 leaves its exit status for rank 1
     temporary.mkdir()
     done = subprocess.run([sys.executable, "-m", "hybridwrap.cli", "launch", "--multi_gpu", "--num_processes", "2",
-                           "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no", "--dynamo_backend", "no", *argv],
+                           "--num_machines", "1", "--main_process_port", str(free_port()),
+                           "--mixed_precision", "no", "--dynamo_backend", "no", *argv],
                           capture_output=True, text=True, env={**ENV_TESTS, "OMP_NUM_THREADS": "1", "TMPDIR": str(temporary)},
                           timeout=300)
     assert done.returncode == code, done.stderr[-3000:]
@@ -370,7 +371,8 @@ def test_plain_accelerate_launch_workers_print_one_error_line(runs, tmp_path):
     launcher re-raising the workers' exit (ChildFailedError): its own traceback, which no worker can prevent;
     `hybridwrap launch` (above) is the same launcher without it."""
     done = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                           "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no", "--dynamo_backend", "no",
+                           "--num_machines", "1", "--main_process_port", str(free_port()),
+                           "--mixed_precision", "no", "--dynamo_backend", "no",
                            "-m", "hybridwrap.train", "--config", str(runs["root"] / "tiny.yaml"),
                            "--output-dir", str(runs["run"])],
                           capture_output=True, text=True, env={**ENV_TESTS, "OMP_NUM_THREADS": "1"}, timeout=300)

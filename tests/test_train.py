@@ -123,7 +123,8 @@ def test_multi_process_matches_one_process(source, tiny_config, tmp_path):
                          data=data)
     args = ["-m", "hybridwrap.train", "--config", str(config), "--no-progress"]
     two = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                          "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no", "--dynamo_backend", "no",
+                          "--num_machines", "1", "--main_process_port", str(free_port()),
+                          "--mixed_precision", "no", "--dynamo_backend", "no",
                           *args, "--output-dir", str(tmp_path / "two")], capture_output=True, text=True, env=ENV,
                          timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
@@ -470,7 +471,8 @@ def test_workers_stop_when_the_launcher_is_killed(tiny_config, tmp_path):
     config = tiny_config(max_steps=100000, checkpoint_every=3, eval_every=100000)
     out = tmp_path / "orphans"
     launcher = subprocess.Popen([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                                 "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no", "--dynamo_backend", "no",
+                                 "--num_machines", "1", "--main_process_port", str(free_port()),
+                                 "--mixed_precision", "no", "--dynamo_backend", "no",
                                  "-m", "hybridwrap.train", "--config", str(config), "--output-dir", str(out),
                                  "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 env={**ENV, "OMP_NUM_THREADS": "1"})

@@ -38,8 +38,10 @@ def split(runs: list[dict], tunes: list[dict]) -> tuple[list[dict], list[dict]]:
     """The runs that count, and those that ran settings other than their label count's selection chose (to be run
     again with the choice)."""
     chosen = choices(tunes)
-    current = [r for r in runs if is_current(r, chosen.get((r["labels"], r["preset"])))]
-    return current, [r for r in runs if r not in current]
+    current, stale = [], []
+    for r in runs:
+        (current if is_current(r, chosen.get((r["labels"], r["preset"]))) else stale).append(r)
+    return current, stale
 
 
 def selected_labels(tunes: list[dict]) -> list[int]:
@@ -155,7 +157,7 @@ def selections() -> list[dict]:
 
 
 def settings_text(settings: dict) -> str:
-    """"lr=0.003, lambda_stability=30": the settings by their short names."""
+    """The settings by their short names, e.g. ``lr=0.003, lambda_stability=30``."""
     return ", ".join(f"{k.split('.')[-1]}={v:g}" for k, v in settings.items())
 
 
