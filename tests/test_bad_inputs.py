@@ -80,6 +80,9 @@ CLI_CASES = [
     ("set-bad-type", ["train", "--set", "data.num_labels=abc"], CONFIG, r"data\.num_labels must be of type int"),
     ("unknown-preset", ["train", "--preset", "fulll"], CONFIG, r"Unknown preset 'fulll'\. Choose one of: .*full"),
     ("unknown-backbone", ["train", "--set", "model.backbone=convlarg"], CONFIG, r"Did you mean: convlarge"),
+    # found when each run builds its model, in the runs of HybridNet and the baseline started side by side
+    ("backbone-kwargs-unknown", ["train", "--set", "model.backbone_kwargs={{bogus: 1}}"], CONFIG,
+     r"convlarge does not take backbone_kwargs bogus"),
     ("max-steps-0", ["train", "--max-steps", "0"], CONFIG, r"max_steps must be >= 1"),
     ("seeds-0", ["train", "--seeds", "0"], CONFIG, r"seeds must be >= 1"),
     ("set-contradicts-preset", ["train", "--set", "loss.balance=false"], CONFIG,

@@ -85,3 +85,20 @@ def test_a_second_process_on_one_run_is_refused_at_once_and_a_killed_one_leaves_
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((out / "metrics.json").read_text())["steps"] == step + 1
     assert not (out / ".lock").exists()
+
+
+def test_a_failed_start_of_runs_side_by_side_removes_the_folders_they_shared_and_keeps_any_file(tmp_path):
+    from hybridwrap.train.rundir import first_missing, remove_if_empty
+
+    out = tmp_path / "out"
+    created = first_missing(out / "baseline")
+    assert created == out
+    (out / "baseline").mkdir(parents=True)  # one run removed its own folder, another made it again, then failed
+    (out / "hybridnet").mkdir()
+    remove_if_empty(created)
+    assert not out.exists()
+    (out / "baseline").mkdir(parents=True)
+    (out / "baseline" / "train.log").write_text("kept: a run wrote it\n")
+    remove_if_empty(created)
+    assert (out / "baseline" / "train.log").is_file()
+    remove_if_empty(None)

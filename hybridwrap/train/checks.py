@@ -14,6 +14,7 @@ from ..data import load_data
 from ..data.semisup import make_split
 from ..errors import ConfigError, DataError
 from ..losses import BALANCE_RULES
+from ..registry import get_backbone
 
 
 def check_data_fits_model(cfg: TrainConfig, data) -> None:
@@ -65,6 +66,7 @@ def check_runs_data(configs: list[TrainConfig]) -> None:
 def validate(cfg: TrainConfig, world: int, accelerator: bool | None = None) -> None:
     """``accelerator``: whether the processes run on GPUs (default: whether torch sees CUDA)."""
     d = cfg.data
+    get_backbone(cfg.model.backbone)  # an unknown name stops here, with its closest names, before any run starts
     if cfg.model.sync_bn:
         on_gpu = torch.cuda.is_available() if accelerator is None else accelerator
         if not on_gpu or world < 2:

@@ -114,6 +114,13 @@ def first_missing(path: Path) -> Path | None:
     return missing
 
 
+def remove_if_empty(created: Path | None) -> None:
+    """Remove ``created`` (a folder a command made) when it holds no file: the runs of a failed start each remove
+    what they wrote, but concurrent runs can leave the folders they share."""
+    if created is not None and created.is_dir() and not any(p.is_file() for p in created.rglob("*")):
+        shutil.rmtree(created, ignore_errors=True)
+
+
 def saved_run_config(run_dir: Path) -> TrainConfig | None:
     """The config a run in ``run_dir`` was started with (its first seed's, for a several-seed run), or None."""
     own = run_dir / "train_config.json"

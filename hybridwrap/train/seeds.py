@@ -18,7 +18,7 @@ from .checks import check_runs_data, validate
 from .concurrent import plan, queue_order, train_concurrently
 from .estimate import CommandClock, run_kind
 from .loop import Run
-from .rundir import check_run_dir
+from .rundir import check_run_dir, first_missing, remove_if_empty
 
 logger = logs.get_logger("hybridwrap.train")
 
@@ -114,7 +114,12 @@ def train_with_baseline(cfg: TrainConfig, resume: bool = False, started: float |
     clock = CommandClock([run_kind(run) for run in runs], order, how.processes,
                          time.time() if started is None else started, logger.info)
     if how.processes > 1:
-        return train_concurrently(train, runs, order, how, clock, resume=resume, log_level=logs.console_level())
+        created = first_missing(Path(cfg.output_dir))
+        try:
+            return train_concurrently(train, runs, order, how, clock, resume=resume, log_level=logs.console_level())
+        except BaseException:
+            remove_if_empty(created)
+            raise
     results: list[dict | None] = [None] * len(runs)
     for i in order:
         clock.begin(i, time.time())
