@@ -191,7 +191,7 @@ def settings_lines(runs: list[dict], stale: list[dict], tunes: list[dict]) -> li
         text.append(f"At {' and '.join(map(str, selected))} labels the cells run the choices of that label count's "
                     "selection (below), the same trials for every preset.")
     if held:
-        text.append(f"At {' and '.join(map(str, held))} labels the selection has not run yet, and the cells run the "
+        text.append(f"At {' and '.join(map(str, held))} labels the selection has not run for every preset yet, and its cells run the "
                     f"settings held from the budget map's selection at {MAP_LABELS} labels"
                     + (": " + " / ".join(held_by) if held_by else "") + ".")
     lines = ["Settings: " + " ".join(text), ""]
@@ -229,7 +229,7 @@ def study_lines(results: Path) -> list[str]:
             lines.append(f"| {labels} | " + " | ".join(row) + " |")
         lines.append("")
     measured = ", ".join(f"{labels} labels at {steps} steps ({common.count(len({r['seed'] for r in rs}), 'seed')}, "
-                         f"{len({r['preset'] for r in rs})} presets)" for (labels, steps), rs in sorted(by_cell.items()))
+                         f"{common.count(len({r['preset'] for r in rs}), 'preset')})" for (labels, steps), rs in sorted(by_cell.items()))
     lines += [f"Cells with results: {measured}.", ""]
     ratios = cost_ratios(runs)
     if ratios:
