@@ -191,7 +191,8 @@ def settings_lines(runs: list[dict], stale: list[dict], tunes: list[dict]) -> li
         text.append(f"At {' and '.join(map(str, selected))} labels the cells run the choices of that label count's "
                     "selection (below), the same trials for every preset.")
     if held:
-        text.append(f"At {' and '.join(map(str, held))} labels the selection has not run for every preset yet, and its cells run the "
+        text.append(f"At {' and '.join(map(str, held))} labels the selection has not run for every preset yet, and "
+                    "its cells run the "
                     f"settings held from the budget map's selection at {MAP_LABELS} labels"
                     + (": " + " / ".join(held_by) if held_by else "") + ".")
     lines = ["Settings: " + " ".join(text), ""]
