@@ -62,10 +62,14 @@ def paired(rs: list[dict], a: str, b: str, key: str = "val_acc") -> list[float]:
     return common.paired_diffs(rs, a, b, key)
 
 
+def ahead_in_every_seed(diffs: list[float]) -> bool:
+    """Every seed of the full count ahead in a cell."""
+    return len(diffs) == SEEDS and all(d > 0 for d in diffs)
+
+
 def pays(diffs: list[float]) -> bool:
-    """Reconstruction pays in a cell: every seed of the full count ahead, and the mean beyond its spread."""
-    return (len(diffs) == SEEDS and all(d > 0 for d in diffs)
-            and statistics.fmean(diffs) - statistics.stdev(diffs) > 0)
+    """Reconstruction pays in a cell: every seed ahead, and the mean beyond its spread."""
+    return ahead_in_every_seed(diffs) and statistics.fmean(diffs) - statistics.stdev(diffs) > 0
 
 
 def cost_ratios(runs: list[dict]) -> dict[str, float]:
@@ -88,9 +92,9 @@ def conclusion(runs: list[dict], tunes: list[dict] | None = None, stale: list[di
     gains = {cell: paired(rs, "full", "classification_stability") for cell, rs in sorted(cells(runs).items())}
     found = [f"{labels} labels, {steps} steps" for (labels, steps), d in gains.items() if pays(d)]
     within = [f"{labels} labels, {steps} steps" for (labels, steps), d in gains.items()
-              if len(d) == SEEDS and all(x > 0 for x in d) and not pays(d)]
+              if ahead_in_every_seed(d) and not pays(d)]
     near = f"; it is ahead in every seed but within the spread at {'; '.join(within)}" if within else ""
-    measured = sum(1 for rs in cells(runs).values() if len(paired(rs, "full", "classification_stability")) == SEEDS)
+    measured = sum(1 for d in gains.values() if len(d) == SEEDS)
     held = sorted({r["labels"] for r in runs} - set(selected_labels(tunes)))
     waiting = sorted({(r["labels"], r["steps"]) for r in stale})
     extent = (f" ({measured} of {len(LABELS) * len(BUDGETS)} cells measured"
