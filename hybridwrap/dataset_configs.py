@@ -29,7 +29,8 @@ DEMO_DATASETS = ("mnist5k", "digits")  # shipped with the package extras: the ne
 # (width, 1 channel, 12 px, 20 + 40 per batch, 100 labels, its selection line, its 240-step budget); channels,
 # classes and size come from the images (or from the backbone's pretrained_cfg with --pretrained), every
 # train/<class>/ image is labeled unless data.num_labels says otherwise, one seed, and the budget is the passes over
-# the unlabeled pool from which the budget map found HybridNet paying (hybridwrap.budget), ramps scaled to it
+# the unlabeled pool from which the budget map found HybridNet paying and the labels x budget study found its
+# reconstruction adding to Mean Teacher (hybridwrap.budget.OWN_DATA_PASSES), ramps scaled to it
 OWN_DATA_DEFAULTS = {"model": {"in_chans": None, "num_classes": None, "input_size": None, "backbone_kwargs": {}},
                      "data": {"image_size": None, "num_labels": None}, "budget_passes": OWN_DATA_PASSES}
 

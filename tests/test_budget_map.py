@@ -277,4 +277,22 @@ def test_the_crossovers_in_passes_and_the_own_data_default_are_what_the_committe
     for d, c in CROSSOVERS.items():
         at = [r for r in runs if r["dataset"] == d and r["steps"] == c["steps"]]
         assert {r["unlabeled_passes"] for r in at} == {c["passes"]} and {r["labels"] for r in at} == {c["labels"]}
-    assert OWN_DATA_PASSES == math.ceil(max(c["passes"] for c in CROSSOVERS.values()))
+    assert OWN_DATA_PASSES >= math.ceil(max(c["passes"] for c in CROSSOVERS.values()))
+
+
+def test_the_own_data_default_reaches_the_passes_from_which_the_study_found_reconstruction_paying():
+    """The committed study finds full ahead of classification + stability beyond the spread at 20 labels from 2000
+    steps on: the own-data default trains at least that many passes, and not more than it and the crossovers need."""
+    import math
+
+    from rendering import labels_study
+
+    from hybridwrap.budget import CROSSOVERS, OWN_DATA_PASSES, RECONSTRUCTION_PAYS
+
+    runs = labels_study.load()
+    at = {(r["labels"], r["steps"]): r["unlabeled_passes"] for r in runs}
+    paying = [cell for cell, rs in labels_study.cells(runs).items()
+              if labels_study.pays(labels_study.paired(rs, "full", "classification_stability"))]
+    assert (RECONSTRUCTION_PAYS["labels"], RECONSTRUCTION_PAYS["steps"]) in paying
+    assert RECONSTRUCTION_PAYS["passes"] == at[(RECONSTRUCTION_PAYS["labels"], RECONSTRUCTION_PAYS["steps"])]
+    assert OWN_DATA_PASSES == math.ceil(max([c["passes"] for c in CROSSOVERS.values()] + [RECONSTRUCTION_PAYS["passes"]]))

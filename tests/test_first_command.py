@@ -104,17 +104,35 @@ def test_a_run_says_at_start_up_what_the_study_found_for_its_label_count(tmp_pat
 def test_the_reconstruction_line_says_what_the_study_found_at_the_nearest_label_count(monkeypatch):
     stat = lambda mean, ahead: {"mean": mean, "std": 0.5, "ahead": ahead, "seeds": 3}  # noqa: E731
     study = {"dataset": "mnist5k", "cost": {"full": 2.7}, "conclusion": "The conclusion.",
-             "rows": [{"labels": 20, "steps": 1000, "full": stat(1.5, 3), "autoencoder": None},
-                      {"labels": 20, "steps": 4000, "full": {"mean": 4.2, "std": 0.0, "ahead": 1, "seeds": 1},
+             "rows": [{"labels": 20, "steps": 1000, "passes": 23.0, "full": stat(1.5, 3), "pays": True,
                        "autoencoder": None},
-                      {"labels": 100, "steps": 1000, "full": stat(-0.3, 1), "autoencoder": stat(0.1, 2)}]}
-    monkeypatch.setitem(budget.MAP, "reconstruction", study)
+                      {"labels": 20, "steps": 4000, "passes": 92.0, "full": {"mean": 4.2, "std": 0.0, "ahead": 1,
+                                                                             "seeds": 1}, "pays": False,
+                       "autoencoder": None},
+                      {"labels": 100, "steps": 1000, "passes": 23.5, "full": stat(-0.3, 1), "pays": False,
+                       "autoencoder": stat(0.1, 2)}]}
+    monkeypatch.setattr(budget, "STUDY", study)
     line = budget.reconstruction_line(25)
     assert "mnist5k, 20 labels, validation" in line and "1000 steps +1.50 ± 0.50 (3/3 seeds ahead)" in line
     assert "4000 steps +4.20 (1 seed so far)" in line  # a cell of one seed states no spread
-    assert "full costs 2.7x classification + stability per step" in line and line.endswith("The conclusion.")
-    assert "100 labels" in budget.reconstruction_line(80)
+    assert "full costs 2.7x classification + stability per step" in line
+    # it paid at 1000 steps but not (yet) at the larger budget: not "from 1000 steps on"
+    assert line.endswith("At 20 labels full did not lead beyond the spread from any budget measured (1000, 4000 "
+                         "steps): there, --preset classification_stability trains at 1/2.7 of full's cost per step.")
+    study["rows"][1]["pays"] = True
+    assert budget.reconstruction_line(25).endswith(
+        "At 20 labels full pays for its cost from 1000 steps on (23 passes over the unlabeled pool): keep --preset "
+        "full, with at least as many passes.")
+    assert "100 labels" in budget.reconstruction_line(80) and "The conclusion." not in budget.reconstruction_line(80)
     assert budget.reconstruction_line(None) is None  # every image labeled: no label count to match
+
+
+def test_reconstruction_pays_from_the_first_budget_it_leads_at_and_at_every_larger_one():
+    rows = [{"labels": 20, "steps": s, "passes": s / 40, "pays": p} for s, p in ((1000, True), (2000, False),
+                                                                                 (4000, True), (8000, True))]
+    assert budget.reconstruction_pays_from(rows, 20)["steps"] == 4000
+    assert budget.reconstruction_pays_from(rows, 50) is None
+    assert budget.reconstruction_pays_from(rows[:2], 20) is None  # behind at the largest budget measured
 
 
 def test_the_first_command_ends_with_where_the_gain_comes_from_its_time_and_the_next_command():

@@ -159,7 +159,7 @@ def test_own_data_default_budget_is_passes_over_its_pool_with_its_ramps_scaled(f
 
 
 def test_own_data_below_the_map_crossover_says_so_and_names_the_steps_that_reach_it(folder, tmp_path):
-    from hybridwrap.budget import CROSSOVERS, OWN_DATA_PASSES, steps_for_passes
+    from hybridwrap.budget import CROSSOVERS, OWN_DATA_PASSES, RECONSTRUCTION_PAYS, steps_for_passes
 
     done = _train("--dataset", "imagefolder", "--data-path", folder, "--max-steps", "1", "--output-dir",
                   tmp_path / "run", *NARROW, cwd=tmp_path)
@@ -168,7 +168,9 @@ def test_own_data_below_the_map_crossover_says_so_and_names_the_steps_that_reach
     assert "1 steps make 4.4 passes over the 18 unlabeled images: HybridNet may not pay yet" in done.stderr
     for name, c in CROSSOVERS.items():
         assert f"{c['passes']:.1f} passes on {name} ({c['steps']} steps, {c['labels']} labels)" in done.stderr
-    assert f"on every data set from {OWN_DATA_PASSES} passes, the own-data default. Give it --max-steps " \
+    if RECONSTRUCTION_PAYS:
+        assert f"reconstruction added to Mean Teacher from {RECONSTRUCTION_PAYS['passes']:.1f} passes" in done.stderr
+    assert f"The own-data default, {OWN_DATA_PASSES} passes, reaches them all: give it --max-steps " \
            f"{steps_for_passes(OWN_DATA_PASSES, 18, 80)}, or leave out --max-steps" in done.stderr
     assert "Warning" not in done.stderr and "warnings.warn" not in done.stderr  # one logged line, no source line
     baseline = _train("--dataset", "imagefolder", "--data-path", folder, "--max-steps", "1", "--preset",

@@ -120,12 +120,15 @@ def _stat(diffs: list[float]) -> dict | None:
 
 
 def summary(runs: list[dict]) -> dict | None:
-    """What the library says of the study (hybridwrap.budget.reconstruction_line): per label count and budget, the
-    paired gains of reconstruction on top of stability, the cost of each preset, and the conclusion."""
+    """What the library says of the study (hybridwrap.budget.reconstruction_line, OWN_DATA_PASSES): per label count
+    and budget, the passes over the unlabeled pool, the paired gains of reconstruction on top of stability and whether
+    full HybridNet's pays (`pays`), the cost of each preset, and the conclusion."""
     if not runs:
         return None
     rows = [{"labels": labels, "steps": steps,
+             "passes": round(statistics.fmean(r["unlabeled_passes"] for r in rs), 3),
              "full": _stat(paired(rs, "full", "classification_stability")),
+             "pays": pays(paired(rs, "full", "classification_stability")),
              "autoencoder": _stat(paired(rs, "autoencoder_stability", "classification_stability"))}
             for (labels, steps), rs in sorted(cells(runs).items())]
     return {"dataset": "mnist5k", "rows": [r for r in rows if r["full"] or r["autoencoder"]],
