@@ -217,12 +217,13 @@ def backbone_defaults(config: ModelConfig, backbone: nn.Module | None = None) ->
 
     Args:
         config: the model config; ``decoder``, ``input_size``, ``mean`` and ``std`` may be None.
-        backbone: the backbone built from it, whose ``pretrained_cfg`` gives the normalisation (default: one created
-            without weights, only when the normalisation is left to it).
+        backbone: the backbone built from it, whose ``pretrained_cfg`` gives the normalisation (default: the one
+            timm registered for it (`registered_pretrained_cfg`), or else one created without weights, only when the
+            normalisation is left to it).
 
     Returns:
         The config with the backbone's registered decoder family, its default input size and the normalisation its
-        weights expect (`backbone_normalization`) wherever ``config`` leaves them at None.
+        weights expect (`pretrained_normalization`) wherever ``config`` leaves them at None.
     """
     config = dataclasses.replace(config)
     entry = get_backbone(config.backbone)
@@ -231,19 +232,38 @@ def backbone_defaults(config: ModelConfig, backbone: nn.Module | None = None) ->
     if config.input_size is None:
         config.input_size = tuple(entry.default_input_size[-2:])
     if config.mean is None or config.std is None:
-        backbone = backbone if backbone is not None else _create_backbone(entry, config, False, None)
-        config.mean, config.std = backbone_normalization(backbone, config.in_chans)
+        pretrained_cfg = registered_pretrained_cfg(entry, config) if backbone is None else None
+        if pretrained_cfg is None:  # only the built model can tell
+            backbone = backbone if backbone is not None else _create_backbone(entry, config, False, None)
+            pretrained_cfg = getattr(backbone, "pretrained_cfg", None) or {}
+        config.mean, config.std = pretrained_normalization(pretrained_cfg, config.in_chans)
     return config
 
 
-def backbone_normalization(backbone: nn.Module, in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """mean/std of the backbone's ``pretrained_cfg`` (what its weights expect), one value per input channel.
+def registered_pretrained_cfg(entry, config: ModelConfig) -> dict | None:
+    """The ``pretrained_cfg`` that timm registered for a backbone it builds (a timm model, or a plugin's timm
+    model), read without building it; None where only the built model can tell: a plugin's own factory, a
+    checkpoint on the Hub or in a folder, a ``pretrained_cfg`` passed in ``backbone_kwargs``."""
+    import timm
+
+    name = getattr(entry.factory, "timm_name", None)
+    overridden = {"pretrained_cfg", "pretrained_cfg_overlay"} & set(config.backbone_kwargs)
+    if name is None or overridden or name.startswith(("hf-hub:", "local-dir:")):
+        return None
+    try:
+        found = timm.models.get_pretrained_cfg(name)
+    except RuntimeError:  # a pretrained tag timm does not know: the factory names it when it builds
+        return None
+    return found.to_dict() if found is not None else None
+
+
+def pretrained_normalization(pretrained_cfg: dict, in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """mean/std of a backbone's ``pretrained_cfg`` (what its weights expect), one value per input channel.
 
     A backbone without them is fed [-1, 1] (0.5, 0.5). With another channel count than the cfg's (a 1-channel
     model of an RGB backbone) every channel gets the cfg's average.
     """
-    cfg = getattr(backbone, "pretrained_cfg", None) or {}
-    mean, std = cfg.get("mean"), cfg.get("std")
+    mean, std = pretrained_cfg.get("mean"), pretrained_cfg.get("std")
     if not mean or not std:
         return (0.5,) * in_chans, (0.5,) * in_chans
     mean, std = tuple(float(v) for v in mean), tuple(float(v) for v in std)

@@ -24,6 +24,7 @@ def timm_factory(timm_name: str) -> Callable[..., nn.Module]:
         return model
 
     factory.__name__ = f"create_{timm_name}"
+    factory.timm_name = timm_name  # what it builds: its pretrained_cfg can be read without building it
     return factory
 
 

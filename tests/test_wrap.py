@@ -171,6 +171,37 @@ def test_normalization_comes_from_the_backbone_pretrained_cfg():
     assert places.mean == pytest.approx((0.485, 0.456, 0.406)) and places.std == pytest.approx((0.229, 0.224, 0.225))
 
 
+@pytest.mark.parametrize("name, in_chans, kwargs", [("resnet50", 3, {}), ("resnet18", 1, {}),
+                                                    ("convlarge", 1, {"width": 0.25}), ("efficientnet_b0", 3, {})])
+def test_the_normalisation_is_read_from_timms_registry_without_building_the_backbone(name, in_chans, kwargs,
+                                                                                        monkeypatch):
+    from hybridwrap import builder
+    from hybridwrap.config import ModelConfig
+
+    config = ModelConfig(backbone=name, num_classes=10, in_chans=in_chans, backbone_kwargs=kwargs)
+    built = builder._create_backbone(builder.get_backbone(name), config, False, None)
+    expected = builder.pretrained_normalization(built.pretrained_cfg, in_chans)
+
+    def no_build(*args, **kw):
+        raise AssertionError("built a backbone to read its normalisation")
+
+    monkeypatch.setattr(builder, "_create_backbone", no_build)
+    resolved = builder.backbone_defaults(config)
+    assert (resolved.mean, resolved.std) == expected
+
+
+def test_a_plugins_own_factory_or_a_pretrained_cfg_override_is_built_to_read_its_normalisation():
+    from hybridwrap import builder
+    from hybridwrap.config import ModelConfig
+
+    places = ModelConfig(backbone="places365_resnet50", num_classes=10)
+    assert builder.registered_pretrained_cfg(builder.get_backbone(places.backbone), places) is None
+    overlay = ModelConfig(backbone="resnet18", num_classes=10,
+                          backbone_kwargs={"pretrained_cfg_overlay": {"mean": (0.1, 0.2, 0.3)}})
+    assert builder.registered_pretrained_cfg(builder.get_backbone("resnet18"), overlay) is None
+    assert builder.backbone_defaults(overlay).mean == pytest.approx((0.1, 0.2, 0.3))
+
+
 def test_stability_head_is_trained_but_never_deployed():
     model = hybridwrap.wrap("convlarge", num_classes=10, width=0.25, stability_head=True)
     x = torch.randn(3, 3, 32, 32)
