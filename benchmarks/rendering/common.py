@@ -152,6 +152,12 @@ def paired_cell(diffs: list[float]) -> str:
     return f"{mean_std(diffs)} ({sum(d > 0 for d in diffs)}/{len(diffs)})" if diffs else "-"
 
 
+def listed(items) -> str:
+    """Items in prose: "20", "20 and 50", "20, 50 and 100"."""
+    items = [str(i) for i in items]
+    return " and ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def count(n: int, noun: str) -> str:
     """``n`` and ``noun``, plural unless one: "1 seed", "3 seeds"."""
     return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -99,9 +99,9 @@ def conclusion(runs: list[dict], tunes: list[dict] | None = None, stale: list[di
     waiting = sorted({(r["labels"], r["steps"]) for r in stale})
     extent = (f" ({measured} of {len(LABELS) * len(BUDGETS)} cells measured"
               + (f"; {common.count(len(waiting), 'cell')} at "
-                 f"{' and '.join(map(str, sorted({n for n, _ in waiting})))} labels to be run again with the choices "
+                 f"{common.listed(sorted({n for n, _ in waiting}))} labels to be run again with the choices "
                  "of their selection" if waiting else "")
-              + (f"; at {' and '.join(map(str, held))} labels with the settings held from the budget map's "
+              + (f"; at {common.listed(held)} labels with the settings held from the budget map's "
                  f"selection at {MAP_LABELS} labels, not re-chosen" if held else "") + ")")
     if found:
         return ("Full HybridNet leads classification + stability (validation, every seed ahead, beyond the spread) at "
@@ -195,10 +195,10 @@ def settings_lines(runs: list[dict], stale: list[dict], tunes: list[dict]) -> li
     held_by = sorted({r.get("selected_by") or "" for r in runs + stale if r["labels"] in held} - {""})
     text = []
     if selected:
-        text.append(f"At {' and '.join(map(str, selected))} labels the cells run the choices of that label count's "
+        text.append(f"At {common.listed(selected)} labels the cells run the choices of that label count's "
                     "selection (below), the same trials for every preset.")
     if held:
-        text.append(f"At {' and '.join(map(str, held))} labels the selection has not run for every preset yet, and "
+        text.append(f"At {common.listed(held)} labels the selection has not run for every preset yet, and "
                     "its cells run the "
                     f"settings held from the budget map's selection at {MAP_LABELS} labels"
                     + (": " + " / ".join(held_by) if held_by else "") + ".")
