@@ -315,7 +315,7 @@ def test_official_code_balance_reproduces_the_aliased_step_value_and_routing():
         a, b = a0.clone().requires_grad_(), b0.clone().requires_grad_()
         value = fn(a, b)
         value.backward()
-        grads[name] = (float(value), a.grad.clone(), b.grad.clone())
+        grads[name] = (float(value.detach()), a.grad.clone(), b.grad.clone())
     (v1, ga1, gb1), (v2, ga2, gb2) = grads["official"], grads["ours"]
     assert abs(v1 - v2) < 1e-6
     assert torch.allclose(ga1, ga2, atol=1e-7) and torch.allclose(gb1, gb2, atol=1e-7)
