@@ -122,7 +122,7 @@ def _stat(diffs: list[float]) -> dict | None:
 def summary(runs: list[dict]) -> dict | None:
     """What the library says of the study (hybridwrap.budget.reconstruction_line, OWN_DATA_PASSES): per label count
     and budget, the passes over the unlabeled pool, the paired gains of reconstruction on top of stability and whether
-    full HybridNet's pays (`pays`), the cost of each preset, and the conclusion."""
+    full HybridNet's reconstruction pays there (`pays`), the cost of each preset, and the conclusion."""
     if not runs:
         return None
     rows = [{"labels": labels, "steps": steps,
