@@ -125,12 +125,13 @@ def summary(runs: list[dict]) -> dict | None:
     full HybridNet's reconstruction pays there (`pays`), the cost of each preset, and the conclusion."""
     if not runs:
         return None
-    rows = [{"labels": labels, "steps": steps,
-             "passes": round(statistics.fmean(r["unlabeled_passes"] for r in rs), 3),
-             "full": _stat(paired(rs, "full", "classification_stability")),
-             "pays": pays(paired(rs, "full", "classification_stability")),
-             "autoencoder": _stat(paired(rs, "autoencoder_stability", "classification_stability"))}
-            for (labels, steps), rs in sorted(cells(runs).items())]
+    rows = []
+    for (labels, steps), rs in sorted(cells(runs).items()):
+        full = paired(rs, "full", "classification_stability")
+        rows.append({"labels": labels, "steps": steps,
+                     "passes": round(statistics.fmean(r["unlabeled_passes"] for r in rs), 3),
+                     "full": _stat(full), "pays": pays(full),
+                     "autoencoder": _stat(paired(rs, "autoencoder_stability", "classification_stability"))})
     return {"dataset": "mnist5k", "rows": [r for r in rows if r["full"] or r["autoencoder"]],
             "cost": {p: round(v, 2) for p, v in cost_ratios(runs).items()}, "conclusion": conclusion(runs)}
 
