@@ -157,8 +157,22 @@ def test_the_first_command_ends_with_where_the_gain_comes_from_its_time_and_the_
 def test_every_candidate_changes_cost_and_never_the_method(name):
     steps, overrides = first_command.CANDIDATES[name]
     touched = {o.split("=", 1)[0] for o in overrides}
-    assert touched <= {"data.image_size", "model.input_size", "model.backbone_kwargs", "data.unlabeled_batch_size"}
+    assert touched <= {"data.image_size", "model.input_size", "model.backbone_kwargs", "data.unlabeled_batch_size",
+                       "data.num_labels"}
     assert steps >= 1
+
+
+def test_the_few_label_candidate_makes_the_passes_from_which_the_study_found_reconstruction_paying():
+    """The 20-label candidate measures what the command costs where reconstruction paid: the same label count and
+    the same passes over the unlabeled pool as the study's paying row."""
+    few = {name: c for name, c in first_command.CANDIDATES.items() if any(o.startswith("data.num_labels=") for o in c[1])}
+    assert len(few) == 1
+    (steps, overrides), = few.values()
+    cfg = load_config(REPO / first_command.BASE, overrides)
+    pool = 4000 - cfg.data.val_size - cfg.data.num_labels  # mnist5k: 4,000 training images
+    pays = budget.RECONSTRUCTION_PAYS
+    assert cfg.data.num_labels == pays["labels"]
+    assert steps * cfg.data.unlabeled_batch_size / pool == pytest.approx(pays["passes"], abs=0.05)
 
 
 def test_the_frontier_refuses_a_tag_that_does_not_match_the_cpu(tmp_path):

@@ -70,8 +70,8 @@ def frontier_lines(out_dir: Path | None = None) -> list[str]:
     chosen, why = fm.choose(records)
     lines = ["## The first command: its frontier", "",
              "`benchmarks/first_command.py`: `hybridwrap train --baseline --config configs/mnist5k.yaml` with the "
-             "overrides of each candidate (real MNIST, 100 labels; each override cuts the work of a step or of a run, "
-             "none changes a loss or a λ), 3 seeds of HybridNet (`full`) and of its labeled-only baseline, both "
+             "overrides of each candidate (real MNIST, 100 labels unless a candidate sets `data.num_labels`; each "
+             "override cuts the work of a step or of a run or sets the label count, none changes a loss or a λ), 3 seeds of HybridNet (`full`) and of its labeled-only baseline, both "
              "students scored on the 500 validation images held out of the training set (the test split is never "
              "loaded), the whole command timed as a process. Paired: full − classification per seed, mean ± std "
              "(seeds ahead).", ""]
