@@ -211,6 +211,20 @@ def test_the_study_leaves_out_runs_of_other_settings_than_the_choice_and_names_t
     assert "it is ahead in every seed but within the spread at 20 labels, 2000 steps;" in text
 
 
+def test_the_study_concludes_without_so_far_only_once_every_cell_has_every_seed_with_its_choice():
+    from rendering import labels_study
+
+    tunes = [{"labels": n, "preset": p, "best": {}} for n in labels_study.LABELS for p in labels_study.PRESETS]
+    runs = [{"preset": p, "labels": n, "steps": steps, "seed": s, "val_acc": 90.0 + (p == "full"), "seconds": 1.0}
+            for n in labels_study.LABELS for steps in labels_study.BUDGETS for s in range(labels_study.SEEDS)
+            for p in ("full", "classification_stability")]
+    assert labels_study.complete(runs, tunes, [])
+    assert "(9 of 9 cells measured)" in labels_study.conclusion(runs, tunes, [])
+    assert not labels_study.complete(runs[:-1], tunes, [])  # one seed missing in one cell
+    assert not labels_study.complete(runs, tunes, runs[:1])  # one run to be made again with its choice
+    assert not labels_study.complete(runs, tunes[:-1], [])  # one label count's settings held, not chosen
+
+
 def test_the_study_selection_renders_each_preset_at_its_best_with_its_trials():
     from rendering import labels_study
 

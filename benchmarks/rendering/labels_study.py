@@ -83,6 +83,23 @@ def cost_ratios(runs: list[dict]) -> dict[str, float]:
     return {p: statistics.median(v) for p, v in ratios.items() if v}
 
 
+def coverage(runs: list[dict], tunes: list[dict], stale: list[dict]) -> tuple[int, list, list]:
+    """How much of the study stands: the cells measured with every seed (full and classification + stability), the
+    (labels, steps) cells to be run again with their selection's choice, and the label counts whose settings were
+    held from the budget map's selection rather than chosen."""
+    gains = [paired(rs, "full", "classification_stability") for rs in cells(runs).values()]
+    measured = sum(1 for d in gains if len(d) == SEEDS)
+    waiting = sorted({(r["labels"], r["steps"]) for r in stale})
+    held = sorted({r["labels"] for r in runs} - set(selected_labels(tunes)))
+    return measured, waiting, held
+
+
+def complete(runs: list[dict], tunes: list[dict], stale: list[dict]) -> bool:
+    """Every cell measured with every seed, each with its own selection's choices."""
+    measured, waiting, held = coverage(runs, tunes, stale)
+    return measured == len(LABELS) * len(BUDGETS) and not waiting and not held
+
+
 def conclusion(runs: list[dict], tunes: list[dict] | None = None, stale: list[dict] | None = None) -> str:
     """One sentence: where the study found reconstruction paying on top of stability, or that it found none, with
     how much of the study stands behind it (``runs``: the runs that count; ``stale``: those to be made again with
@@ -94,9 +111,7 @@ def conclusion(runs: list[dict], tunes: list[dict] | None = None, stale: list[di
     within = [f"{labels} labels, {steps} steps" for (labels, steps), d in gains.items()
               if ahead_in_every_seed(d) and not pays(d)]
     near = f"; it is ahead in every seed but within the spread at {'; '.join(within)}" if within else ""
-    measured = sum(1 for d in gains.values() if len(d) == SEEDS)
-    held = sorted({r["labels"] for r in runs} - set(selected_labels(tunes)))
-    waiting = sorted({(r["labels"], r["steps"]) for r in stale})
+    measured, waiting, held = coverage(runs, tunes, stale)
     extent = (f" ({measured} of {len(LABELS) * len(BUDGETS)} cells measured"
               + (f"; {common.count(len(waiting), 'cell')} at "
                  f"{common.listed(sorted({n for n, _ in waiting}))} labels to be run again with the choices "
@@ -106,10 +121,9 @@ def conclusion(runs: list[dict], tunes: list[dict] | None = None, stale: list[di
     if found:
         return ("Full HybridNet leads classification + stability (validation, every seed ahead, beyond the spread) at "
                 f"{'; '.join(found)}{extent}{near}; elsewhere the gain over the labeled-only baseline is Mean Teacher's.")
-    complete = measured == len(LABELS) * len(BUDGETS) and not waiting and not held
-    return (f"{'None measured at CPU scale' if complete else 'None found yet'}{extent}: full HybridNet does not "
-            f"lead classification + stability beyond the spread{near}; the gain over the labeled-only baseline measured "
-            "here is Mean Teacher's.")
+    return (f"{'None measured at CPU scale' if complete(runs, tunes, stale) else 'None found yet'}{extent}: full "
+            f"HybridNet does not lead classification + stability beyond the spread{near}; the gain over the "
+            "labeled-only baseline measured here is Mean Teacher's.")
 
 
 def _stat(diffs: list[float]) -> dict | None:
@@ -247,7 +261,8 @@ def study_lines(results: Path) -> list[str]:
     lines += settings_lines(runs, stale, tunes)
     if tunes:
         lines += selection_lines(tunes)
-    lines += [f"**Conclusion so far:** {conclusion(runs, tunes, stale)}", ""]
+    heading = "Conclusion" if complete(runs, tunes, stale) else "Conclusion so far"
+    lines += [f"**{heading}:** {conclusion(runs, tunes, stale)}", ""]
     if study_plot(runs, results / FIGURE):
         lines += [f"![paired gains of reconstruction on top of stability]({results.name}/{FIGURE.as_posix()})", ""]
     return lines
