@@ -82,6 +82,19 @@ def test_the_measured_first_command_holds_what_the_readme_says():
     assert ("gain over its baseline is not established" in readme) == (not ahead)
 
 
+def test_the_readme_says_what_the_first_command_costs_where_reconstruction_paid_only_when_over_its_limit():
+    def few(minutes):
+        r = _record("16px-few", minutes, [8.0, 9.0, 10.0])
+        return dict(r, steps=2000, overrides=["data.num_labels=20"])
+
+    cheap = dict(_record("cheap", 1.0, [1, 2, 3]), steps=1000, overrides=[])
+    over = render.few_label_lines([few(first_command.MINUTES + 3.5), cheap])
+    assert "with 20 labels from 2000 steps" in over[1] and f"took {first_command.MINUTES + 3.5:.1f} minutes" in over[1]
+    assert "+9.00 ± 1.00 (3/3)" in over[1] and "so it runs 100 labels" in over[1]
+    assert render.few_label_lines([few(first_command.MINUTES - 0.5)]) == []  # within the limit: the choice decides
+    assert render.few_label_lines([cheap]) == []
+
+
 def test_the_library_reads_what_the_committed_budget_map_renders():
     """hybridwrap/budget_map.json is written by render_results.py from the committed JSON, never by hand: the map's
     crossovers and gain sources, and the labels x budget study's summary."""
