@@ -73,10 +73,10 @@ def frontier_lines(out_dir: Path | None = None) -> list[str]:
     lines = ["## The first command: its frontier", "",
              "`benchmarks/first_command.py`: `hybridwrap train --baseline --config configs/mnist5k.yaml` with the "
              "overrides of each candidate (real MNIST, 100 labels unless a candidate sets `data.num_labels`; each "
-             "override cuts the work of a step or of a run or sets the label count, none changes a loss or a λ), 3 seeds of HybridNet (`full`) and of its labeled-only baseline, both "
-             "students scored on the 500 validation images held out of the training set (the test split is never "
-             "loaded), the whole command timed as a process. Paired: full − classification per seed, mean ± std "
-             "(seeds ahead).", ""]
+             "override cuts the work of a step or of a run or sets the label count, none changes a loss or a λ), 3 "
+             "seeds of HybridNet (`full`) and of its labeled-only baseline, both students scored on the 500 "
+             "validation images held out of the training set (the test split is never loaded), the whole command "
+             "timed as a process. Paired: full − classification per seed, mean ± std (seeds ahead).", ""]
     for tag in ("avx2", "native"):
         rs = sorted((r for r in records if r["tag"] == tag), key=lambda r: r["minutes"])
         if not rs:
@@ -153,8 +153,8 @@ def few_label_lines(records: list[dict]) -> list[str]:
     """Why the first command is not where the labels x budget study found reconstruction paying: what the frontier
     measured the command costing at that label count and those passes, against the minutes it is held to."""
     fm = _frontier()
-    few = sorted((r for r in records if r["tag"] == "avx2" and any(o.startswith("data.num_labels=")
-                                                                   for o in r["overrides"])), key=lambda r: r["minutes"])
+    few = sorted((r for r in records if r["tag"] == "avx2"
+                  and any(o.startswith("data.num_labels=") for o in r["overrides"])), key=lambda r: r["minutes"])
     if not few or few[0]["minutes"] <= fm.MINUTES:
         return []
     r = few[0]
