@@ -7,9 +7,9 @@
 
 Each candidate is `hybridwrap train --baseline --config configs/mnist5k.yaml` with a few overrides that cut the
 work of a step or of a run (image size, width, unlabeled batch, steps) and nothing of the method. One candidate also
-takes 20 labels instead of 100 (``data.num_labels``) at 46 passes over the unlabeled pool: the regime where the labels
-x budget study found reconstruction paying on top of Mean Teacher with the fewest passes; it measures what the command
-costs there. Each is 3 seeds of
+takes 20 labels instead of 100 (``data.num_labels``) with the study's steps and unlabeled batch, so the same passes
+over the unlabeled pool: the regime where the labels x budget study found reconstruction paying on top of Mean Teacher
+with the fewest passes (``hybridwrap.budget.RECONSTRUCTION_PAYS``); it measures what the command costs there. Each is 3 seeds of
 HybridNet (``full``) and 3 of its labeled-only baseline, seed k on labeled subset k, the baseline with its own
 tuned settings (``baseline_overrides``), both students scored on the 500 validation images held out of the
 training set. The test split is never loaded here (``evaluate_test=false``). The command runs as a user runs it,
