@@ -1,5 +1,8 @@
 """Several runs of one command at once (hybridwrap.train.concurrent): the plan, exact results, failures."""
 
+import time
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -8,7 +11,8 @@ from conftest import write_config
 from hybridwrap.config import load_config
 from hybridwrap.errors import ConfigError, DataError
 from hybridwrap.train import seed_configs, train, train_with_baseline
-from hybridwrap.train.concurrent import plan
+from hybridwrap.train.concurrent import Plan, plan, queue_order, train_concurrently
+from hybridwrap.train.seeds import baseline_config
 
 
 def _cfg(tmp_path, **changes):
@@ -60,6 +64,33 @@ def test_a_seed_gives_the_same_numbers_alone_or_beside_another(tmp_path):
     together, single = _weights(tmp_path / "run" / "seed-1"), _weights(tmp_path / "alone")
     assert together.keys() == single.keys()
     assert all(torch.equal(together[k], single[k]) for k in together)
+
+
+def _late_config_then_done(cfg, resume=False, report=None):
+    """A stand-in for `train` (a worker imports it by name): run 0 writes its config two seconds in, as a run does
+    once its data has resolved it; the baseline says whether run 0's config was there when it began."""
+    run_dir = Path(cfg.output_dir)
+    if cfg.preset == "classification":
+        return {"saw_the_commands_config": (run_dir.parent / "train_config.json").is_file()}
+    time.sleep(2.0)
+    run_dir.mkdir(parents=True)
+    (run_dir / "train_config.json").write_text("{}")
+    return {}
+
+
+class _Clock:
+    def begin(self, i, at): pass
+    def paced(self, i, pace): pass
+    def end(self, i, at): pass
+
+
+def test_no_run_starts_before_the_commands_own_run_has_written_its_config(tmp_path):
+    """A command killed at any moment leaves a directory whose ``--resume`` knows the command: its own run's config
+    exists before any other run of it (here the baseline, quicker to start) writes a file."""
+    cfg = _cfg(tmp_path, compare_baseline=True)
+    runs = seed_configs(cfg) + seed_configs(baseline_config(cfg))
+    results = train_concurrently(_late_config_then_done, runs, queue_order(runs), Plan(2, 1, "test"), _Clock())
+    assert results == [{}, {"saw_the_commands_config": True}]
 
 
 def test_a_data_mistake_is_found_before_any_worker_starts(tmp_path):

@@ -70,6 +70,14 @@ def test_the_first_run_of_each_kind_starts_first_then_the_costliest(tmp_path):
     assert queue_order(runs) == [0, 3, 1, 2, 4, 5]
 
 
+def test_the_commands_own_run_starts_first_even_where_its_baseline_costs_more(tmp_path):
+    """``--resume`` of the command reads run 0's config: no other run may be ahead of it."""
+    cfg = load_config(write_config(tmp_path / "c.yaml", seeds=2, baseline_overrides=["max_steps=1000"]),
+                      [f"output_dir={tmp_path / 'run'}", "preset=table2_a"])
+    runs = seed_configs(cfg) + seed_configs(baseline_config(cfg))
+    assert queue_order(runs)[0] == 0
+
+
 def test_a_run_reports_its_estimate_once_with_what_it_has_left(tmp_path, monkeypatch):
     from hybridwrap.train import estimate, train
 

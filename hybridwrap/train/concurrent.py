@@ -20,6 +20,7 @@ import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -147,8 +148,9 @@ def run_tag(cfg: TrainConfig) -> str:
 
 
 def queue_order(configs: list[TrainConfig]) -> list[int]:
-    """The order in which runs start: the first run of each kind (`estimate.run_kind`) first, so that the command's
-    estimate comes early, then the costliest first, so that the last to finish is a short one."""
+    """The order in which runs start: run 0 (the command's own, whose config ``--resume`` reads) first, then the
+    first run of each other kind (`estimate.run_kind`), so that the command's estimate comes early, then the
+    costliest first, so that the last to finish is a short one."""
     def images(i: int) -> int:  # what a run processes: a labeled-only run never reads the unlabeled batch
         c, preset = configs[i], PRESETS[configs[i].preset]
         unlabeled = preset.stability or preset.reconstruction
@@ -156,7 +158,12 @@ def queue_order(configs: list[TrainConfig]) -> list[int]:
 
     firsts = list({run_kind(c): i for i, c in reversed(list(enumerate(configs)))}.values())[::-1]
     rest = sorted((i for i in range(len(configs)) if i not in firsts), key=images, reverse=True)
-    return sorted(firsts, key=images, reverse=True) + rest
+    return [0] + sorted(firsts[1:], key=images, reverse=True) + rest
+
+
+def has_recorded(cfg: TrainConfig) -> bool:
+    """Whether the run of ``cfg`` has written its config (``train_config.json``, once its data resolved it)."""
+    return (Path(cfg.output_dir) / "train_config.json").is_file()
 
 
 def train_concurrently(train, configs: list[TrainConfig], order: list[int], plan_: Plan, clock,
@@ -165,22 +172,30 @@ def train_concurrently(train, configs: list[TrainConfig], order: list[int], plan
     ``configs``, in ``order``, in ``plan_.processes`` worker processes; return their results in the order of
     ``configs``. ``clock`` (an `estimate.CommandClock`) hears when each run begins, measures its pace and ends.
     A failed run stops the others (each keeps its last checkpoint, so ``--resume`` continues) and its error is
-    raised here; so is Ctrl-C."""
+    raised here; so is Ctrl-C. The others wait until ``order[0]`` has written its config: a command killed at any
+    moment after that leaves a run directory whose ``--resume`` knows the command."""
     context = multiprocessing.get_context("spawn")  # never fork a process whose torch threads are running
     stopped, messages = context.Event(), context.Queue()
     pool = ProcessPoolExecutor(plan_.processes, mp_context=context, initializer=_start_worker,
                                initargs=(plan_.threads, log_level, stopped, os.getpid(), messages))
-    futures = {}
+    futures, waiting = {}, list(order[1:])
+
+    def submit(i: int):
+        future = pool.submit(_train_one, train, configs[i], resume, run_tag(configs[i]), i)
+        futures[future] = i
+        return future
+
     try:
-        for i in order:
-            futures[pool.submit(_train_one, train, configs[i], resume, run_tag(configs[i]), i)] = i
-        pending = set(futures)
+        pending = {submit(order[0])}
         while pending:
             done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
             failed = [f for f in done if f.exception() is not None]
             if failed:  # its error alone: an estimate of a command that stops now would mislead
                 _stop(futures, stopped)
                 raise failed[0].exception()
+            if waiting and (done or has_recorded(configs[order[0]])):
+                pending |= {submit(i) for i in waiting}
+                waiting.clear()
             _hear(messages, clock)
             for future in done:
                 clock.end(futures[future], time.time())
