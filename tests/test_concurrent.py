@@ -93,6 +93,24 @@ def test_no_run_starts_before_the_commands_own_run_has_written_its_config(tmp_pa
     assert results == [{}, {"saw_the_commands_config": True}]
 
 
+def _fails_before_its_config(cfg, resume=False, report=None):
+    """A stand-in for `train`: run 0 fails before writing its config; any other run that begins leaves a file."""
+    run_dir = Path(cfg.output_dir)
+    if cfg.preset != "classification":
+        raise ConfigError("run 0 failed before its config")
+    run_dir.mkdir(parents=True)
+    (run_dir / "began").write_text("")
+    return {}
+
+
+def test_when_the_commands_own_run_fails_before_its_config_no_other_run_starts(tmp_path):
+    cfg = _cfg(tmp_path, compare_baseline=True)
+    runs = seed_configs(cfg) + seed_configs(baseline_config(cfg))
+    with pytest.raises(ConfigError, match="run 0 failed before its config"):
+        train_concurrently(_fails_before_its_config, runs, queue_order(runs), Plan(2, 1, "test"), _Clock())
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_data_mistake_is_found_before_any_worker_starts(tmp_path):
     cfg = _cfg(tmp_path, seeds=2, run_processes=2, data={"num_labels": 5000})
     with pytest.raises(DataError, match="num_labels"):

@@ -28,6 +28,7 @@ from .. import logs
 from ..config import TrainConfig, replaced
 from ..errors import ConfigError
 from ..presets import PRESETS
+from ..registry import discover_plugins
 from .estimate import run_kind
 
 
@@ -80,6 +81,7 @@ _training = False  # in a worker: whether a run is under way (a stop between run
 _interrupted = False  # in a worker: whether its run was told to stop already
 _stopped = None  # in a worker: the command's stop event (a run queued before the stop must not start after it)
 _messages = None  # in a worker: where its runs' starts and time estimates go, for the command's estimate
+_recorded = None  # in a worker: set once the command's own run has written its config (the others start then)
 
 
 def _interrupt_once(signum, frame) -> None:
@@ -113,19 +115,22 @@ def _die_with_the_command(command: int) -> None:
     threading.Thread(target=watch, name="hybridwrap-command-watch", daemon=True).start()
 
 
-def _start_worker(threads: int, log_level: str | None, stopped, command: int, messages) -> None:
-    global _stopped, _messages
+def _start_worker(threads: int, log_level: str | None, stopped, recorded, command: int, messages) -> None:
+    global _stopped, _recorded, _messages
     _die_with_the_command(command)
-    _stopped, _messages = stopped, messages
+    _stopped, _recorded, _messages = stopped, recorded, messages
     torch.set_num_threads(threads)
+    discover_plugins()  # timm and the backbones load beside run 0's start, not after it in a run that waited
     signal.signal(signal.SIGINT, _interrupt_once)
     signal.signal(signal.SIGTERM, _interrupt_once)
     if log_level is not None:
         logs.attach_console(log_level)
 
 
-def _train_one(train, cfg: TrainConfig, resume: bool, tag: str, index: int) -> dict:
+def _train_one(train, cfg: TrainConfig, resume: bool, tag: str, index: int, first: bool) -> dict:
     global _training
+    if not first:
+        _recorded.wait()  # set by the command, or by its stop
     if _stopped.is_set():
         raise KeyboardInterrupt  # the command stopped while this run waited its turn: it never starts
     logs.prefix_console(f"[{tag}] ")  # lines of runs side by side say whose they are
@@ -172,30 +177,26 @@ def train_concurrently(train, configs: list[TrainConfig], order: list[int], plan
     ``configs``, in ``order``, in ``plan_.processes`` worker processes; return their results in the order of
     ``configs``. ``clock`` (an `estimate.CommandClock`) hears when each run begins, measures its pace and ends.
     A failed run stops the others (each keeps its last checkpoint, so ``--resume`` continues) and its error is
-    raised here; so is Ctrl-C. The others wait until ``order[0]`` has written its config: a command killed at any
-    moment after that leaves a run directory whose ``--resume`` knows the command."""
+    raised here; so is Ctrl-C. The other runs start once ``order[0]`` has written its config (their workers start
+    beside it): a command killed at any moment after that leaves a run directory whose ``--resume`` knows the
+    command."""
     context = multiprocessing.get_context("spawn")  # never fork a process whose torch threads are running
-    stopped, messages = context.Event(), context.Queue()
+    stopped, recorded, messages = context.Event(), context.Event(), context.Queue()
     pool = ProcessPoolExecutor(plan_.processes, mp_context=context, initializer=_start_worker,
-                               initargs=(plan_.threads, log_level, stopped, os.getpid(), messages))
-    futures, waiting = {}, list(order[1:])
-
-    def submit(i: int):
-        future = pool.submit(_train_one, train, configs[i], resume, run_tag(configs[i]), i)
-        futures[future] = i
-        return future
-
+                               initargs=(plan_.threads, log_level, stopped, recorded, os.getpid(), messages))
+    futures = {}
     try:
-        pending = {submit(order[0])}
+        for i in order:
+            futures[pool.submit(_train_one, train, configs[i], resume, run_tag(configs[i]), i, i == order[0])] = i
+        pending = set(futures)
         while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+            done, pending = wait(pending, timeout=0.5 if recorded.is_set() else 0.05, return_when=FIRST_EXCEPTION)
             failed = [f for f in done if f.exception() is not None]
             if failed:  # its error alone: an estimate of a command that stops now would mislead
-                _stop(futures, stopped)
+                _stop(futures, stopped, recorded)
                 raise failed[0].exception()
-            if waiting and (done or has_recorded(configs[order[0]])):
-                pending |= {submit(i) for i in waiting}
-                waiting.clear()
+            if not recorded.is_set() and (done or has_recorded(configs[order[0]])):
+                recorded.set()
             _hear(messages, clock)
             for future in done:
                 clock.end(futures[future], time.time())
@@ -204,7 +205,7 @@ def train_concurrently(train, configs: list[TrainConfig], order: list[int], plan
             results[i] = future.result()
         return results
     except KeyboardInterrupt:
-        _stop(futures, stopped)
+        _stop(futures, stopped, recorded)
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -223,10 +224,11 @@ def _hear(messages, clock) -> None:
             clock.paced(index, value)
 
 
-def _stop(futures, stopped) -> None:
+def _stop(futures, stopped, recorded) -> None:
     """Stop every worker as Ctrl-C would (a terminal's Ctrl-C reached them already; a signal to this process alone
     or a failed run did not): each run keeps its last checkpoint, and queued runs never start."""
     stopped.set()
+    recorded.set()  # the runs waiting for it see the stop and never start
     for future in futures:
         future.cancel()
     for child in multiprocessing.active_children():
