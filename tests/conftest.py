@@ -169,7 +169,7 @@ def hub():
 # processes (the CLI as a user runs it, `accelerate launch`, kill and Ctrl-C, runs side by side) or builds the site:
 # the rule reads the test's own source, so a new test of that kind is marked without anyone remembering to.
 SLOW_SOURCE = re.compile(r"subprocess\.(run|Popen)|\b_train\(|\b_run\(|_run_cli\(\[\"launch\"|train_with_baseline\(|"
-                         r"mkdocs|killpg|\bcli\(")
+                         r"train_concurrently\(|mkdocs|killpg|\bcli\(")
 
 
 @pytest.fixture(autouse=True, scope="session")
