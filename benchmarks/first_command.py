@@ -9,9 +9,9 @@ Each candidate is `hybridwrap train --baseline --config configs/mnist5k.yaml` wi
 work of a step or of a run (image size, width, unlabeled batch, steps) and nothing of the method. One candidate also
 takes 20 labels instead of 100 (``data.num_labels``) with the study's steps and unlabeled batch, so the same passes
 over the unlabeled pool: the regime where the labels x budget study found reconstruction paying on top of Mean Teacher
-with the fewest passes (``hybridwrap.budget.RECONSTRUCTION_PAYS``); it measures what the command costs there. Each is 3 seeds of
-HybridNet (``full``) and 3 of its labeled-only baseline, seed k on labeled subset k, the baseline with its own
-tuned settings (``baseline_overrides``), both students scored on the 500 validation images held out of the
+with the fewest passes (``hybridwrap.budget.RECONSTRUCTION_PAYS``); it measures what the command costs there. Each is
+3 seeds of HybridNet (``full``) and 3 of its labeled-only baseline, seed k on labeled subset k, the baseline with its
+own tuned settings (``baseline_overrides``), both students scored on the 500 validation images held out of the
 training set. The test split is never loaded here (``evaluate_test=false``). The command runs as a user runs it,
 in its own process, timed from start to exit (imports, data, set-up, evaluations and checkpoints included), with
 the concurrency the hardware gives it (``run_processes``: 0); the JSON records that plan, the thread count and
