@@ -30,6 +30,7 @@ from ..errors import ConfigError
 from ..presets import PRESETS
 from ..registry import discover_plugins
 from .estimate import run_kind
+from .rundir import has_config
 
 
 @dataclass(frozen=True)
@@ -166,11 +167,6 @@ def queue_order(configs: list[TrainConfig]) -> list[int]:
     return [0] + sorted(firsts[1:], key=images, reverse=True) + rest
 
 
-def has_recorded(cfg: TrainConfig) -> bool:
-    """Whether the run of ``cfg`` has written its config (``train_config.json``, once its data resolved it)."""
-    return (Path(cfg.output_dir) / "train_config.json").is_file()
-
-
 def train_concurrently(train, configs: list[TrainConfig], order: list[int], plan_: Plan, clock,
                        resume: bool = False, log_level: str | None = None) -> list[dict]:
     """Run ``train(cfg, resume=resume, report=...)`` (a module-level function: workers import it by name) for each of
@@ -195,7 +191,7 @@ def train_concurrently(train, configs: list[TrainConfig], order: list[int], plan
             if failed:  # its error alone: an estimate of a command that stops now would mislead
                 _stop(futures, stopped, recorded)
                 raise failed[0].exception()
-            if not recorded.is_set() and (done or has_recorded(configs[order[0]])):
+            if not recorded.is_set() and (done or has_config(Path(configs[order[0]].output_dir))):
                 recorded.set()
             _hear(messages, clock)
             for future in done:

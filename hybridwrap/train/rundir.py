@@ -168,5 +168,10 @@ def keep_metrics_until(metrics_path: Path, step: int) -> set[tuple[int, str]]:
     return {(entry["step"], entry["split"]) for _, entry in kept}
 
 
+def has_config(run_dir: Path) -> bool:
+    """Whether the run in ``run_dir`` has written its config (`write_train_config`, once its data resolved it)."""
+    return (run_dir / "train_config.json").is_file()
+
+
 def write_train_config(run_dir: Path, cfg: TrainConfig) -> None:
     atomic_write_text(run_dir / "train_config.json", json.dumps(to_dict(cfg), indent=2, default=list))
