@@ -21,9 +21,10 @@ from .network import hub_endpoint, hub_reachable
 from .registry import get_backbone
 
 
-def _check_backbone_kwargs(config: ModelConfig) -> None:
+def check_backbone_kwargs(config: ModelConfig) -> None:
     """A kwarg without a value is refused: timm's builder drops None-valued kwargs, so ``{width:0.25}`` (YAML's key
-    "width:0.25" with no value) would silently build the full-width network."""
+    "width:0.25" with no value) would silently build the full-width network. A run's config is checked before any
+    of its runs starts (`train.checks.validate`), and every build checks again."""
     empty = [k for k, v in config.backbone_kwargs.items() if v is None]
     if not empty:
         return
@@ -35,7 +36,7 @@ def _check_backbone_kwargs(config: ModelConfig) -> None:
 
 
 def _create_backbone(entry, config: ModelConfig, pretrained: bool, checkpoint_path: str | None) -> nn.Module:
-    _check_backbone_kwargs(config)
+    check_backbone_kwargs(config)
     kwargs = dict(config.backbone_kwargs)
     kwargs.update(pretrained=pretrained, num_classes=config.num_classes, in_chans=config.in_chans)
     if checkpoint_path:

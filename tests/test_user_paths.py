@@ -161,6 +161,17 @@ def test_a_backbone_kwarg_without_a_value_is_a_config_error(kwargs, fix, tmp_pat
     assert not (tmp_path / "run").exists()
 
 
+def test_a_backbone_kwarg_without_a_value_is_refused_before_any_run_starts(tiny_config):
+    from hybridwrap.config import load_config
+    from hybridwrap.errors import ConfigError
+    from hybridwrap.train.checks import validate
+
+    cfg = load_config(tiny_config(), ["model.backbone_kwargs={width:0.25}"])
+    with pytest.raises(ConfigError, match="'width:0.25' of convlarge has no value"):
+        validate(cfg, 1)
+    validate(load_config(tiny_config(), ["model.backbone_kwargs={width: 0.25}"]), 1)
+
+
 @pytest.mark.parametrize("backbone", ["convlarge", "shakeshake26_2x96d", "places365_resnet50"])
 def test_first_party_plugins_refuse_a_kwarg_they_do_not_take(backbone):
     from hybridwrap.config import ModelConfig

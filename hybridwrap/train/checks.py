@@ -8,6 +8,7 @@ import dataclasses
 import torch
 
 from .. import logs, resolution
+from ..builder import check_backbone_kwargs
 from ..config import TrainConfig
 from ..data import augment as aug
 from ..data import load_data
@@ -67,6 +68,7 @@ def validate(cfg: TrainConfig, world: int, accelerator: bool | None = None) -> N
     """``accelerator``: whether the processes run on GPUs (default: whether torch sees CUDA)."""
     d = cfg.data
     get_backbone(cfg.model.backbone)  # an unknown name stops here, with its closest names, before any run starts
+    check_backbone_kwargs(cfg.model)
     if cfg.model.sync_bn:
         on_gpu = torch.cuda.is_available() if accelerator is None else accelerator
         if not on_gpu or world < 2:
