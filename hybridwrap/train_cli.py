@@ -116,7 +116,8 @@ def refuse_other_run(saved: TrainConfig, args, run_dir: Path) -> None:
 def one_run_of_several(saved: TrainConfig, run_dir: Path) -> bool:
     """Whether ``run_dir`` is one run of a several-run command (RUN/seed-K, RUN/baseline, RUN/baseline/seed-K)
     rather than the command's own directory."""
-    if not (run_dir / "train_config.json").is_file():
+    from .train.rundir import has_config
+    if not has_config(run_dir):
         return False  # the directory of a several-seed command holds its runs, not a config of its own
     return saved.seeds > 1 or (saved.compare_baseline and saved.preset == "classification" and run_dir.name == "baseline")
 
